@@ -1,0 +1,116 @@
+"""Shared HTTP plumbing for the simulator's routes: tokens, error bodies, request notes.
+
+Route modules (graph.py, exchange.py, consent.py, onprem.py) each expose
+`routes(state) -> list[starlette.routing.BaseRoute]`; app.py mounts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from m365archive.sim.state import TenantState
+
+# Token audiences per cloud (resource URIs as Entra issues them).
+AUDIENCES: dict[str, dict[str, str]] = {
+    "global": {
+        "graph": "https://graph.microsoft.com",
+        "exchange": "https://outlook.office365.com",
+        "compliance": "https://ps.compliance.protection.outlook.com",
+    },
+    "gcc": {
+        "graph": "https://graph.microsoft.com",
+        "exchange": "https://outlook.office365.com",
+        "compliance": "https://ps.compliance.protection.outlook.com",
+    },
+    "gcc-high": {
+        "graph": "https://graph.microsoft.us",
+        "exchange": "https://outlook.office365.us",
+        "compliance": "https://ps.compliance.protection.office365.us",
+    },
+    "dod": {
+        "graph": "https://dod-graph.microsoft.us",
+        "exchange": "https://webmail.apps.mil",
+        "compliance": "https://l5.ps.compliance.protection.office365.us",
+    },
+    "china": {
+        "graph": "https://microsoftgraph.chinacloudapi.cn",
+        "exchange": "https://partner.outlook.cn",
+        "compliance": "https://ps.compliance.protection.partner.outlook.cn",
+    },
+}
+
+
+def decode_unsigned_jwt(token: str) -> dict[str, Any] | None:
+    """Claims of an `alg: none` JWT, or None when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != "none" or not isinstance(claims, dict):
+        return None
+    return claims
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def check_bearer(request: Request, state: TenantState, service: str) -> tuple[int, str] | None:
+    """None when the request carries a token for `service` in this tenant, else (status, reason)."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return 401, "Access token is empty."
+    claims = decode_unsigned_jwt(header[7:].strip())
+    if claims is None:
+        return 401, "Access token validation failure. Invalid audience."
+    expected = AUDIENCES.get(state.cloud, AUDIENCES["global"])[service].rstrip("/")
+    if str(claims.get("aud", "")).rstrip("/") != expected:
+        return 401, "Access token validation failure. Invalid audience."
+    if str(claims.get("tid", "")).lower() != state.tenant_id.lower():
+        return 401, "Access token validation failure. The token is for another tenant."
+    return None
+
+
+def request_id(request: Request) -> str:
+    """The id the simulator answers under (also sent as the request-id header)."""
+    rid: str | None = getattr(request.state, "request_id", None)
+    if rid is None:
+        rid = str(uuid.uuid4())
+        request.state.request_id = rid
+    return rid
+
+
+def note(request: Request, **fields: Any) -> None:
+    """Add fields to this request's line in the request log (e.g. cmdlet=..., parameters=...)."""
+    notes: dict[str, Any] = request.scope.setdefault("state", {}).setdefault("log_notes", {})
+    notes.update(fields)
+
+
+def graph_error(
+    request: Request, state: TenantState, status: int, code: str, message: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error in Graph's shape: error.code, error.message, error.innerError."""
+    rid = request_id(request)
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": state.clock.now().strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": rid,
+                "client-request-id": request.headers.get("client-request-id", rid),
+            },
+        }
+    }
+    return JSONResponse(body, status_code=status, headers={"request-id": rid, **(headers or {})})

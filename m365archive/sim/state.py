@@ -1,0 +1,407 @@
+"""The simulated tenant's state: directory, Exchange Online, compliance, on-premises.
+
+One `TenantState` per simulated tenant. Every route handler reads and writes it under
+`state.lock`. Times are read from `state.clock`, which runs `time_scale` times faster than
+wall time, so a 120 s provisioning delay takes 0.12 s in tests with `time_scale = 0.001`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
+EXCHANGE_S_STANDARD = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
+EXCHANGE_ADMIN_ROLE_TEMPLATE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+CONNECTOR_APP_ID = "8dfbc50b-2111-4d03-9b4d-dd0d00aae7a2"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+
+# Well-known SKUs and the service plans they carry (ids are Microsoft's).
+KNOWN_SKUS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "EXCHANGEENTERPRISE": (
+        "19ec0d23-8335-4cbd-94ac-6050e30712fa",
+        [(EXCHANGE_S_ENTERPRISE, "EXCHANGE_S_ENTERPRISE")],
+    ),
+    "EXCHANGESTANDARD": (
+        "4b9405b0-7788-4568-add1-99614e613b69",
+        [(EXCHANGE_S_STANDARD, "EXCHANGE_S_STANDARD")],
+    ),
+    "ENTERPRISEPREMIUM": (
+        "c7df2760-2c81-4ef7-b578-5b5392b571df",
+        [
+            (EXCHANGE_S_ENTERPRISE, "EXCHANGE_S_ENTERPRISE"),
+            ("57ff2da0-773e-42df-b2af-ffb7a2317929", "TEAMS1"),
+        ],
+    ),
+    "SPE_E5": (
+        "06ebc4ee-1bb5-47dd-8120-11324bc54e06",
+        [
+            (EXCHANGE_S_ENTERPRISE, "EXCHANGE_S_ENTERPRISE"),
+            ("57ff2da0-773e-42df-b2af-ffb7a2317929", "TEAMS1"),
+        ],
+    ),
+    "SPE_E3": (
+        "05e9a617-0261-4cee-bb44-138d3ef5d965",
+        [
+            (EXCHANGE_S_ENTERPRISE, "EXCHANGE_S_ENTERPRISE"),
+            ("57ff2da0-773e-42df-b2af-ffb7a2317929", "TEAMS1"),
+        ],
+    ),
+    "O365_BUSINESS_ESSENTIALS": (
+        "3b555118-da6a-4418-894f-7df1e2096870",
+        [(EXCHANGE_S_STANDARD, "EXCHANGE_S_STANDARD")],
+    ),
+}
+
+AUDIT_OWNER_DEFAULT = ["ApplyRecord", "HardDelete", "MoveToDeletedItems", "SoftDelete", "Update",
+                       "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
+AUDIT_DELEGATE_DEFAULT = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs",
+                          "SendOnBehalf", "SoftDelete", "Update", "UpdateFolderPermissions",
+                          "UpdateInboxRules"]
+AUDIT_ADMIN_DEFAULT = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs",
+                       "SendOnBehalf", "SoftDelete", "Update", "UpdateCalendarDelegation",
+                       "UpdateFolderPermissions", "UpdateInboxRules"]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Clock:
+    """Simulated time: starts at the wall time, advances `time_scale`x slower than it."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        self.time_scale = time_scale
+        self._t0 = time.monotonic()
+        self._start = datetime.now(UTC)
+        self.offset = 0.0  # simulated seconds added by tests (advance())
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.elapsed())
+
+    def elapsed(self) -> float:
+        """Simulated seconds since start."""
+        scale = self.time_scale if self.time_scale > 0 else 1.0
+        return (time.monotonic() - self._t0) / scale + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def real_seconds(self, simulated: float) -> float:
+        """How long a simulated delay takes in wall time."""
+        return simulated * self.time_scale
+
+
+@dataclass
+class Sku:
+    sku_id: str
+    sku_part_number: str
+    enabled: int
+    service_plans: list[tuple[str, str]]  # (servicePlanId, servicePlanName)
+    id: str = ""  # "{tenantId}_{skuId}" as Graph returns it
+
+
+@dataclass
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    mail: str | None = None
+    mail_nickname: str = ""
+    usage_location: str | None = None
+    account_enabled: bool = True
+    on_premises_sync_enabled: bool | None = None
+    assigned_licenses: list[str] = field(default_factory=list)  # skuIds
+    password: str | None = None  # the simulator keeps it to check sign-in; never returned
+    created: datetime | None = None
+    user_type: str = "Member"
+
+
+@dataclass
+class Mailbox:
+    """An Exchange Online mailbox (Get-Mailbox's view of a user)."""
+
+    user_id: str
+    guid: str
+    alias: str
+    primary_smtp: str
+    display_name: str
+    recipient_type_details: str = "UserMailbox"  # SharedMailbox, RoomMailbox, ...
+    visible_at: float = 0.0  # simulated seconds: Exchange shows the mailbox from this time on
+    hidden_from_address_lists: bool = False
+    archive_status: str = "None"  # "Active" once enabled
+    archive_guid: str = "00000000-0000-0000-0000-000000000000"
+    archive_name: list[str] = field(default_factory=list)
+    auto_expanding_archive: bool = False
+    litigation_hold_enabled: bool = False
+    litigation_hold_duration: str = "Unlimited"  # "Unlimited" or "365.00:00:00"
+    litigation_hold_date: datetime | None = None
+    litigation_hold_owner: str | None = None
+    audit_enabled: bool = True
+    audit_owner: list[str] = field(default_factory=lambda: list(AUDIT_OWNER_DEFAULT))
+    audit_delegate: list[str] = field(default_factory=lambda: list(AUDIT_DELEGATE_DEFAULT))
+    audit_admin: list[str] = field(default_factory=lambda: list(AUDIT_ADMIN_DEFAULT))
+    retention_policy: str | None = "Default MRM Policy"
+    in_place_holds: list[str] = field(default_factory=list)
+    is_dir_synced: bool = False
+    when_changed: datetime | None = None
+
+
+@dataclass
+class MailboxPermission:
+    mailbox_guid: str
+    user: str  # UPN of the trustee
+    access_rights: list[str]
+    deny: bool = False
+    is_inherited: bool = False
+    automapping: bool = True
+
+
+@dataclass
+class RoleDefinition:
+    id: str  # equals templateId for built-in roles
+    display_name: str
+    is_built_in: bool = True
+
+
+@dataclass
+class RoleAssignment:
+    id: str
+    principal_id: str
+    role_definition_id: str
+    directory_scope_id: str = "/"
+
+
+@dataclass
+class ServicePrincipal:
+    id: str
+    app_id: str
+    display_name: str
+    created: datetime
+    visible_at: float = 0.0  # replication: Graph shows it from this simulated time on
+    service_principal_type: str = "Application"
+    account_enabled: bool = True
+
+
+@dataclass
+class OAuth2PermissionGrant:
+    id: str
+    client_id: str  # service principal id of the client
+    consent_type: str  # AllPrincipals
+    resource_id: str
+    scope: str
+    principal_id: str | None = None
+
+
+@dataclass
+class AppRoleAssignment:
+    id: str
+    principal_id: str
+    principal_display_name: str
+    resource_id: str
+    resource_display_name: str
+    app_role_id: str
+    created: datetime
+
+
+@dataclass
+class Group:
+    id: str
+    display_name: str
+    members: list[str] = field(default_factory=list)  # user ids or group ids
+
+
+@dataclass
+class RetentionPolicy:
+    name: str
+    guid: str
+    exchange_locations: list[str] = field(default_factory=list)
+    enabled: bool = True
+    comment: str = ""
+    distribution_status: str = "Success"
+
+
+@dataclass
+class RetentionRule:
+    name: str
+    guid: str
+    policy: str
+    retention_duration: str = "Unlimited"
+    retention_action: str = "Keep"
+
+
+@dataclass
+class RoleGroup:
+    """A Security & Compliance role group (Get-RoleGroup in the compliance session)."""
+
+    name: str
+    guid: str
+    roles: list[str]
+    members: list[str] = field(default_factory=list)  # UPNs
+
+
+@dataclass
+class RemoteMailbox:
+    """On-premises Exchange's view of a directory-synced user (Get-RemoteMailbox)."""
+
+    user_id: str
+    identity: str  # UPN
+    alias: str
+    remote_routing_address: str
+    archive_state: str = "None"  # "HostedProvisioned" after Enable-RemoteMailbox -Archive
+    archive_name: str = ""
+    pending_sync_at: float | None = None  # simulated time when dir sync copies to the cloud
+
+
+@dataclass
+class Knobs:
+    """Behaviour over time and under load. Every delay is in simulated seconds."""
+
+    time_scale: float = 1.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)  # uniform [min, max] per request, real ms
+    exchange_latency_ms: tuple[float, float] | None = None  # overrides latency for Exchange
+    mailbox_provisioning_delay: float = 0.0  # after a license is assigned
+    sp_replication_delay: float = 0.0  # after a service principal is created
+    dir_sync_delay: float = 0.0  # on-premises change -> Exchange Online
+    graph_rate: float = 0.0  # requests per second per tenant; 0 = unlimited
+    graph_burst: int = 0
+    exchange_rate: float = 0.0  # cmdlets per second per tenant (batch sub-requests count)
+    exchange_burst: int = 0
+    exchange_concurrency: int = 0  # concurrent requests per tenant; 0 = unlimited
+    fault_rate: float = 0.0  # share of requests answered by a fault
+    fault_kinds: tuple[str, ...] = ("503", "504", "reset")
+    fault_methods: tuple[str, ...] = ()  # e.g. ("POST /v1.0/users",) restricts faults
+    fault_after_commit: bool = True  # a 503/504 on a write may happen after it took effect
+    seed: int = 0
+
+
+@dataclass
+class TenantState:
+    tenant_id: str
+    domain: str
+    cloud: str = "global"
+    display_name: str = "Contoso"
+    skus: dict[str, Sku] = field(default_factory=dict)  # by skuId
+    users: dict[str, User] = field(default_factory=dict)  # by id
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # by user id
+    permissions: list[MailboxPermission] = field(default_factory=list)
+    role_definitions: dict[str, RoleDefinition] = field(default_factory=dict)
+    role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
+    service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)
+    oauth2_grants: dict[str, OAuth2PermissionGrant] = field(default_factory=dict)
+    app_role_assignments: dict[str, AppRoleAssignment] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    org_config: dict[str, Any] = field(default_factory=dict)
+    admin_audit_log_config: dict[str, Any] = field(default_factory=dict)
+    retention_policies: dict[str, RetentionPolicy] = field(default_factory=dict)  # by name
+    retention_rules: dict[str, RetentionRule] = field(default_factory=dict)
+    role_groups: dict[str, RoleGroup] = field(default_factory=dict)  # by name
+    remote_mailboxes: dict[str, RemoteMailbox] = field(default_factory=dict)  # by user id
+    onprem_users: dict[str, str] = field(default_factory=dict)  # "DOMAIN\\user" -> password
+    signed_in_user: str | None = None  # UPN of the operator the credential represents
+    knobs: Knobs = field(default_factory=Knobs)
+    clock: Clock = field(default_factory=Clock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _by_upn: dict[str, str] = field(default_factory=dict)  # lower UPN -> user id
+
+    # -- indexes ---------------------------------------------------------------
+    def add_user(self, user: User) -> User:
+        self.users[user.id] = user
+        self._by_upn[user.user_principal_name.lower()] = user.id
+        return user
+
+    def rename_user(self, user: User, new_upn: str) -> None:
+        self._by_upn.pop(user.user_principal_name.lower(), None)
+        user.user_principal_name = new_upn
+        self._by_upn[new_upn.lower()] = user.id
+
+    def user_by_upn(self, upn: str) -> User | None:
+        uid = self._by_upn.get(upn.lower())
+        return self.users.get(uid) if uid else None
+
+    def find_user(self, key: str) -> User | None:
+        """By object id or userPrincipalName, as Graph's /users/{id|upn} does."""
+        return self.users.get(key) or self.user_by_upn(key)
+
+    # -- licensing -------------------------------------------------------------
+    def consumed_units(self, sku_id: str) -> int:
+        return sum(1 for u in self.users.values() if sku_id in u.assigned_licenses)
+
+    def user_service_plans(self, user: User) -> set[str]:
+        plans: set[str] = set()
+        for sku_id in user.assigned_licenses:
+            sku = self.skus.get(sku_id)
+            if sku:
+                plans.update(p for p, _ in sku.service_plans)
+        return plans
+
+    def user_has_exchange(self, user: User) -> bool:
+        return bool(self.user_service_plans(user) & {EXCHANGE_S_ENTERPRISE, EXCHANGE_S_STANDARD})
+
+    def user_allows_hold(self, user: User) -> bool:
+        """Litigation Hold needs Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)."""
+        return EXCHANGE_S_ENTERPRISE in self.user_service_plans(user)
+
+    # -- Exchange view ------------------------------------------------------------
+    def visible_mailboxes(self) -> list[Mailbox]:
+        now = self.clock.elapsed()
+        return [m for m in self.mailboxes.values() if m.visible_at <= now]
+
+    def mailbox_for(self, identity: str) -> Mailbox | None:
+        """Resolve an Exchange -Identity: UPN, primary SMTP, alias, GUID or user id."""
+        key = identity.strip().lower()
+        now = self.clock.elapsed()
+        user = self.user_by_upn(key)
+        if user and user.id in self.mailboxes:
+            mbx = self.mailboxes[user.id]
+            return mbx if mbx.visible_at <= now else None
+        for mbx in self.mailboxes.values():
+            if key in (mbx.guid.lower(), mbx.alias.lower(), mbx.primary_smtp.lower(), mbx.user_id):
+                return mbx if mbx.visible_at <= now else None
+        return None
+
+    def ensure_mailbox(self, user: User) -> None:
+        """A licensed user gets a mailbox after the provisioning delay."""
+        if user.id in self.mailboxes or not self.user_has_exchange(user):
+            return
+        alias = user.mail_nickname or user.user_principal_name.split("@")[0]
+        self.mailboxes[user.id] = Mailbox(
+            user_id=user.id,
+            guid=new_id(),
+            alias=alias,
+            primary_smtp=user.mail or user.user_principal_name,
+            display_name=user.display_name,
+            visible_at=self.clock.elapsed() + self.knobs.mailbox_provisioning_delay,
+            is_dir_synced=bool(user.on_premises_sync_enabled),
+            when_changed=self.clock.now(),
+        )
+        if not user.mail:
+            user.mail = user.user_principal_name
+
+    def run_directory_sync(self) -> None:
+        """Copy on-premises archive changes whose sync time has come to Exchange Online."""
+        now = self.clock.elapsed()
+        for rm in self.remote_mailboxes.values():
+            if rm.pending_sync_at is not None and rm.pending_sync_at <= now:
+                rm.pending_sync_at = None
+                mbx = self.mailboxes.get(rm.user_id)
+                if mbx and rm.archive_state == "HostedProvisioned" and mbx.archive_status != "Active":
+                    mbx.archive_status = "Active"
+                    mbx.archive_guid = new_id()
+                    mbx.archive_name = [rm.archive_name or f"In-Place Archive - {mbx.display_name}"]
+
+    def visible_service_principals(self) -> list[ServicePrincipal]:
+        now = self.clock.elapsed()
+        return [sp for sp in self.service_principals.values() if sp.visible_at <= now]
+
+    def sp_by_app_id(self, app_id: str, *, include_unreplicated: bool = False) -> ServicePrincipal | None:
+        now = self.clock.elapsed()
+        for sp in self.service_principals.values():
+            if sp.app_id.lower() == app_id.lower() and (include_unreplicated or sp.visible_at <= now):
+                return sp
+        return None

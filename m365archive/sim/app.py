@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from m365archive.sim.load import FaultModel, Latency, TokenBucket
+from m365archive.sim.load import FaultModel, Latency
 from m365archive.sim.state import TenantState
 
 Scope = MutableMapping[str, Any]
@@ -144,8 +144,13 @@ class LoadMiddleware:
         if fault == "reset":
             # Headers promise a body that never comes: the client sees the connection drop.
             status_holder["status"] = 0
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"1024"), (b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1024"), (b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"{", "more_body": True})
             raise ConnectionResetError("simulated connection reset")
         if fault == "slow":
@@ -153,16 +158,33 @@ class LoadMiddleware:
             fault = "504"
         status = int(fault)
         text = "Service Unavailable" if status == 503 else "Gateway Timeout"
-        body = json.dumps({"error": {"code": "serviceNotAvailable" if status == 503 else "gatewayTimeout",
-                                     "message": text}}).encode()
+        body = json.dumps(
+            {"error": {"code": "serviceNotAvailable" if status == 503 else "gatewayTimeout", "message": text}}
+        ).encode()
         status_holder["status"] = status
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
-    def _log(self, scope: Scope, method: str, path: str, service: str | None, started: float,
-             body_chunks: list[bytes], status_holder: dict[str, int], fault: str | None) -> None:
+    def _log(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        service: str | None,
+        started: float,
+        body_chunks: list[bytes],
+        status_holder: dict[str, int],
+        fault: str | None,
+    ) -> None:
         raw = b"".join(body_chunks)
         body: Any = None
         if raw and service != "onprem":

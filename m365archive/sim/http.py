@@ -97,7 +97,11 @@ def note(request: Request, **fields: Any) -> None:
 
 
 def graph_error(
-    request: Request, state: TenantState, status: int, code: str, message: str,
+    request: Request,
+    state: TenantState,
+    status: int,
+    code: str,
+    message: str,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An error in Graph's shape: error.code, error.message, error.innerError."""

@@ -62,10 +62,48 @@ DEFAULT_ROLE_GROUPS: dict[str, list[str]] = {
     "RecordsManagement": ["Retention Management", "Disposition Management"],
 }
 
-FIRST = ["Adele", "Alex", "Bianca", "Diego", "Grady", "Henrietta", "Isaiah", "Johanna", "Lee", "Lidia",
-         "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep", "Raul", "Sam", "Wei", "Zoe"]
-LAST = ["Vance", "Wilber", "Pires", "Siciliani", "Archie", "Cafferata", "Turner", "Lanier", "Gu",
-        "Holloway", "Robbins", "Bowen", "Hamilton", "Varghese", "Fernandez", "Gupta", "Ito", "Kim"]
+FIRST = [
+    "Adele",
+    "Alex",
+    "Bianca",
+    "Diego",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Raul",
+    "Sam",
+    "Wei",
+    "Zoe",
+]
+LAST = [
+    "Vance",
+    "Wilber",
+    "Pires",
+    "Siciliani",
+    "Archie",
+    "Cafferata",
+    "Turner",
+    "Lanier",
+    "Gu",
+    "Holloway",
+    "Robbins",
+    "Bowen",
+    "Hamilton",
+    "Varghese",
+    "Fernandez",
+    "Gupta",
+    "Ito",
+    "Kim",
+]
 
 
 def load_scenario(source: str | Path) -> TenantState:
@@ -98,11 +136,19 @@ def build_state(data: dict[str, Any]) -> TenantState:
         state.role_definitions[rid] = RoleDefinition(id=rid, display_name=name)
     for sku in data.get("skus", []):
         _add_sku(state, sku)
-    state.org_config = {"AuditDisabled": False, "Name": state.domain.split(".")[0],
-                        "DisplayName": state.display_name, "IsDehydrated": False,
-                        "AutoExpandingArchiveEnabled": False, **data.get("org_config", {})}
-    state.admin_audit_log_config = {"UnifiedAuditLogIngestionEnabled": True, "AdminAuditLogEnabled": True,
-                                    **data.get("admin_audit_log_config", {})}
+    state.org_config = {
+        "AuditDisabled": False,
+        "Name": state.domain.split(".")[0],
+        "DisplayName": state.display_name,
+        "IsDehydrated": False,
+        "AutoExpandingArchiveEnabled": False,
+        **data.get("org_config", {}),
+    }
+    state.admin_audit_log_config = {
+        "UnifiedAuditLogIngestionEnabled": True,
+        "AdminAuditLogEnabled": True,
+        **data.get("admin_audit_log_config", {}),
+    }
     for name, roles in DEFAULT_ROLE_GROUPS.items():
         state.role_groups[name] = RoleGroup(name=name, guid=new_id(), roles=list(roles))
     if state.signed_in_user:
@@ -119,28 +165,40 @@ def build_state(data: dict[str, Any]) -> TenantState:
     for entry in data.get("service_principals", []):
         _add_service_principal(state, entry)
     for entry in data.get("retention_policies", []):
-        policy = RetentionPolicy(name=entry["name"], guid=new_id(),
-                                 exchange_locations=list(entry.get("exchange_locations", [])))
+        policy = RetentionPolicy(
+            name=entry["name"], guid=new_id(), exchange_locations=list(entry.get("exchange_locations", []))
+        )
         state.retention_policies[policy.name] = policy
         rule_name = entry.get("rule", f"{policy.name} Rule")
         state.retention_rules[rule_name] = RetentionRule(
-            name=rule_name, guid=new_id(), policy=policy.name,
-            retention_duration=str(entry.get("retention_duration", "Unlimited")))
+            name=rule_name,
+            guid=new_id(),
+            policy=policy.name,
+            retention_duration=str(entry.get("retention_duration", "Unlimited")),
+        )
     for entry in data.get("mailbox_permissions", []):
         mbx = state.mailbox_for(entry["mailbox"])
         if mbx is None:
             raise ValueError(f"mailbox_permissions: no mailbox {entry['mailbox']!r}")
-        state.permissions.append(MailboxPermission(
-            mailbox_guid=mbx.guid, user=entry["user"],
-            access_rights=list(entry.get("access_rights", ["FullAccess"])),
-            automapping=entry.get("automapping", True)))
+        state.permissions.append(
+            MailboxPermission(
+                mailbox_guid=mbx.guid,
+                user=entry["user"],
+                access_rights=list(entry.get("access_rights", ["FullAccess"])),
+                automapping=entry.get("automapping", True),
+            )
+        )
     onprem = data.get("onprem", {})
     for account in onprem.get("accounts", []):
         state.onprem_users[account] = ""  # password set at start (never in a scenario file)
     generate = data.get("generate")
     if generate:
-        generate_users(state, int(generate.get("users", 0)), seed=int(generate.get("seed", 0)),
-                       synced_share=float(generate.get("synced_share", 0.0)))
+        generate_users(
+            state,
+            int(generate.get("users", 0)),
+            seed=int(generate.get("seed", 0)),
+            synced_share=float(generate.get("synced_share", 0.0)),
+        )
     return state
 
 
@@ -161,8 +219,13 @@ def _add_sku(state: TenantState, entry: dict[str, Any]) -> Sku:
     known = KNOWN_SKUS.get(part)
     sku_id = entry.get("sku_id") or (known[0] if known else new_id())
     plans = [tuple(p) for p in entry.get("service_plans", [])] or (list(known[1]) if known else [])
-    sku = Sku(sku_id=sku_id, sku_part_number=part, enabled=int(entry.get("enabled", 0)),
-              service_plans=[(str(a), str(b)) for a, b in plans], id=f"{state.tenant_id}_{sku_id}")
+    sku = Sku(
+        sku_id=sku_id,
+        sku_part_number=part,
+        enabled=int(entry.get("enabled", 0)),
+        service_plans=[(str(a), str(b)) for a, b in plans],
+        id=f"{state.tenant_id}_{sku_id}",
+    )
     state.skus[sku_id] = sku
     return sku
 
@@ -176,9 +239,17 @@ def sku_id_for(state: TenantState, name: str) -> str:
 
 def _ensure_operator(state: TenantState, tenant: dict[str, Any]) -> None:
     upn = state.signed_in_user or ""
-    user = state.add_user(User(id=new_id(), user_principal_name=upn, display_name="Tenant Admin",
-                               mail=upn, mail_nickname=upn.split("@")[0], usage_location="US",
-                               created=state.clock.now()))
+    user = state.add_user(
+        User(
+            id=new_id(),
+            user_principal_name=upn,
+            display_name="Tenant Admin",
+            mail=upn,
+            mail_nickname=upn.split("@")[0],
+            usage_location="US",
+            created=state.clock.now(),
+        )
+    )
     for role in tenant.get("signed_in_roles", ["Global Administrator"]):
         rid = ROLE_BY_NAME[role.lower()]
         aid = new_id()
@@ -214,8 +285,11 @@ def _add_user(state: TenantState, entry: dict[str, Any]) -> User:
         _apply_mailbox_settings(state, mbx, mailbox_settings or {})
     if user.on_premises_sync_enabled:
         state.remote_mailboxes[user.id] = RemoteMailbox(
-            user_id=user.id, identity=upn, alias=user.mail_nickname,
-            remote_routing_address=f"{user.mail_nickname}@{state.domain.split('.')[0]}.mail.onmicrosoft.com")
+            user_id=user.id,
+            identity=upn,
+            alias=user.mail_nickname,
+            remote_routing_address=f"{user.mail_nickname}@{state.domain.split('.')[0]}.mail.onmicrosoft.com",
+        )
     return user
 
 
@@ -233,8 +307,11 @@ def _apply_mailbox_settings(state: TenantState, mbx: Any, settings: dict[str, An
         duration = settings.get("litigation_hold_duration", "Unlimited")
         mbx.litigation_hold_duration = duration if duration == "Unlimited" else f"{int(duration)}.00:00:00"
     mbx.audit_enabled = settings.get("audit_enabled", mbx.audit_enabled)
-    for key, attr in (("audit_owner", "audit_owner"), ("audit_delegate", "audit_delegate"),
-                      ("audit_admin", "audit_admin")):
+    for key, attr in (
+        ("audit_owner", "audit_owner"),
+        ("audit_delegate", "audit_delegate"),
+        ("audit_admin", "audit_admin"),
+    ):
         if key in settings:
             setattr(mbx, attr, list(settings[key]))
     if "retention_policy" in settings:
@@ -257,36 +334,55 @@ def _add_group(state: TenantState, entry: dict[str, Any]) -> None:
 
 def _add_service_principal(state: TenantState, entry: dict[str, Any]) -> ServicePrincipal:
     app_id = entry.get("app_id", CONNECTOR_APP_ID)
-    sp = ServicePrincipal(id=entry.get("id", new_id()), app_id=app_id,
-                          display_name=entry.get("display_name", "Third-party data connector"),
-                          created=state.clock.now())
+    sp = ServicePrincipal(
+        id=entry.get("id", new_id()),
+        app_id=app_id,
+        display_name=entry.get("display_name", "Third-party data connector"),
+        created=state.clock.now(),
+    )
     state.service_principals[sp.id] = sp
     for grant in entry.get("grants", []):
         resource = ensure_resource_sp(state, grant.get("resource", "exchange"))
         gid = new_id()
         state.oauth2_grants[gid] = OAuth2PermissionGrant(
-            id=gid, client_id=sp.id, consent_type="AllPrincipals", resource_id=resource.id,
-            scope=grant.get("scope", "EWS.AccessAsUser.All"))
+            id=gid,
+            client_id=sp.id,
+            consent_type="AllPrincipals",
+            resource_id=resource.id,
+            scope=grant.get("scope", "EWS.AccessAsUser.All"),
+        )
     for role in entry.get("app_roles", []):
         resource = ensure_resource_sp(state, role.get("resource", "exchange"))
         aid = new_id()
         state.app_role_assignments[aid] = AppRoleAssignment(
-            id=aid, principal_id=sp.id, principal_display_name=sp.display_name, resource_id=resource.id,
+            id=aid,
+            principal_id=sp.id,
+            principal_display_name=sp.display_name,
+            resource_id=resource.id,
             resource_display_name=resource.display_name,
             app_role_id=role.get("app_role_id", "dc890d15-9560-4a4c-9b7f-a736ec74ec40"),
-            created=state.clock.now())
+            created=state.clock.now(),
+        )
     return sp
 
 
 def ensure_resource_sp(state: TenantState, which: str) -> ServicePrincipal:
     """The first-party resource service principals (Microsoft Graph, Office 365 Exchange Online)."""
-    app_id, name = (GRAPH_APP_ID, "Microsoft Graph") if which == "graph" else (
-        EXCHANGE_APP_ID, "Office 365 Exchange Online")
+    app_id, name = (
+        (GRAPH_APP_ID, "Microsoft Graph")
+        if which == "graph"
+        else (EXCHANGE_APP_ID, "Office 365 Exchange Online")
+    )
     existing = state.sp_by_app_id(app_id, include_unreplicated=True)
     if existing:
         return existing
-    sp = ServicePrincipal(id=new_id(), app_id=app_id, display_name=name, created=state.clock.now(),
-                          service_principal_type="Application")
+    sp = ServicePrincipal(
+        id=new_id(),
+        app_id=app_id,
+        display_name=name,
+        created=state.clock.now(),
+        service_principal_type="Application",
+    )
     state.service_principals[sp.id] = sp
     return sp
 
@@ -308,10 +404,17 @@ def generate_users(state: TenantState, count: int, *, seed: int = 0, synced_shar
         roll = rng.random()
         licenses = [plan1] if roll < 0.05 else [plan2]
         synced = rng.random() < synced_share
-        user = User(id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), user_principal_name=upn,
-                    display_name=f"{first} {last} {i:06d}", mail=upn, mail_nickname=alias,
-                    usage_location="US", on_premises_sync_enabled=True if synced else None,
-                    assigned_licenses=licenses, created=now)
+        user = User(
+            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            user_principal_name=upn,
+            display_name=f"{first} {last} {i:06d}",
+            mail=upn,
+            mail_nickname=alias,
+            usage_location="US",
+            on_premises_sync_enabled=True if synced else None,
+            assigned_licenses=licenses,
+            created=now,
+        )
         state.add_user(user)
         state.ensure_mailbox(user)
         mbx = state.mailboxes[user.id]
@@ -320,8 +423,11 @@ def generate_users(state: TenantState, count: int, *, seed: int = 0, synced_shar
             mbx.recipient_type_details = "SharedMailbox"
         if synced:
             state.remote_mailboxes[user.id] = RemoteMailbox(
-                user_id=user.id, identity=upn, alias=alias,
-                remote_routing_address=f"{alias}@{base.split('.')[0]}.mail.onmicrosoft.com")
+                user_id=user.id,
+                identity=upn,
+                alias=alias,
+                remote_routing_address=f"{alias}@{base.split('.')[0]}.mail.onmicrosoft.com",
+            )
 
 
 def _generated_sku(state: TenantState, part: str, count: int) -> str:

@@ -37,10 +37,15 @@ class SimulatedTenant:
         out = []
         for entry in self.log.entries:
             if entry.get("service") == "graph":
-                if entry["method"] in ("POST", "PATCH", "DELETE", "PUT") and not entry["path"].endswith("$batch"):
-                    out.append(entry)
-                elif entry["path"].endswith("$batch") and any(
-                    r.get("method", "GET").upper() != "GET" for r in (entry.get("body") or {}).get("requests", [])
+                if (
+                    entry["method"] in ("POST", "PATCH", "DELETE", "PUT")
+                    and not entry["path"].endswith("$batch")
+                ) or (
+                    entry["path"].endswith("$batch")
+                    and any(
+                        r.get("method", "GET").upper() != "GET"
+                        for r in (entry.get("body") or {}).get("requests", [])
+                    )
                 ):
                     out.append(entry)
             elif entry.get("service") in ("exchange", "compliance", "onprem"):
@@ -53,8 +58,13 @@ class SimulatedTenant:
 
     def _config(self) -> uvicorn.Config:
         return uvicorn.Config(
-            self.load, host="127.0.0.1", port=self._port, log_level="warning",
-            access_log=False, lifespan="off", timeout_keep_alive=30,
+            self.load,
+            host="127.0.0.1",
+            port=self._port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
         )
 
     def start(self) -> SimulatedTenant:

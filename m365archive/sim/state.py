@@ -58,14 +58,41 @@ KNOWN_SKUS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
 }
 
-AUDIT_OWNER_DEFAULT = ["ApplyRecord", "HardDelete", "MoveToDeletedItems", "SoftDelete", "Update",
-                       "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
-AUDIT_DELEGATE_DEFAULT = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs",
-                          "SendOnBehalf", "SoftDelete", "Update", "UpdateFolderPermissions",
-                          "UpdateInboxRules"]
-AUDIT_ADMIN_DEFAULT = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs",
-                       "SendOnBehalf", "SoftDelete", "Update", "UpdateCalendarDelegation",
-                       "UpdateFolderPermissions", "UpdateInboxRules"]
+AUDIT_OWNER_DEFAULT = [
+    "ApplyRecord",
+    "HardDelete",
+    "MoveToDeletedItems",
+    "SoftDelete",
+    "Update",
+    "UpdateCalendarDelegation",
+    "UpdateFolderPermissions",
+    "UpdateInboxRules",
+]
+AUDIT_DELEGATE_DEFAULT = [
+    "ApplyRecord",
+    "Create",
+    "HardDelete",
+    "MoveToDeletedItems",
+    "SendAs",
+    "SendOnBehalf",
+    "SoftDelete",
+    "Update",
+    "UpdateFolderPermissions",
+    "UpdateInboxRules",
+]
+AUDIT_ADMIN_DEFAULT = [
+    "ApplyRecord",
+    "Create",
+    "HardDelete",
+    "MoveToDeletedItems",
+    "SendAs",
+    "SendOnBehalf",
+    "SoftDelete",
+    "Update",
+    "UpdateCalendarDelegation",
+    "UpdateFolderPermissions",
+    "UpdateInboxRules",
+]
 
 
 def new_id() -> str:

@@ -33,8 +33,14 @@ class SimulatorCredential:
                 resource = resource[: -len(suffix)]
                 break
         now = int(time.time())
-        claims = {"aud": resource.rstrip("/"), "tid": self.tenant_id, "iat": now, "exp": now + 3600,
-                  "iss": f"https://sts.windows.net/{self.tenant_id}/", "upn": self.upn}
+        claims = {
+            "aud": resource.rstrip("/"),
+            "tid": self.tenant_id,
+            "iat": now,
+            "exp": now + 3600,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "upn": self.upn,
+        }
         token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
         return AccessToken(token, now + 3600)
 

@@ -69,7 +69,6 @@ class SimulatedTenant:
 
     def start(self) -> SimulatedTenant:
         self._server = uvicorn.Server(self._config())
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         started = threading.Event()
         error: list[BaseException] = []
 

@@ -1,0 +1,252 @@
+"""Change and Plan: versioned data that knows nothing of Microsoft.
+
+A Change carries the exact operation apply will send (an opaque `Operation` that tenant/
+interprets), its before/after values and how to present it. Values unknown until apply are
+`${ref:<change id>.<output>}` placeholders; secrets are `${secret:<name>}` placeholders that
+only the runner resolves, so a plan (and anything rendered from it) never holds a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+FORMAT_VERSION = "1"
+KNOWN_AFTER_APPLY = "(known after apply)"
+REF = re.compile(r"\$\{ref:([^}.]+(?:/[^}.]+)*)\.([^}]+)\}")
+SECRET = re.compile(r"\$\{secret:([^}]+)\}")
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass
+class Operation:
+    """What apply sends. `kind` names the transport ("graph", "exchange", "compliance",
+    "onprem"); `request` is its exact payload (method/path/body, or cmdlet/parameters)."""
+
+    kind: str
+    request: dict[str, Any]
+    display: str  # the exact request line, e.g. "POST /v1.0/users" or "Set-Mailbox -Identity x ..."
+    powershell: str = ""  # the line an admin would recognise
+    ok_if_error: list[str] = field(default_factory=list)  # error texts that mean "already so"
+
+
+@dataclass
+class Wait:
+    """After a change, poll until the service shows its effect (eventual consistency)."""
+
+    kind: str  # e.g. "exchange-mailbox", "service-principal", "directory-sync"
+    target: str
+    timeout: float
+    description: str
+
+
+@dataclass
+class Change:
+    id: str  # stable within a plan: "<step>/<what>/<target>"
+    step: str
+    target: str
+    setting: str
+    action: Action
+    before: Any
+    after: Any
+    operation: Operation | None = None
+    side: str = ""  # where it runs: "Microsoft Graph", "Exchange Online", ...
+    depends_on: list[str] = field(default_factory=list)
+    sensitive: bool = False
+    warnings: list[str] = field(default_factory=list)
+    rollback: str | None = None
+    wait: Wait | None = None
+    outputs: dict[str, str] = field(default_factory=dict)  # name -> dotted path in the response
+    category: str = ""  # grouping for summaries at scale, e.g. "archive", "hold"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Change:
+        op = data.get("operation")
+        wait = data.get("wait")
+        return cls(
+            id=data["id"],
+            step=data["step"],
+            target=data["target"],
+            setting=data["setting"],
+            action=Action(data["action"]),
+            before=data.get("before"),
+            after=data.get("after"),
+            operation=Operation(**op) if op else None,
+            side=data.get("side", ""),
+            depends_on=list(data.get("depends_on", [])),
+            sensitive=bool(data.get("sensitive")),
+            warnings=list(data.get("warnings", [])),
+            rollback=data.get("rollback"),
+            wait=Wait(**wait) if wait else None,
+            outputs=dict(data.get("outputs", {})),
+            category=data.get("category", ""),
+        )
+
+
+@dataclass
+class Finding:
+    """Something the plan can't or won't change, said out loud (never silently skipped)."""
+
+    step: str
+    target: str
+    severity: Severity
+    message: str
+    remedy: str = ""
+    category: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+@dataclass
+class Check:
+    """A prerequisite read before planning: seats, roles, connectivity."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    procedure: str
+    tenant: dict[str, str]
+    operator: str
+    tool_version: str
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
+    coverage: list[str] = field(default_factory=list)  # how a scope was covered (e.g. policies)
+    fingerprint: str = ""
+    plan_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    format_version: str = FORMAT_VERSION
+    kind: str = "setup"  # "setup" or "legacy-cleanup"
+
+    @property
+    def pending(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    def counts(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "plan_id": self.plan_id,
+            "created": self.created,
+            "tool_version": self.tool_version,
+            "procedure": self.procedure,
+            "tenant": self.tenant,
+            "operator": self.operator,
+            "fingerprint": self.fingerprint,
+            "notices": self.notices,
+            "summary": self.counts(),
+            "checks": [c.to_dict() for c in self.checks],
+            "changes": [c.to_dict() for c in self.changes],
+            "findings": [f.to_dict() for f in self.findings],
+            "coverage": self.coverage,
+            "instructions": self.instructions,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        version = str(data.get("format_version", ""))
+        if version != FORMAT_VERSION:
+            raise PlanFormatError(
+                f"plan format_version {version or '(missing)'} is not supported (this tool reads {FORMAT_VERSION})"
+            )
+        try:
+            return cls(
+                procedure=data["procedure"],
+                tenant=dict(data["tenant"]),
+                operator=data.get("operator", ""),
+                tool_version=data.get("tool_version", ""),
+                changes=[Change.from_dict(c) for c in data.get("changes", [])],
+                findings=[
+                    Finding(**{**f, "severity": Severity(f["severity"])}) for f in data.get("findings", [])
+                ],
+                checks=[Check(**c) for c in data.get("checks", [])],
+                notices=list(data.get("notices", [])),
+                instructions=list(data.get("instructions", [])),
+                coverage=list(data.get("coverage", [])),
+                fingerprint=data.get("fingerprint", ""),
+                plan_id=data["plan_id"],
+                created=data.get("created", ""),
+                kind=data.get("kind", "setup"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanFormatError(f"not a valid m365archive plan: {exc}") from exc
+
+
+class PlanFormatError(ValueError):
+    pass
+
+
+def fingerprint(observed: dict[str, Any]) -> str:
+    """A digest of everything the plan read: equal iff the tenant looked the same."""
+    canonical = json.dumps(observed, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def ref(change_id: str, output: str) -> str:
+    """A value known after apply: the `output` of change `change_id`."""
+    return f"${{ref:{change_id}.{output}}}"
+
+
+def secret(name: str) -> str:
+    return f"${{secret:{name}}}"
+
+
+def present(value: Any) -> Any:
+    """How a value is shown in reports: placeholders become words, never guesses or secrets."""
+    if isinstance(value, str):
+        if SECRET.search(value):
+            return "(sensitive value)"
+        if REF.search(value):
+            return KNOWN_AFTER_APPLY
+        return value
+    if isinstance(value, list):
+        return [present(v) for v in value]
+    if isinstance(value, dict):
+        return {k: present(v) for k, v in value.items()}
+    return value
+
+
+def _clean(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty optional fields so plan files stay readable."""
+    return {k: v for k, v in data.items() if v not in (None, [], {}, "") or k in ("before", "after")}

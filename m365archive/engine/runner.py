@@ -1,0 +1,310 @@
+"""Apply a plan's changes, then nothing else.
+
+Order follows `depends_on`; changes of one level that an executor can batch (Exchange cmdlets)
+are sent together; waits poll until the service shows the effect; every outcome is journaled;
+a failed change skips its dependents and the rest still converge (partial is a status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from m365archive.engine.journal import Journal
+from m365archive.engine.plan import REF, SECRET, Action, Change, Operation, Plan, Wait
+
+
+@dataclass
+class ExecResult:
+    ok: bool
+    body: Any = None  # the response (Graph JSON body, or the cmdlet's first output object)
+    request_id: str | None = None
+    error: str | None = None
+    already: bool = False  # the service said it was already so (ok_if_error matched)
+
+
+class Executor(Protocol):
+    """What tenant/ provides to the engine: sending operations and polling for waits."""
+
+    def batch_key(self, op: Operation) -> str | None:
+        """Operations with the same non-None key may be sent together through execute_many."""
+        ...
+
+    async def execute(self, op: Operation, request: dict[str, Any]) -> ExecResult: ...
+
+    async def execute_many(self, ops: list[tuple[Operation, dict[str, Any]]]) -> list[ExecResult]: ...
+
+    async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool: ...
+
+
+@dataclass
+class Event:
+    kind: str  # "start", "progress", "wait", "waited", "done"
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+
+@dataclass
+class ChangeOutcome:
+    change_id: str
+    target: str
+    setting: str
+    outcome: str  # "ok", "failed", "skipped", "resumed"
+    detail: str = ""
+    request_id: str | None = None
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    outcomes: list[ChangeOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[ChangeOutcome]:
+        return [o for o in self.outcomes if o.outcome in ("failed", "skipped")]
+
+    @property
+    def status(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if not self.failed:
+            return "success"
+        if any(o.outcome in ("ok", "resumed") for o in self.outcomes):
+            return "partial"
+        return "error"
+
+
+SecretResolver = Callable[[str], str]
+
+
+class Runner:
+    def __init__(
+        self,
+        executor: Executor,
+        journal: Journal,
+        *,
+        secrets: SecretResolver,
+        on_event: Callable[[Event], None] | None = None,
+        chunk_size: int = 200,
+        tool_version: str = "",
+    ) -> None:
+        self.executor = executor
+        self.journal = journal
+        self.secrets = secrets
+        self.on_event = on_event or (lambda e: None)
+        self.chunk_size = chunk_size
+        self.tool_version = tool_version
+        self.stop_requested = False
+
+    async def apply(self, plan: Plan) -> ApplyResult:
+        run_id = str(uuid.uuid4())
+        tenant = plan.tenant.get("id", "")
+        self.journal.start_run(run_id, plan.plan_id, plan.kind, tenant, plan.operator, self.tool_version)
+        result = ApplyResult(run_id=run_id)
+        outputs: dict[str, dict[str, Any]] = {}
+        done_before = self.journal.completed(plan.plan_id)
+        pending = plan.pending
+        failed: set[str] = set()
+        total = len(pending)
+        progress = 0
+        self.on_event(Event("start", 0, total, "applying"))
+        try:
+            for level in _levels(pending):
+                if self.stop_requested:
+                    result.interrupted = True
+                    break
+                runnable: list[Change] = []
+                for change in level:
+                    if change.id in done_before:
+                        outputs[change.id] = done_before[change.id]
+                        result.outcomes.append(
+                            ChangeOutcome(
+                                change.id,
+                                change.target,
+                                change.setting,
+                                "resumed",
+                                "already applied by an earlier run of this plan",
+                            )
+                        )
+                        progress += 1
+                    elif any(dep in failed for dep in change.depends_on):
+                        failed.add(change.id)
+                        result.outcomes.append(
+                            ChangeOutcome(
+                                change.id,
+                                change.target,
+                                change.setting,
+                                "skipped",
+                                "not sent: a change it depends on failed",
+                            )
+                        )
+                        progress += 1
+                    else:
+                        runnable.append(change)
+                self.on_event(Event("progress", progress, total))
+                groups: dict[str | None, list[Change]] = {}
+                for change in runnable:
+                    key = self.executor.batch_key(change.operation) if change.operation else None
+                    groups.setdefault(key, []).append(change)
+                for key, changes in groups.items():
+                    if key is None:
+                        for change in changes:
+                            if self.stop_requested:
+                                result.interrupted = True
+                                break
+                            res = await self._send_one(change, outputs)
+                            await self._settle(plan, run_id, [(change, res)], outputs, failed, result)
+                            progress += 1
+                            self.on_event(Event("progress", progress, total, change.target))
+                    else:
+                        for start in range(0, len(changes), self.chunk_size):
+                            if self.stop_requested:
+                                result.interrupted = True
+                                break
+                            chunk = changes[start : start + self.chunk_size]
+                            results = await self._send_many(chunk, outputs)
+                            await self._settle(
+                                plan, run_id, list(zip(chunk, results, strict=True)), outputs, failed, result
+                            )
+                            progress += len(chunk)
+                            self.on_event(Event("progress", progress, total))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            result.interrupted = True
+        finally:
+            self.journal.finish_run(run_id, result.status)
+            self.on_event(Event("done", progress, total, result.status))
+        return result
+
+    def resolve(self, request: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Fill in values known only now (refs) and secrets, for sending only."""
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                value = REF.sub(lambda m: str(outputs.get(m.group(1), {}).get(m.group(2), m.group(0))), value)
+                return SECRET.sub(lambda m: self.secrets(m.group(1)), value)
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            return value
+
+        resolved: dict[str, Any] = fill(request)
+        unresolved = REF.search(json.dumps(resolved))
+        if unresolved:
+            raise UnresolvedReference(f"value of {unresolved.group(1)}.{unresolved.group(2)} is not known")
+        return resolved
+
+    async def _send_one(self, change: Change, outputs: dict[str, dict[str, Any]]) -> ExecResult:
+        assert change.operation is not None
+        try:
+            request = self.resolve(change.operation.request, outputs)
+        except UnresolvedReference as exc:
+            return ExecResult(ok=False, error=str(exc))
+        return await self.executor.execute(change.operation, request)
+
+    async def _send_many(self, changes: list[Change], outputs: dict[str, dict[str, Any]]) -> list[ExecResult]:
+        ops = []
+        for change in changes:
+            assert change.operation is not None
+            ops.append((change.operation, self.resolve(change.operation.request, outputs)))
+        return await self.executor.execute_many(ops)
+
+    async def _settle(
+        self,
+        plan: Plan,
+        run_id: str,
+        pairs: list[tuple[Change, ExecResult]],
+        outputs: dict[str, dict[str, Any]],
+        failed: set[str],
+        result: ApplyResult,
+    ) -> None:
+        rows = []
+        for change, res in pairs:
+            detail = res.error or ("already in the desired state" if res.already else "")
+            if res.ok:
+                outputs[change.id] = {name: _dig(res.body, path) for name, path in change.outputs.items()}
+                if change.wait:
+                    ok = await self._wait(change.wait, outputs, change)
+                    if not ok:
+                        res = ExecResult(
+                            ok=False,
+                            request_id=res.request_id,
+                            error=f"timed out after {change.wait.timeout:.0f} s waiting: "
+                            f"{change.wait.description}",
+                        )
+                        detail = res.error or ""
+            outcome = "ok" if res.ok else "failed"
+            if not res.ok:
+                failed.add(change.id)
+            result.outcomes.append(
+                ChangeOutcome(change.id, change.target, change.setting, outcome, detail, res.request_id)
+            )
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "plan_id": plan.plan_id,
+                    "change_id": change.id,
+                    "tenant": plan.tenant.get("id", ""),
+                    "target": change.target,
+                    "setting": change.setting,
+                    "action": change.action.value,
+                    "operation": change.operation.display if change.operation else "",
+                    "outcome": outcome,
+                    "request_id": res.request_id,
+                    "detail": detail,
+                    "outputs": outputs.get(change.id) if res.ok else None,
+                }
+            )
+        self.journal.record(rows)
+
+    async def _wait(self, wait: Wait, outputs: dict[str, dict[str, Any]], change: Change) -> bool:
+        target = REF.sub(lambda m: str(outputs.get(m.group(1), {}).get(m.group(2), "")), wait.target)
+        self.on_event(Event("wait", message=wait.description))
+        ok = await self.executor.wait(wait, target, lambda msg: self.on_event(Event("wait", message=msg)))
+        self.on_event(Event("waited", message=f"{wait.description}: {'done' if ok else 'timed out'}"))
+        return ok
+
+
+class UnresolvedReference(Exception):
+    pass
+
+
+def _dig(body: Any, path: str) -> Any:
+    value = body
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _levels(changes: list[Change]) -> list[list[Change]]:
+    """Topological levels: a change comes after every pending change it depends on."""
+    ids = {c.id for c in changes}
+    level_of: dict[str, int] = {}
+    by_id = {c.id: c for c in changes}
+
+    def depth(change: Change, seen: frozenset[str] = frozenset()) -> int:
+        if change.id in level_of:
+            return level_of[change.id]
+        if change.id in seen:
+            raise ValueError(f"dependency cycle at {change.id}")
+        deps = [by_id[d] for d in change.depends_on if d in ids]
+        level = 0 if not deps else 1 + max(depth(d, seen | {change.id}) for d in deps)
+        level_of[change.id] = level
+        return level
+
+    levels: dict[int, list[Change]] = {}
+    for change in changes:
+        levels.setdefault(depth(change), []).append(change)
+    return [levels[i] for i in sorted(levels)]
+
+
+__all__ = ["Action", "ApplyResult", "ChangeOutcome", "Event", "ExecResult", "Executor", "Runner"]

@@ -1,0 +1,226 @@
+"""One connection to one tenant: endpoints, gateways, and the engine's Executor.
+
+Endpoints come from the clouds table (real tenants) or from a simulator's discovery document
+(`--sim URL`). Nothing here decides what to change; it sends what a plan says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from m365archive.engine.plan import Operation, Wait
+from m365archive.engine.runner import ExecResult
+from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner
+from m365archive.tenant.graph_types import GraphError, GraphRequest
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from m365archive.tenant.graph import GraphGateway
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    tenant_id: str
+    domain: str
+    cloud: str
+    graph: str  # version root, e.g. https://graph.microsoft.com/v1.0
+    exchange: str
+    compliance: str
+    login: str
+    graph_scope: str
+    exchange_scope: str
+    compliance_scope: str
+    simulator: bool = False
+    onprem_url: str | None = None
+
+
+def endpoints_for_cloud(cloud_name: str, tenant: str, domain: str | None) -> Endpoints:
+    from m365archive.tenant.clouds import get_cloud
+
+    cloud = get_cloud(cloud_name)
+    return Endpoints(
+        tenant_id=tenant,
+        domain=domain or (tenant if "." in tenant else ""),
+        cloud=cloud.name,
+        graph=f"{cloud.graph}/v1.0",
+        exchange=cloud.exchange,
+        compliance=cloud.compliance,
+        login=f"https://{cloud.authority_host}",
+        graph_scope=cloud.graph_scope,
+        exchange_scope=cloud.exchange_scope,
+        compliance_scope=cloud.compliance_scope,
+    )
+
+
+class SimulatorUnreachable(Exception):
+    pass
+
+
+def discover_simulator(url: str) -> Endpoints:
+    """Read a simulated tenant's discovery document (`GET <url>/`)."""
+    from m365archive.sim.http import AUDIENCES  # audiences only: data, not the simulator itself
+
+    try:
+        doc = httpx.get(url.rstrip("/") + "/", timeout=10).json()
+        services = doc["services"]
+        audiences = AUDIENCES.get(doc.get("cloud", "global"), AUDIENCES["global"])
+        return Endpoints(
+            tenant_id=doc["tenantId"],
+            domain=doc["domain"],
+            cloud=doc.get("cloud", "global"),
+            graph=services["graph"],
+            exchange=services["exchange"],
+            compliance=services["compliance"],
+            login=services["login"],
+            graph_scope=f"{audiences['graph']}/.default",
+            exchange_scope=f"{audiences['exchange']}/.default",
+            compliance_scope=f"{audiences['compliance']}/.default",
+            simulator=True,
+            onprem_url=services.get("onprem"),
+        )
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise SimulatorUnreachable(f"no simulated tenant answers at {url} ({type(exc).__name__})") from None
+
+
+class TenantSession:
+    """Gateways for one tenant, and the Executor the runner sends plans through."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        credential: AsyncTokenCredential,
+        *,
+        operator: str | None = None,
+        max_concurrency: int = 8,
+        onprem: ExchangeRunner | None = None,
+        on_throttle: Callable[[float], None] | None = None,
+    ) -> None:
+        from m365archive.tenant.exchange_rest import RestExchangeRunner
+        from m365archive.tenant.graph import GraphGateway
+
+        self.endpoints = endpoints
+        self.credential = credential
+        self.operator = operator or ""
+        self.graph: GraphGateway = GraphGateway(endpoints.graph, credential, scopes=[endpoints.graph_scope])
+        anchor = f"UPN:{operator}" if operator else None
+        self.exchange: ExchangeRunner = RestExchangeRunner(
+            endpoints.exchange,
+            endpoints.tenant_id,
+            credential,
+            scope=endpoints.exchange_scope,
+            side="exchange-online",
+            anchor_mailbox=anchor,
+            max_concurrency=max_concurrency,
+            on_throttle=on_throttle,
+        )
+        self.compliance: ExchangeRunner = RestExchangeRunner(
+            endpoints.compliance,
+            endpoints.tenant_id,
+            credential,
+            scope=endpoints.compliance_scope,
+            side="compliance",
+            anchor_mailbox=anchor,
+            max_concurrency=max_concurrency,
+        )
+        self.onprem = onprem
+
+    async def aclose(self) -> None:
+        await self.graph.aclose()
+        await self.exchange.aclose()
+        await self.compliance.aclose()
+        if self.onprem:
+            await self.onprem.aclose()
+        close = getattr(self.credential, "close", None)
+        if close:
+            await close()
+
+    def runner_for(self, kind: str) -> ExchangeRunner:
+        if kind == "compliance":
+            return self.compliance
+        if kind == "onprem":
+            if self.onprem is None:
+                raise RuntimeError(
+                    "this change runs on on-premises Exchange, and no [onprem] server is configured"
+                )
+            return self.onprem
+        return self.exchange
+
+    # -- Executor ------------------------------------------------------------------
+    def batch_key(self, op: Operation) -> str | None:
+        return op.kind if op.kind in ("exchange", "compliance", "onprem") else None
+
+    async def execute(self, op: Operation, request: dict[str, Any]) -> ExecResult:
+        if op.kind == "graph":
+            return await self._graph(op, request)
+        outcome = await self.runner_for(op.kind).invoke(_cmdlet(request))
+        return _from_outcome(op, outcome)
+
+    async def execute_many(self, ops: list[tuple[Operation, dict[str, Any]]]) -> list[ExecResult]:
+        kind = ops[0][0].kind
+        outcomes = await self.runner_for(kind).invoke_many([_cmdlet(req) for _, req in ops])
+        return [_from_outcome(op, out) for (op, _), out in zip(ops, outcomes, strict=True)]
+
+    async def _graph(self, op: Operation, request: dict[str, Any]) -> ExecResult:
+        req = GraphRequest(method=request["method"], path=request["path"], body=request.get("body"))
+        try:
+            response = await self.graph.send(req)
+            return ExecResult(ok=True, body=response.body, request_id=response.request_id)
+        except GraphError as exc:
+            if any(text in exc.message for text in op.ok_if_error):
+                body = None
+                recover = request.get("on_conflict_get")
+                if recover:
+                    body = (await self.graph.send(GraphRequest("GET", recover))).body
+                return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
+            return ExecResult(
+                ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}"
+            )
+
+    async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
+        deadline = time.monotonic() + wait.timeout
+        interval = 0.05
+        started = time.monotonic()
+        while True:
+            if await self._condition(wait.kind, resolved_target):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            tick(f"{wait.description} ({time.monotonic() - started:.0f} s)")
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, 10.0)
+
+    async def _condition(self, kind: str, target: str) -> bool:
+        if kind == "exchange-mailbox":
+            outcome = await self.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": target}))
+            return outcome.ok and bool(outcome.objects)
+        if kind == "service-principal":
+            return await self.graph.service_principal_by_app_id(target) is not None
+        if kind == "service-principal-gone":
+            return await self.graph.service_principal_by_app_id(target) is None
+        if kind == "archive-active":
+            outcome = await self.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": target}))
+            return (
+                outcome.ok and bool(outcome.objects) and outcome.objects[0].get("ArchiveStatus") == "Active"
+            )
+        raise ValueError(f"unknown wait kind {kind}")
+
+
+def _cmdlet(request: dict[str, Any]) -> Cmdlet:
+    return Cmdlet(request["cmdlet"], dict(request.get("parameters", {})))
+
+
+def _from_outcome(op: Operation, outcome: CmdletOutcome) -> ExecResult:
+    body = outcome.objects[0] if outcome.objects else None
+    if outcome.error is None:
+        return ExecResult(ok=True, body=body, request_id=outcome.request_id)
+    if any(text in outcome.error.message for text in op.ok_if_error):
+        return ExecResult(ok=True, body=body, request_id=outcome.request_id, already=True)
+    category = f" ({outcome.error.category})" if outcome.error.category else ""
+    return ExecResult(ok=False, request_id=outcome.request_id, error=f"{outcome.error.message}{category}")

@@ -1,0 +1,351 @@
+"""Sign-in: one azure-core AsyncTokenCredential for every way an operator can authenticate.
+
+azure.identity is imported inside the functions that need it, so `import m365archive.tenant.auth`
+stays cheap (the CLI's --help path imports it).
+
+Delegated sign-in (browser, device code) without `--client-id` uses Microsoft's own public clients,
+one per resource, as their PowerShell modules do: "Microsoft Graph Command Line Tools" for Graph and
+"Microsoft Exchange REST API Based PowerShell" for Exchange Online and Security & Compliance. A token
+for one resource can't be had from the other's app, so the operator signs in once per app (the
+persistent cache keeps both). With an app registration of your own, one sign-in covers both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from m365archive.tenant.clouds import Cloud
+
+if TYPE_CHECKING:
+    import asyncio
+    from datetime import datetime
+
+    from azure.core.credentials import AccessToken
+    from azure.core.credentials_async import AsyncTokenCredential
+    from azure.identity import TokenCachePersistenceOptions
+
+# Microsoft Graph PowerShell / "Microsoft Graph Command Line Tools" (Connect-MgGraph's default).
+GRAPH_POWERSHELL_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+# "Microsoft Exchange REST API Based PowerShell" (Connect-ExchangeOnline / Connect-IPPSSession).
+EXCHANGE_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
+
+# Delegated Graph permissions the steps need. Graph PowerShell's `.default` yields only what was
+# consented to it before, so with that client we ask for these by name (consent is requested once).
+GRAPH_DELEGATED_SCOPES = (
+    "User.ReadWrite.All",  # the catch-all account, usageLocation
+    "LicenseAssignment.ReadWrite.All",  # assignLicense
+    "Organization.Read.All",  # subscribedSkus
+    "RoleManagement.ReadWrite.Directory",  # Exchange Administrator role assignment
+    "Application.ReadWrite.All",  # connector service principal (consent check, revoke)
+    "Group.Read.All",  # group-scoped user selection
+)
+
+CLIENT_SECRET_ENV = ("M365ARCHIVE_CLIENT_SECRET", "AZURE_CLIENT_SECRET")
+
+
+class AuthError(Exception):
+    """Sign-in can't be set up as asked; the message says how to fix it."""
+
+
+class AuthMethod(StrEnum):
+    BROWSER = "browser"
+    DEVICE_CODE = "device_code"
+    CERTIFICATE = "certificate"
+    SECRET = "secret"
+    MANAGED_IDENTITY = "managed_identity"
+    AZURE_CLI = "azure_cli"
+    ENVIRONMENT = "environment"
+    SIMULATOR = "simulator"
+
+
+_DESCRIPTIONS = {
+    AuthMethod.BROWSER: "browser sign-in",
+    AuthMethod.DEVICE_CODE: "device code",
+    AuthMethod.CERTIFICATE: "certificate",
+    AuthMethod.SECRET: "client secret",
+    AuthMethod.MANAGED_IDENTITY: "managed identity",
+    AuthMethod.AZURE_CLI: "Azure CLI",
+    AuthMethod.ENVIRONMENT: "environment credential",
+    AuthMethod.SIMULATOR: "simulator",
+}
+
+
+@dataclass
+class SignIn:
+    """How to sign in. Never holds a secret: secrets come from the environment or the keyring."""
+
+    method: AuthMethod
+    tenant_id: str
+    client_id: str | None = None  # your app registration; required for certificate and secret
+    certificate_path: Path | None = None  # PEM or PKCS12, with the private key
+    certificate_password_env: str | None = None  # name of the variable holding the PFX password
+    managed_identity_client_id: str | None = None  # user-assigned identity; None = system-assigned
+    login_hint: str | None = None  # UPN pre-filled in the browser
+    allow_unencrypted_cache: bool = False
+    cache_name: str = "m365archive"
+
+
+def describe(sign_in: SignIn) -> str:
+    """One line for reports, e.g. "device code as contoso.onmicrosoft.com". Never a secret."""
+    text = _DESCRIPTIONS[sign_in.method]
+    if sign_in.method in (AuthMethod.CERTIFICATE, AuthMethod.SECRET) and sign_in.client_id:
+        text += f" (app {sign_in.client_id})"
+    elif sign_in.method is AuthMethod.MANAGED_IDENTITY and sign_in.managed_identity_client_id:
+        text += f" ({sign_in.managed_identity_client_id})"
+    elif sign_in.login_hint:
+        text += f" ({sign_in.login_hint})"
+    return f"{text} as {sign_in.tenant_id}"
+
+
+# (verification_uri, user_code, expires_on), as azure-identity's DeviceCodeCredential calls it
+DeviceCodePrompt = Callable[[str, str, "datetime"], None]
+
+
+def make_credential(
+    sign_in: SignIn, cloud: Cloud, *, device_code_prompt: DeviceCodePrompt | None = None
+) -> AsyncTokenCredential:
+    """An async credential for `sign_in` against `cloud`'s login host.
+
+    Raises AuthError for a configuration that can't work (missing client id or certificate, no
+    client secret anywhere, no secret store for the token cache), before any network call.
+    """
+    method = AuthMethod(sign_in.method)
+    if method is AuthMethod.SIMULATOR:
+        from m365archive.tenant.simcredential import AsyncSimulatorCredential
+
+        return cast("AsyncTokenCredential", AsyncSimulatorCredential(sign_in.tenant_id))
+    if method is AuthMethod.MANAGED_IDENTITY:
+        from azure.identity.aio import ManagedIdentityCredential
+
+        # Managed identity tokens come from the host (IMDS, App Service...), not from a login host.
+        return ManagedIdentityCredential(client_id=sign_in.managed_identity_client_id)
+    if method is AuthMethod.AZURE_CLI:
+        from azure.identity.aio import AzureCliCredential
+
+        # `az cloud set` decides the cloud; `az login` the account.
+        return AzureCliCredential(tenant_id=sign_in.tenant_id)
+    if method is AuthMethod.ENVIRONMENT:
+        from azure.identity.aio import EnvironmentCredential
+
+        return EnvironmentCredential(authority=cloud.authority_host)
+    if method is AuthMethod.CERTIFICATE:
+        return _certificate_credential(sign_in, cloud)
+    if method is AuthMethod.SECRET:
+        return _secret_credential(sign_in, cloud)
+    return _delegated_credential(sign_in, cloud, method, device_code_prompt)
+
+
+def cache_options(sign_in: SignIn) -> TokenCachePersistenceOptions:
+    """Persistent token cache options, or AuthError when tokens could only be kept in plain text.
+
+    azure-identity finds out only at the first token request (and then raises ValueError from deep
+    inside); we look for the secret store up front and say what to do.
+    """
+    from azure.identity import TokenCachePersistenceOptions
+
+    if not sign_in.allow_unencrypted_cache:
+        problem = secret_store_problem()
+        if problem is not None:
+            raise AuthError(
+                "no secret store on this machine to keep sign-in tokens encrypted "
+                f"({problem}); rerun with --allow-unencrypted-token-cache to keep tokens in a file "
+                "readable only by you, or install/unlock a keyring (libsecret)"
+            )
+    return TokenCachePersistenceOptions(
+        name=sign_in.cache_name, allow_unencrypted_storage=sign_in.allow_unencrypted_cache
+    )
+
+
+def secret_store_problem() -> str | None:
+    """Why azure-identity can't encrypt its token cache here, or None when it can.
+
+    Windows (DPAPI) and macOS (Keychain) always can. On Linux msal-extensions needs libsecret
+    through PyGObject and a running Secret Service on D-Bus; its own `trial_run` checks both.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        from msal_extensions.libsecret import trial_run  # type: ignore[import-untyped]
+
+        trial_run()
+    except Exception as exc:  # ImportError (no PyGObject), GLib errors, its own RuntimeError
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return first_line
+    return None
+
+
+def find_client_secret(tenant_id: str, client_id: str) -> str:
+    """The app's client secret from the environment, else from the keyring; AuthError if neither."""
+    for name in CLIENT_SECRET_ENV:
+        value = os.environ.get(name)
+        if value:
+            return value
+    from m365archive import secrets
+
+    keyring_note = ""
+    try:
+        stored = secrets.client_secret(tenant_id, client_id)
+    except secrets.NoKeyringError:
+        stored, keyring_note = None, " (no keyring backend on this machine)"
+    if stored:
+        return stored
+    raise AuthError(
+        f"no client secret for app {client_id}: set {' or '.join(CLIENT_SECRET_ENV)}, or store it in "
+        f"the keyring as service {secrets.SERVICE!r}, user "
+        f"{secrets.app_username(tenant_id, client_id)!r}{keyring_note}. "
+        "Secrets are never read from the command line."
+    )
+
+
+def _require_client_id(sign_in: SignIn) -> str:
+    if not sign_in.client_id:
+        raise AuthError(
+            f"{_DESCRIPTIONS[sign_in.method]} sign-in needs --client-id: the application (client) id "
+            "of your app registration"
+        )
+    return sign_in.client_id
+
+
+def _certificate_credential(sign_in: SignIn, cloud: Cloud) -> AsyncTokenCredential:
+    from azure.identity.aio import CertificateCredential
+
+    client_id = _require_client_id(sign_in)
+    if sign_in.certificate_path is None:
+        raise AuthError("certificate sign-in needs --certificate PATH (PEM or PFX with its private key)")
+    path = Path(sign_in.certificate_path).expanduser()
+    if not path.is_file():
+        raise AuthError(f"certificate file not found: {path}")
+    password: str | None = None
+    if sign_in.certificate_password_env:
+        password = os.environ.get(sign_in.certificate_password_env)
+        if password is None:
+            raise AuthError(f"environment variable {sign_in.certificate_password_env} is not set")
+    try:
+        return CertificateCredential(
+            sign_in.tenant_id,
+            client_id,
+            certificate_path=str(path),
+            password=password,
+            authority=cloud.authority_host,
+            cache_persistence_options=cache_options(sign_in),
+        )
+    except ValueError as exc:  # unreadable file, wrong password, no private key
+        raise AuthError(f"can't use certificate {path}: {exc}") from exc
+
+
+def _secret_credential(sign_in: SignIn, cloud: Cloud) -> AsyncTokenCredential:
+    from azure.identity.aio import ClientSecretCredential
+
+    client_id = _require_client_id(sign_in)
+    return ClientSecretCredential(
+        sign_in.tenant_id,
+        client_id,
+        find_client_secret(sign_in.tenant_id, client_id),
+        authority=cloud.authority_host,
+        cache_persistence_options=cache_options(sign_in),
+    )
+
+
+class _SyncCredential(Protocol):
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncAdapter:
+    """An AsyncTokenCredential around a sync one (azure.identity.aio has no browser/device code).
+
+    Each get_token runs in a worker thread, so the event loop keeps going while the operator signs in.
+    A lock keeps concurrent requests from opening two browser windows at once.
+    """
+
+    def __init__(self, credential: _SyncCredential) -> None:
+        self.credential = credential
+        self._lock: asyncio.Lock | None = None
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        import asyncio  # here, not at the top: asyncio alone costs ~30 ms of CLI start-up
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await asyncio.to_thread(self.credential.get_token, *scopes, **kwargs)
+
+    async def close(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.credential.close)
+
+    async def __aenter__(self) -> AsyncAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class PerResourceCredential:
+    """Delegated sign-in with Microsoft's public clients: Graph PowerShell's app for Graph scopes,
+    the Exchange module's app for everything else (Exchange Online, Security & Compliance)."""
+
+    def __init__(self, cloud: Cloud, factory: Callable[[str], AsyncAdapter]) -> None:
+        self.cloud = cloud
+        self._factory = factory
+        self._credentials: dict[str, AsyncAdapter] = {}
+
+    def client_for(self, scope: str) -> str:
+        if scope.lower().startswith(self.cloud.graph.lower()):
+            return GRAPH_POWERSHELL_CLIENT_ID
+        return EXCHANGE_POWERSHELL_CLIENT_ID
+
+    def scopes_for(self, client_id: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        if client_id == GRAPH_POWERSHELL_CLIENT_ID and scopes == (self.cloud.graph_scope(),):
+            return tuple(f"{self.cloud.graph}/{name}" for name in GRAPH_DELEGATED_SCOPES)
+        return scopes
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        client_id = self.client_for(scopes[0] if scopes else "")
+        credential = self._credentials.get(client_id)
+        if credential is None:
+            credential = self._credentials[client_id] = self._factory(client_id)
+        return await credential.get_token(*self.scopes_for(client_id, scopes), **kwargs)
+
+    async def close(self) -> None:
+        for credential in self._credentials.values():
+            await credential.close()
+
+    async def __aenter__(self) -> PerResourceCredential:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _delegated_credential(
+    sign_in: SignIn, cloud: Cloud, method: AuthMethod, device_code_prompt: DeviceCodePrompt | None
+) -> AsyncTokenCredential:
+    options = cache_options(sign_in)
+
+    def build(client_id: str) -> AsyncAdapter:
+        from azure.identity import DeviceCodeCredential, InteractiveBrowserCredential
+
+        common: dict[str, Any] = {
+            "tenant_id": sign_in.tenant_id,
+            "client_id": client_id,
+            "authority": cloud.authority_host,
+            "cache_persistence_options": options,
+        }
+        if method is AuthMethod.BROWSER:
+            return AsyncAdapter(InteractiveBrowserCredential(login_hint=sign_in.login_hint, **common))
+        if device_code_prompt is not None:
+            common["prompt_callback"] = device_code_prompt
+        return AsyncAdapter(DeviceCodeCredential(**common))
+
+    if sign_in.client_id:
+        return cast("AsyncTokenCredential", build(sign_in.client_id))
+    return cast("AsyncTokenCredential", PerResourceCredential(cloud, build))

@@ -1,0 +1,171 @@
+"""The Microsoft 365 clouds this tool can work in, and every endpoint it needs in each: one table.
+
+Sources (checked 2025; each row's comment names which ones back it):
+
+- [graph]  Microsoft Graph national cloud deployments, learn.microsoft.com/graph/deployments:
+  login hosts, Azure portals and Graph roots; "in a Microsoft 365 GCC environment, continue
+  using the worldwide endpoints".
+- [idhost] azure-identity AzureAuthorityHosts: AZURE_PUBLIC_CLOUD login.microsoftonline.com,
+  AZURE_GOVERNMENT login.microsoftonline.us, AZURE_CHINA login.chinacloudapi.cn.
+- [exo]    "Basic auth - Connect to Exchange Online PowerShell" (MicrosoftDocs/office-docs-powershell,
+  exchange/docs-conceptual/basic-auth-connect-to-exo-powershell.md): ConnectionUri per cloud:
+  outlook.office365.com, GCC High outlook.office365.us, DoD webmail.apps.mil, 21Vianet
+  partner.outlook.cn. The module's REST endpoint (/adminapi/...) lives on the same hosts.
+- [scc]    "Connect to Security & Compliance PowerShell" (same repository, connect-to-scc-powershell.md):
+  ps.compliance.protection.outlook.com (commercial and GCC), GCC High
+  ps.compliance.protection.office365.us, DoD l5.ps.compliance.protection.office365.us, 21Vianet
+  ps.compliance.protection.partner.outlook.cn.
+- [purview] Purview portal hosts: purview.microsoft.com (commercial, GCC); purview.microsoft.us for
+  GCC High and DoD appears in Microsoft's and the community's admin tooling (Maester's
+  Get-MtAdminPortalUrl, Purview readiness scripts) but not in a Learn table we could read. The
+  21Vianet host is NOT verified: community tables disagree (purview.microsoftonline.cn,
+  purview.microsoft.cn); we follow the microsoftonline.cn pattern of that cloud's other portals.
+- [ingest] The partner ingestion endpoint is the one in "Work with a partner to archive third-party
+  data", Step 4. The page names no endpoint for any other cloud, so the others are None. The route
+  itself is retired (see m365archive.partners.RETIREMENT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+# The one endpoint the reference page gives (Step 4). Commercial only.
+PARTNER_INGESTION_ENDPOINT = (
+    "https://office365ingestionsvc.gble1.protection.outlook.com/service/ThirdPartyIngestionService.svc"
+)
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """One Microsoft 365 cloud: where to sign in, and the root of every service the tool calls."""
+
+    name: str
+    title: str
+    authority_host: str  # a host, no scheme: what azure-identity's `authority` takes
+    graph: str
+    exchange: str
+    compliance: str
+    purview_portal: str
+    azure_portal: str
+    ingestion_endpoint: str | None
+
+    @property
+    def login_url(self) -> str:
+        return f"https://{self.authority_host}"
+
+    def graph_scope(self) -> str:
+        return _default_scope(self.graph)
+
+    def exchange_scope(self) -> str:
+        return _default_scope(self.exchange)
+
+    def compliance_scope(self) -> str:
+        return _default_scope(self.compliance)
+
+    def admin_consent_url(
+        self,
+        tenant: str | None,
+        client_id: str,
+        redirect_uri: str,
+        state: str | None = None,
+        *,
+        login_base: str | None = None,
+    ) -> str:
+        """The admin-consent link in the reference page's form (Step 5), for this cloud.
+
+        `tenant` None means "common", as on the page. `login_base` replaces the cloud's login URL
+        (the simulator serves its consent page on loopback).
+        """
+        base = (login_base or self.login_url).rstrip("/")
+        query = {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "prompt": "admin_consent",
+        }
+        if state is not None:
+            query["state"] = state
+        return f"{base}/{tenant or 'common'}/oauth2/authorize?{urlencode(query)}"
+
+
+def _default_scope(resource: str) -> str:
+    return resource.rstrip("/") + "/.default"
+
+
+CLOUDS: dict[str, Cloud] = {
+    cloud.name: cloud
+    for cloud in (
+        # [graph] [idhost] [exo] [scc] [purview] [ingest]
+        Cloud(
+            name="global",
+            title="Microsoft 365 commercial",
+            authority_host="login.microsoftonline.com",
+            graph="https://graph.microsoft.com",
+            exchange="https://outlook.office365.com",
+            compliance="https://ps.compliance.protection.outlook.com",
+            purview_portal="https://purview.microsoft.com",
+            azure_portal="https://portal.azure.com",
+            ingestion_endpoint=PARTNER_INGESTION_ENDPOINT,
+        ),
+        # GCC runs on the worldwide endpoints: [graph] (GCC note), [exo] (no ConnectionUri for GCC),
+        # [scc] ("Microsoft 365 or Microsoft 365 GCC": defaults). [ingest]: the page names none.
+        Cloud(
+            name="gcc",
+            title="GCC",
+            authority_host="login.microsoftonline.com",
+            graph="https://graph.microsoft.com",
+            exchange="https://outlook.office365.com",
+            compliance="https://ps.compliance.protection.outlook.com",
+            purview_portal="https://purview.microsoft.com",
+            azure_portal="https://portal.azure.com",
+            ingestion_endpoint=None,
+        ),
+        # [graph] (L4 root, portal.azure.us) [idhost] AZURE_GOVERNMENT [exo] [scc] [purview]
+        Cloud(
+            name="gcc-high",
+            title="GCC High",
+            authority_host="login.microsoftonline.us",
+            graph="https://graph.microsoft.us",
+            exchange="https://outlook.office365.us",
+            compliance="https://ps.compliance.protection.office365.us",
+            purview_portal="https://purview.microsoft.us",
+            azure_portal="https://portal.azure.us",
+            ingestion_endpoint=None,
+        ),
+        # [graph] (L5 DOD root) [idhost] AZURE_GOVERNMENT [exo] [scc] [purview]
+        Cloud(
+            name="dod",
+            title="DoD",
+            authority_host="login.microsoftonline.us",
+            graph="https://dod-graph.microsoft.us",
+            exchange="https://webmail.apps.mil",
+            compliance="https://l5.ps.compliance.protection.office365.us",
+            purview_portal="https://purview.microsoft.us",
+            azure_portal="https://portal.azure.us",
+            ingestion_endpoint=None,
+        ),
+        # [graph] [idhost] AZURE_CHINA [exo] [scc]; purview_portal unverified (see [purview])
+        Cloud(
+            name="china",
+            title="operated by 21Vianet",
+            authority_host="login.chinacloudapi.cn",
+            graph="https://microsoftgraph.chinacloudapi.cn",
+            exchange="https://partner.outlook.cn",
+            compliance="https://ps.compliance.protection.partner.outlook.cn",
+            purview_portal="https://purview.microsoftonline.cn",
+            azure_portal="https://portal.azure.cn",
+            ingestion_endpoint=None,
+        ),
+    )
+}
+
+
+def get_cloud(name: str) -> Cloud:
+    """The cloud called `name` (case and `_`/`-` forgiven); ValueError naming the valid ones."""
+    key = name.strip().lower().replace("_", "-")
+    try:
+        return CLOUDS[key]
+    except KeyError:
+        valid = ", ".join(CLOUDS)
+        raise ValueError(f"unknown cloud {name!r}: choose one of {valid}") from None

@@ -290,6 +290,13 @@ def _add_user(state: TenantState, entry: dict[str, Any]) -> User:
             alias=user.mail_nickname,
             remote_routing_address=f"{user.mail_nickname}@{state.domain.split('.')[0]}.mail.onmicrosoft.com",
         )
+        cloud = state.mailboxes.get(user.id)
+        if cloud is not None and cloud.archive_status == "Active":
+            # The archive was provisioned on-premises and has already been synchronized.
+            rm = state.remote_mailboxes[user.id]
+            rm.archive_state = "HostedProvisioned"
+            rm.archive_guid = cloud.archive_guid
+            rm.archive_name = cloud.archive_name[0] if cloud.archive_name else ""
     return user
 
 

@@ -283,6 +283,9 @@ class RemoteMailbox:
     archive_state: str = "None"  # "HostedProvisioned" after Enable-RemoteMailbox -Archive
     archive_name: str = ""
     pending_sync_at: float | None = None  # simulated time when dir sync copies to the cloud
+    archive_guid: str = "00000000-0000-0000-0000-000000000000"  # stamped by Enable-RemoteMailbox -Archive
+    hidden_from_address_lists: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)  # other Set-RemoteMailbox values, by name
 
 
 @dataclass
@@ -419,7 +422,8 @@ class TenantState:
                 mbx = self.mailboxes.get(rm.user_id)
                 if mbx and rm.archive_state == "HostedProvisioned" and mbx.archive_status != "Active":
                     mbx.archive_status = "Active"
-                    mbx.archive_guid = new_id()
+                    zero = "00000000-0000-0000-0000-000000000000"
+                    mbx.archive_guid = rm.archive_guid if rm.archive_guid != zero else new_id()
                     mbx.archive_name = [rm.archive_name or f"In-Place Archive - {mbx.display_name}"]
 
     def visible_service_principals(self) -> list[ServicePrincipal]:

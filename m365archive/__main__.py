@@ -1,0 +1,3 @@
+from m365archive.cli.main import run
+
+run()

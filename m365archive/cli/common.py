@@ -1,0 +1,152 @@
+"""What every command module shares: global options, config loading, output, exit codes.
+
+The only place that knows about terminals and exit codes. Heavy modules (msgraph-sdk,
+azure-identity, pydantic) are imported inside commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from m365archive.result import CommandError, ExitCode, Result
+
+if TYPE_CHECKING:
+    from m365archive.config import Config
+    from m365archive.core import Env
+    from m365archive.engine.runner import Event
+
+T = TypeVar("T")
+DEFAULT_CONFIG = "m365archive.toml"
+CONFIG_ENV = "M365ARCHIVE_CONFIG"
+
+
+class Output(StrEnum):
+    human = "human"
+    json = "json"
+    markdown = "markdown"
+
+
+@dataclass
+class CliState:
+    output: Output = Output.human
+    config_path: Path = Path(DEFAULT_CONFIG)
+    debug: bool = False
+    verbose: int = 0
+    sim_url: str | None = None
+    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    def load_config(self) -> Config:
+        from m365archive.config import ConfigError, load_config
+
+        try:
+            return load_config(self.config_path)
+        except ConfigError as exc:
+            for line in exc.lines:
+                self.err.print(f"error: {line}", markup=False, highlight=False)
+            raise typer.Exit(ExitCode.USAGE) from None
+
+    def env(self, **kwargs: Any) -> Env:
+        from m365archive.core import Env
+
+        return Env.from_environment(self.sim_url, progress=self.progress, on_event=self.on_event, **kwargs)
+
+    def progress(self, message: str) -> None:
+        if self.verbose and self.output is Output.human:
+            self.err.print(f"… {message}", markup=False, highlight=False)
+
+    def on_event(self, event: Event) -> None:
+        """Replaced by a live progress display while applying (see cli/progress.py)."""
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def run(cli: CliState, coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn known failures into one clear line and a documented exit code."""
+    import asyncio
+
+    try:
+        return asyncio.run(coro_factory())
+    except CommandError as exc:
+        fail(cli, exc.message, exc.code, exc.hint)
+    except KeyboardInterrupt:
+        cli.err.print("interrupted", markup=False)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if cli.debug:
+            raise
+        fail(
+            cli,
+            f"unexpected {type(exc).__name__}: {exc}".splitlines()[0],
+            ExitCode.ERROR,
+            "rerun with --debug for the traceback",
+        )
+
+
+def fail(cli: CliState, message: str, code: ExitCode, hint: str = "") -> NoReturn:
+    if cli.output is Output.json:
+        emit_json(
+            cli,
+            Result(
+                command=_command_name(), exit_code=code, errors=[message], messages=[hint] if hint else []
+            ),
+        )
+    else:
+        cli.err.print(f"error: {message}", markup=False, highlight=False)
+        if hint:
+            cli.err.print(f"hint: {hint}", markup=False, highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _command_name() -> str:
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return " ".join(args[:2]) if args else ""
+
+
+def emit_json(cli: CliState, result: Result) -> None:
+    from m365archive.report.jsonout import envelope
+
+    doc = envelope(
+        result.command, result.status, int(result.exit_code), result.data, result.messages, result.errors
+    )
+    cli.out.print(json.dumps(doc, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
+
+
+def finish(cli: CliState, result: Result) -> NoReturn:
+    """Emit the result's messages (human) or envelope (json), then exit with its code."""
+    if cli.output is Output.json:
+        emit_json(cli, result)
+    else:
+        for message in result.messages:
+            cli.out.print(message, markup=False, highlight=False)
+        for error in result.errors:
+            cli.err.print(f"error: {error}", markup=False, highlight=False)
+    raise typer.Exit(int(result.exit_code))
+
+
+def write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    if mode is None:
+        path.write_text(text, encoding="utf-8")
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, mode)

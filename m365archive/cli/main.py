@@ -1,0 +1,74 @@
+"""m365archive's command line: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from m365archive import __version__
+from m365archive.cli import init_cmd, setup_cmd, sim_cmd, status_cmd
+from m365archive.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliState, Output
+
+app = typer.Typer(
+    name="m365archive",
+    help=(
+        "Prepare a Microsoft 365 tenant for archiving third-party data: plan, report, apply, check drift.\n\n"
+        "Start with `m365archive init`, then `m365archive setup --dry-run --report plan.md`."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"m365archive {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="human, json (versioned envelope) or markdown.")
+    ] = Output.human,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar=CONFIG_ENV, help="The desired-state file.")
+    ] = Path(DEFAULT_CONFIG),
+    sim: Annotated[
+        str | None,
+        typer.Option(
+            "--sim",
+            envvar="M365ARCHIVE_SIM",
+            metavar="URL",
+            help="Target a running simulated tenant instead of Microsoft 365.",
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")
+    ] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options apply to every command."""
+    ctx.obj = CliState(output=output, config_path=config, debug=debug, verbose=verbose, sim_url=sim)
+
+
+init_cmd.register(app)
+setup_cmd.register(app)
+status_cmd.register(app)
+app.add_typer(sim_cmd.app, name="sim")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,51 @@
+"""`m365archive status`: desired vs actual for every setting; exit 0 in sync, 2 drift, 1 error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from m365archive.cli.common import CliState, Output, finish, run, state
+from m365archive.result import ExitCode, Result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("status")
+    def status(ctx: typer.Context) -> None:
+        """Compare the tenant with m365archive.toml. Exit 0 in sync, 2 drift found, 1 error.
+
+        Example:
+          m365archive status --output markdown > drift.md
+        """
+        cli = state(ctx)
+        config = cli.load_config()
+        env = cli.env()
+        finish(cli, run(cli, lambda: _status(cli, config, env)))
+
+
+async def _status(cli: CliState, config: Any, env: Any) -> Result:
+    from m365archive.core import build_plan, connect
+    from m365archive.report import console as console_report
+    from m365archive.report import jsonout, markdown
+
+    async with connect(env, config) as session:
+        plan = await build_plan(env, config, session)
+    drift = plan.pending
+    if cli.output is Output.human:
+        console_report.print_status(cli.out, plan)
+    elif cli.output is Output.markdown:
+        cli.out.print(markdown.render_status(plan), markup=False, highlight=False, soft_wrap=True)
+    messages = []
+    if cli.output is Output.human:
+        messages.append(
+            f"Drift: {len(drift)} setting(s) differ from the desired state."
+            if drift
+            else "In sync: every setting matches the desired state."
+        )
+    return Result(
+        "status",
+        ExitCode.CHANGES if drift else ExitCode.OK,
+        data=jsonout.status_document(plan),
+        messages=messages,
+    )

@@ -1,0 +1,280 @@
+"""The importable core behind the CLI: connect, plan, apply, status. No typer, no terminals.
+
+`Env` is the one injected context (STYLE.md 6): where state lives, how to reach the tenant,
+how secrets are kept, and how progress is reported. Tests build their own Env.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m365archive.config import Config
+from m365archive.engine.journal import Journal
+from m365archive.engine.plan import SECRET, Plan
+from m365archive.engine.runner import ApplyResult, Event, Runner
+from m365archive.paths import journal_path
+from m365archive.result import CommandError, ExitCode
+from m365archive.steps.base import StepContext, StepError
+from m365archive.tenant.exchange import ExchangeError, TransportError
+from m365archive.tenant.graph_types import GraphError
+from m365archive.tenant.session import Endpoints, SimulatorUnreachable, TenantSession
+
+SIM_ENV = "M365ARCHIVE_SIM"
+
+
+@dataclass
+class Env:
+    sim_url: str | None = None
+    password_file: Path | None = None
+    progress: Callable[[str], None] = lambda message: None
+    on_event: Callable[[Event], None] = lambda event: None
+    journal_file: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, sim_url: str | None = None, **kwargs: Any) -> Env:
+        return cls(sim_url=sim_url or os.environ.get(SIM_ENV) or None, **kwargs)
+
+    def journal(self) -> Journal:
+        return Journal(self.journal_file or journal_path())
+
+
+def _claims(token: str) -> dict[str, Any]:
+    try:
+        payload = token.split(".")[1]
+        data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return data
+    except (IndexError, ValueError):
+        return {}
+
+
+@asynccontextmanager
+async def connect(env: Env, config: Config, *, max_concurrency: int = 8) -> AsyncIterator[TenantSession]:
+    """A TenantSession for the configured tenant (or the simulator), closed on exit."""
+    endpoints, credential, operator = await _sign_in(env, config)
+    onprem = None
+    if config.onprem is not None:
+        onprem = make_onprem_runner(env, config, endpoints)
+    session = TenantSession(
+        endpoints, credential, operator=operator, max_concurrency=max_concurrency, onprem=onprem
+    )
+    try:
+        yield session
+    finally:
+        await session.aclose()
+
+
+def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
+    from urllib.parse import urlparse
+
+    from m365archive.tenant.onprem import OnPremExchangeRunner
+
+    cfg = config.onprem
+    assert cfg is not None
+    password = os.environ.get("M365ARCHIVE_ONPREM_PASSWORD")
+    if password is None and cfg.username:
+        from m365archive import secrets
+
+        password = secrets.get_secret(config.tenant.id, f"onprem/{cfg.username}")
+    server, port, ssl = cfg.server, cfg.port, cfg.ssl
+    if endpoints.simulator and endpoints.onprem_url:
+        parsed = urlparse(endpoints.onprem_url)
+        server, port, ssl = parsed.hostname or server, parsed.port, parsed.scheme == "https"
+    return OnPremExchangeRunner(
+        server,
+        port=port,
+        ssl=ssl,
+        path=cfg.path,
+        auth=cfg.auth,
+        username=cfg.username,
+        password=password,
+        cert_validation=cfg.cert_validation,
+    )
+
+
+async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str]:
+    if env.sim_url:
+        from m365archive.tenant.session import discover_simulator
+        from m365archive.tenant.simcredential import AsyncSimulatorCredential
+
+        try:
+            endpoints = await asyncio.to_thread(discover_simulator, env.sim_url)
+        except SimulatorUnreachable as exc:
+            raise CommandError(
+                str(exc), ExitCode.ERROR, "start one with `m365archive sim serve --scenario fresh`"
+            ) from None
+        wanted = config.tenant.id.lower()
+        if wanted not in (endpoints.tenant_id.lower(), endpoints.domain.lower()):
+            raise CommandError(
+                f"the config is for tenant {config.tenant.id}, but the simulator at {env.sim_url} is "
+                f"{endpoints.domain} ({endpoints.tenant_id})",
+                ExitCode.USAGE,
+            )
+        operator = ""
+        try:
+            import httpx
+
+            operator = httpx.get(env.sim_url.rstrip("/") + "/", timeout=10).json().get("signedInUser") or ""
+        except (httpx.HTTPError, ValueError):
+            pass
+        return endpoints, AsyncSimulatorCredential(endpoints.tenant_id, operator or None), operator
+    from m365archive.tenant.auth import AuthError, AuthMethod, SignIn, make_credential
+    from m365archive.tenant.clouds import get_cloud
+    from m365archive.tenant.session import endpoints_for_cloud
+
+    endpoints = endpoints_for_cloud(config.tenant.cloud, config.tenant.id, config.tenant.domain)
+    cloud = get_cloud(config.tenant.cloud)
+    auth = config.auth
+    sign_in = SignIn(
+        method=AuthMethod(auth.method.replace("-", "_")),
+        tenant_id=config.tenant.id,
+        client_id=auth.client_id,
+        certificate_path=auth.certificate,
+        managed_identity_client_id=auth.managed_identity_client_id,
+        allow_unencrypted_cache=auth.allow_unencrypted_token_cache,
+    )
+    try:
+        credential = make_credential(sign_in, cloud)
+        token = await credential.get_token(endpoints.graph_scope)
+    except AuthError as exc:
+        raise CommandError(str(exc), ExitCode.AUTH) from None
+    except Exception as exc:  # azure-identity raises many types; all mean "not signed in"
+        raise CommandError(
+            f"sign-in failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", ExitCode.AUTH
+        ) from None
+    claims = _claims(token.token)
+    operator = str(
+        claims.get("upn")
+        or claims.get("unique_name")
+        or claims.get("app_displayname")
+        or claims.get("appid")
+        or ""
+    )
+    return endpoints, credential, operator
+
+
+def tenant_info(session: TenantSession) -> dict[str, str]:
+    e = session.endpoints
+    return {"id": e.tenant_id, "domain": e.domain, "cloud": e.cloud}
+
+
+async def build_plan(env: Env, config: Config, session: TenantSession, *, kind: str = "setup") -> Plan:
+    from m365archive.procedures import make_plan
+
+    ctx = StepContext(
+        config=config,
+        session=session,
+        tenant=tenant_info(session),
+        operator=session.operator,
+        progress=env.progress,
+    )
+    try:
+        return await make_plan(ctx, config.procedure)
+    except StepError as exc:
+        raise CommandError(str(exc), ExitCode.PREREQUISITE) from None
+    except ExchangeError as exc:
+        raise CommandError(f"Exchange refused a read: {exc.message}", ExitCode.ERROR) from None
+    except GraphError as exc:
+        raise CommandError(
+            f"Microsoft Graph refused a read: {exc.status} {exc.code}: {exc.message}", _graph_exit(exc)
+        ) from None
+    except TransportError as exc:
+        raise CommandError(str(exc), ExitCode.AUTH if exc.auth else ExitCode.ERROR) from None
+
+
+def _graph_exit(exc: GraphError) -> ExitCode:
+    return ExitCode.AUTH if exc.status in (401, 403) else ExitCode.ERROR
+
+
+def secret_names(plan: Plan) -> set[str]:
+    return set(SECRET.findall(plan.to_json()))
+
+
+class SecretStore:
+    """Secrets a plan needs, resolved before the first write so a missing keyring changes nothing."""
+
+    def __init__(self, env: Env, config: Config) -> None:
+        self.env = env
+        self.config = config
+        self.values: dict[str, str] = {}
+
+    def prepare(self, names: set[str]) -> None:
+        from m365archive import secrets
+
+        for name in sorted(names):
+            if name != "catchall-password":
+                raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+            assert self.config.catchall is not None
+            upn = self.config.catchall.upn
+            try:
+                if self.env.password_file:
+                    value = _password_from_file(self.env.password_file)
+                else:
+                    value = secrets.get_secret(self.config.tenant.id, upn) or ""
+                    if not value:
+                        value = secrets.generate_password()
+                        secrets.store_secret(self.config.tenant.id, upn, value)
+            except secrets.NoKeyringError as exc:
+                raise CommandError(str(exc), ExitCode.NO_SECRET_STORE) from None
+            except secrets.PasswordFileError as exc:
+                raise CommandError(str(exc), ExitCode.USAGE) from None
+            self.values[name] = value
+
+    def __call__(self, name: str) -> str:
+        return self.values[name]
+
+
+def _password_from_file(path: Path) -> str:
+    from m365archive import secrets
+
+    if path.exists():
+        return secrets.read_password_file(path)
+    value = secrets.generate_password()
+    secrets.write_password_file(path, value)
+    return value
+
+
+async def apply_plan(
+    env: Env,
+    config: Config,
+    session: TenantSession,
+    plan: Plan,
+    runner_hook: Callable[[Runner], None] | None = None,
+) -> ApplyResult:
+    store = SecretStore(env, config)
+    store.prepare(secret_names(plan))
+    journal = env.journal()
+    from m365archive import __version__
+
+    runner = Runner(session, journal, secrets=store, on_event=env.on_event, tool_version=__version__)
+    if runner_hook:
+        runner_hook(runner)
+    try:
+        return await runner.apply(plan)
+    finally:
+        journal.close()
+
+
+async def check_fresh(env: Env, config: Config, session: TenantSession, saved: Plan) -> Plan:
+    """Re-read the tenant; refuse a saved plan whose fingerprint no longer matches."""
+    if saved.tenant.get("id", "").lower() != session.endpoints.tenant_id.lower():
+        raise CommandError(
+            f"the plan is for tenant {saved.tenant.get('id')}, not {session.endpoints.tenant_id}",
+            ExitCode.STALE_PLAN,
+        )
+    current = await build_plan(env, config, session)
+    if current.fingerprint != saved.fingerprint:
+        raise CommandError(
+            "Saved plan is stale: the tenant changed since the plan was made, so nothing was sent. "
+            "Make a new plan with `m365archive setup --dry-run --plan-out FILE`.",
+            ExitCode.STALE_PLAN,
+        )
+    return current

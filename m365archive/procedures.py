@@ -1,0 +1,58 @@
+"""Which steps make up each procedure, and how their plans become one Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from m365archive import __version__
+from m365archive.engine.plan import Plan, fingerprint
+from m365archive.steps.base import StepContext, StepPlan
+
+if TYPE_CHECKING:
+    pass
+
+StepFn = Callable[[StepContext], Awaitable[StepPlan]]
+
+
+def steps_for(procedure: str) -> list[tuple[str, StepFn]]:
+    from m365archive.steps import catchall_account, catchall_mailbox
+
+    optional: list[tuple[str, StepFn]] = []
+    try:
+        from m365archive.steps import user_mailboxes
+
+        optional.append(("user_mailboxes", user_mailboxes.plan))
+    except ImportError:  # pragma: no cover - step not built yet
+        pass
+    if procedure == "partner-ews":
+        return [
+            ("catchall_account", catchall_account.plan),
+            ("catchall_mailbox", catchall_mailbox.plan),
+            *optional,
+        ]
+    raise ValueError(f"unknown procedure {procedure!r}")
+
+
+def retirement_notices(procedure: str) -> list[str]:
+    if procedure != "partner-ews":
+        return []
+    from m365archive.partners import retirement_notice
+
+    return [retirement_notice()]
+
+
+async def make_plan(ctx: StepContext, procedure: str) -> Plan:
+    plan = Plan(procedure=procedure, tenant=ctx.tenant, operator=ctx.operator, tool_version=__version__)
+    plan.notices = retirement_notices(procedure)
+    combined = StepPlan()
+    for _name, step in steps_for(procedure):
+        combined.extend(await step(ctx))
+    plan.changes = combined.changes
+    plan.findings = combined.findings
+    plan.checks = combined.checks
+    plan.instructions = combined.instructions
+    plan.notices += combined.notices
+    plan.coverage = combined.coverage
+    plan.fingerprint = fingerprint(ctx.observed)
+    return plan

@@ -1,0 +1,51 @@
+"""Exit codes and the result every command returns (rendered once, by the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Documented in README.md ("Exit codes"); each has a test."""
+
+    OK = 0  # done, in sync, nothing to do
+    ERROR = 1  # a service error or an unexpected failure
+    CHANGES = 2  # status: drift found; setup --dry-run --detailed-exitcode: changes pending
+    ABSENT = 3  # consent status: the connector's service principal is absent
+    USAGE = 4  # bad input: config file, flags, plan file
+    AUTH = 5  # sign-in failed or the token was refused
+    STALE_PLAN = 6  # the saved plan no longer matches the tenant; nothing was sent
+    PREREQUISITE = 7  # a prerequisite failed before any write (no licence seat, missing role)
+    PARTIAL = 8  # some changes failed; the others were applied
+    TIMEOUT = 9  # waited for the service and it did not show the change in time
+    NO_SECRET_STORE = 10  # no keyring backend and no --password-file
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class CommandError(Exception):
+    """A clear, one-line failure with its exit code (the CLI prints it without a traceback)."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.ERROR, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.hint = hint
+
+
+@dataclass
+class Result:
+    command: str
+    exit_code: ExitCode = ExitCode.OK
+    data: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.exit_code in (ExitCode.OK, ExitCode.CHANGES, ExitCode.ABSENT):
+            return "success"
+        if self.exit_code is ExitCode.PARTIAL:
+            return "partial"
+        return "error"

@@ -1,0 +1,264 @@
+"""Step 2a: the catch-all user in Entra ID: exists, has a usage location, a Plan 2 licence,
+and the Exchange Administrator role (Microsoft Graph)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m365archive.engine.plan import Action, Check, Severity, Wait, ref, secret
+from m365archive.steps.base import GRAPH, StepContext, StepError, StepPlan, change, finding, graph_operation
+
+NAME = "catchall_account"
+EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
+SECRET_NAME = "catchall-password"
+USER_FIELDS = [
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "usageLocation",
+    "accountEnabled",
+    "assignedLicenses",
+    "onPremisesSyncEnabled",
+]
+
+
+def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | None, str]:
+    """The SKU to assign and why: a named one, or any carrying EXCHANGE_S_ENTERPRISE with a free seat."""
+
+    def free(sku: dict[str, Any]) -> int:
+        return int((sku.get("prepaidUnits") or {}).get("enabled", 0)) - int(sku.get("consumedUnits", 0))
+
+    def has_plan2(sku: dict[str, Any]) -> bool:
+        return any(p.get("servicePlanId") == EXCHANGE_S_ENTERPRISE for p in sku.get("servicePlans") or [])
+
+    if wanted.lower() != "any":
+        named = [
+            s
+            for s in skus
+            if wanted.lower() in (str(s.get("skuPartNumber", "")).lower(), str(s.get("skuId", "")).lower())
+        ]
+        if not named:
+            have = ", ".join(sorted(str(s.get("skuPartNumber")) for s in skus)) or "none"
+            return None, f"the tenant has no licence {wanted!r} (it has: {have})"
+        sku = named[0]
+        if not has_plan2(sku):
+            return (
+                None,
+                f"{sku['skuPartNumber']} does not include Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)",
+            )
+        if free(sku) <= 0:
+            return (
+                None,
+                f"no free seat in {sku['skuPartNumber']} ({sku.get('consumedUnits')} of "
+                f"{(sku.get('prepaidUnits') or {}).get('enabled')} used)",
+            )
+        return sku, f"{sku['skuPartNumber']}: {free(sku)} free seat(s)"
+    candidates = [s for s in skus if has_plan2(s)]
+    if not candidates:
+        return None, "no licence in the tenant includes Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)"
+    with_seats = sorted((s for s in candidates if free(s) > 0), key=lambda s: -free(s))
+    if not with_seats:
+        names = ", ".join(
+            f"{s['skuPartNumber']} ({s.get('consumedUnits')}/"
+            f"{(s.get('prepaidUnits') or {}).get('enabled')} used)"
+            for s in candidates
+        )
+        return None, f"no free seat in any licence with Exchange Online Plan 2: {names}"
+    sku = with_seats[0]
+    return sku, f"{sku['skuPartNumber']}: {free(sku)} free seat(s)"
+
+
+async def plan(ctx: StepContext) -> StepPlan:
+    cfg = ctx.config.catchall
+    assert cfg is not None
+    out = StepPlan()
+    graph = ctx.session.graph
+    upn = cfg.upn
+    ctx.progress(f"reading user {upn}")
+    user = await graph.get_user(upn, USER_FIELDS)
+    skus = await graph.subscribed_skus()
+    ctx.observe("catchall.user", {k: (user or {}).get(k) for k in USER_FIELDS} if user else None)
+
+    create_id = f"{NAME}/create-user/{upn}"
+    user_id = user["id"] if user else ref(create_id, "id")
+    ctx.facts["catchall_user_id"] = user_id
+    ctx.facts["catchall_exists"] = user is not None
+    ctx.facts["catchall_depends"] = []
+
+    # 1. The user itself.
+    desired_user = {
+        "userPrincipalName": upn,
+        "displayName": cfg.display_name,
+        "accountEnabled": True,
+        "usageLocation": cfg.usage_location,
+    }
+    if user is None:
+        body = {
+            "accountEnabled": True,
+            "displayName": cfg.display_name,
+            "mailNickname": upn.split("@")[0],
+            "userPrincipalName": upn,
+            "usageLocation": cfg.usage_location,
+            "passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(SECRET_NAME)},
+        }
+        out.changes.append(
+            change(
+                NAME,
+                "create-user",
+                upn,
+                "user account",
+                None,
+                desired_user,
+                graph_operation(
+                    "POST",
+                    "/users",
+                    body,
+                    powershell=f"New-MgUser -UserPrincipalName {upn} -DisplayName '{cfg.display_name}' "
+                    f"-MailNickname {upn.split('@')[0]} -UsageLocation {cfg.usage_location} "
+                    "-AccountEnabled -PasswordProfile @{Password=<generated>}",
+                    ok_if_error=["already exists"],
+                    on_conflict_get=f"/users/{upn}",
+                ),
+                side=GRAPH,
+                sensitive=True,
+                outputs={"id": "id"},
+                warnings=[
+                    "The password is generated on this machine and kept in its keyring; it is never printed."
+                ],
+                rollback=f"Remove-MgUser -UserId {upn} (deletes the account; its mailbox is soft-deleted for 30 days)",
+            )
+        )
+    else:
+        if user.get("onPremisesSyncEnabled"):
+            out.findings.append(
+                finding(
+                    NAME,
+                    upn,
+                    Severity.WARNING,
+                    "the catch-all account is synchronized from on-premises Active Directory",
+                    "its attributes are mastered on-premises; use a cloud-only account",
+                )
+            )
+        current_location = user.get("usageLocation")
+        if current_location != cfg.usage_location:
+            out.changes.append(
+                change(
+                    NAME,
+                    "usage-location",
+                    upn,
+                    "usageLocation",
+                    current_location,
+                    cfg.usage_location,
+                    graph_operation(
+                        "PATCH",
+                        f"/users/{user['id']}",
+                        {"usageLocation": cfg.usage_location},
+                        powershell=f"Update-MgUser -UserId {upn} -UsageLocation {cfg.usage_location}",
+                    ),
+                    side=GRAPH,
+                    rollback=f"Update-MgUser -UserId {upn} -UsageLocation {current_location or '$null'}",
+                )
+            )
+        else:
+            out.changes.append(
+                change(
+                    NAME,
+                    "usage-location",
+                    upn,
+                    "usageLocation",
+                    current_location,
+                    cfg.usage_location,
+                    None,
+                    side=GRAPH,
+                )
+            )
+
+    # 2. A licence with Exchange Online Plan 2.
+    held = {lic.get("skuId") for lic in (user or {}).get("assignedLicenses") or []}
+    plan2_held = [
+        s
+        for s in skus
+        if s.get("skuId") in held
+        and any(p.get("servicePlanId") == EXCHANGE_S_ENTERPRISE for p in s.get("servicePlans") or [])
+    ]
+    license_id = f"{NAME}/license/{upn}"
+    if plan2_held:
+        names = ", ".join(str(s["skuPartNumber"]) for s in plan2_held)
+        out.checks.append(Check("licence", True, f"{upn} holds {names} (Exchange Online Plan 2)"))
+        out.changes.append(change(NAME, "license", upn, "licence", names, names, None, side=GRAPH))
+        ctx.observe("catchall.license", sorted(str(s["skuId"]) for s in plan2_held))
+    else:
+        sku, why = pick_sku(skus, cfg.license)
+        ctx.observe("catchall.license", {"wanted": cfg.license, "sku": sku.get("skuId") if sku else None})
+        out.checks.append(Check("licence seats", sku is not None, why))
+        if sku is None:
+            raise StepError(f"catch-all licence: {why}")
+        deps = [create_id] if user is None else []
+        if user is not None and user.get("usageLocation") != cfg.usage_location:
+            deps.append(f"{NAME}/usage-location/{upn}")
+        out.changes.append(
+            change(
+                NAME,
+                "license",
+                upn,
+                "licence",
+                "(none with Exchange Online Plan 2)",
+                sku["skuPartNumber"],
+                graph_operation(
+                    "POST",
+                    f"/users/{user_id}/assignLicense",
+                    {"addLicenses": [{"skuId": sku["skuId"], "disabledPlans": []}], "removeLicenses": []},
+                    powershell=f"Set-MgUserLicense -UserId {upn} -AddLicenses @{{SkuId='{sku['skuId']}'}} "
+                    "-RemoveLicenses @()",
+                ),
+                side=GRAPH,
+                depends_on=deps,
+                action=Action.UPDATE if user else Action.CREATE,
+                wait=Wait(
+                    "exchange-mailbox",
+                    upn,
+                    ctx.config.mailbox_wait_timeout,
+                    f"waiting for Exchange Online to provision the mailbox of {upn}",
+                ),
+                rollback=f"Set-MgUserLicense -UserId {upn} -AddLicenses @() -RemoveLicenses @('{sku['skuId']}')",
+                warnings=[f"uses one seat of {sku['skuPartNumber']}"],
+            )
+        )
+        ctx.facts["catchall_depends"] = [license_id]
+
+    # 3. The Exchange Administrator role (the documented procedure asks for it).
+    has_role = False
+    if user is not None:
+        assignments = await graph.role_assignments(
+            principal_id=user["id"], role_definition_id=EXCHANGE_ADMIN_ROLE
+        )
+        has_role = bool(assignments)
+    ctx.observe("catchall.exchange_admin", has_role)
+    role_before = "Exchange Administrator" if has_role else None
+    out.changes.append(
+        change(
+            NAME,
+            "role",
+            upn,
+            "directory role",
+            role_before,
+            "Exchange Administrator",
+            graph_operation(
+                "POST",
+                "/roleManagement/directory/roleAssignments",
+                {"principalId": user_id, "roleDefinitionId": EXCHANGE_ADMIN_ROLE, "directoryScopeId": "/"},
+                powershell=f"New-MgRoleManagementDirectoryRoleAssignment -PrincipalId {upn} "
+                f"-RoleDefinitionId {EXCHANGE_ADMIN_ROLE} -DirectoryScopeId '/'",
+                ok_if_error=["conflicting object"],
+            ),
+            side=GRAPH,
+            depends_on=[create_id] if user is None else [],
+            warnings=[
+                "The catch-all account holds the Exchange Administrator role, and the documented procedure "
+                "hands its password to the partner: an administrator credential leaves the organization."
+            ],
+            rollback="Remove-MgRoleManagementDirectoryRoleAssignment -UnifiedRoleAssignmentId <id>",
+        )
+    )
+    return out

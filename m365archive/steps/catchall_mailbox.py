@@ -1,0 +1,297 @@
+"""Step 2b: the catch-all mailbox in Exchange Online: hidden from address lists, FullAccess for
+reviewers, archive and auto-expanding archive, Litigation Hold (or a retention policy), auditing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m365archive.engine.plan import Severity
+from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
+from m365archive.tenant.exchange import Cmdlet
+
+NAME = "catchall_mailbox"
+NEW_MAILBOX_DEFAULTS: dict[str, Any] = {
+    "HiddenFromAddressListsEnabled": False,
+    "ArchiveStatus": "None",
+    "AutoExpandingArchiveEnabled": False,
+    "LitigationHoldEnabled": False,
+    "LitigationHoldDuration": "Unlimited",
+    "AuditEnabled": True,
+    "AuditOwner": None,
+    "AuditDelegate": None,
+    "AuditAdmin": None,
+}
+ALREADY_ARCHIVE = ["already has an archive", "already archive-enabled", "already enabled"]
+
+
+def hold_duration(value: Any) -> str:
+    """Exchange shows '2555.00:00:00' or 'Unlimited'; the config says 2555 or 'unlimited'."""
+    text = str(value or "Unlimited")
+    if text.lower() == "unlimited":
+        return "Unlimited"
+    return text.split(".")[0]
+
+
+async def read_mailbox(ctx: StepContext, upn: str) -> dict[str, Any] | None:
+    outcome = await ctx.session.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": upn}))
+    if outcome.error is not None:
+        if outcome.error.not_found:
+            return None
+        raise outcome.error
+    return outcome.objects[0] if outcome.objects else None
+
+
+async def plan(ctx: StepContext) -> StepPlan:
+    cfg = ctx.config.catchall
+    assert cfg is not None
+    out = StepPlan()
+    upn = cfg.upn
+    deps: list[str] = list(ctx.facts.get("catchall_depends", []))
+    mailbox = await read_mailbox(ctx, upn) if ctx.facts.get("catchall_exists") else None
+    new = mailbox is None
+    if new and ctx.facts.get("catchall_exists") and not deps:
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.WARNING,
+                "the user exists and is licensed but Exchange Online shows no mailbox yet",
+                "a new mailbox appears minutes after licensing; run setup again later",
+            )
+        )
+        return out
+    current = mailbox or NEW_MAILBOX_DEFAULTS
+    ctx.observe("catchall.mailbox", {k: current.get(k) for k in NEW_MAILBOX_DEFAULTS} if mailbox else None)
+
+    def cur(key: str) -> Any:
+        return current.get(key) if mailbox else ("(new mailbox) " + str(NEW_MAILBOX_DEFAULTS[key]))
+
+    def exo(key: str, setting: str, before: Any, after: Any, cmd: Cmdlet, **extra: Any) -> None:
+        out.changes.append(
+            change(
+                NAME,
+                key,
+                upn,
+                setting,
+                before,
+                after,
+                cmdlet_operation("exchange", cmd, extra.pop("ok_if_error", None)),
+                side=EXO,
+                depends_on=list(deps) + extra.pop("after_ids", []),
+                **extra,
+            )
+        )
+
+    # Hidden from address lists.
+    hidden_now = current.get("HiddenFromAddressListsEnabled")
+    exo(
+        "hidden",
+        "HiddenFromAddressListsEnabled",
+        cur("HiddenFromAddressListsEnabled") if new else hidden_now,
+        cfg.hidden_from_address_lists,
+        Cmdlet(
+            "Set-Mailbox", {"Identity": upn, "HiddenFromAddressListsEnabled": cfg.hidden_from_address_lists}
+        ),
+        rollback=f"Set-Mailbox -Identity {upn} -HiddenFromAddressListsEnabled ${str(bool(hidden_now)).lower()}",
+    )
+
+    # FullAccess for each reviewer.
+    granted: dict[str, dict[str, Any]] = {}
+    if mailbox:
+        perms = await ctx.session.exchange.invoke(Cmdlet("Get-MailboxPermission", {"Identity": upn}))
+        for perm in perms.objects:
+            rights = perm.get("AccessRights") or []
+            rights = rights if isinstance(rights, list) else [rights]
+            if "FullAccess" in rights and not perm.get("Deny") and not perm.get("IsInherited"):
+                granted[str(perm.get("User", "")).lower()] = perm
+    ctx.observe("catchall.fullaccess", sorted(granted))
+    for principal in cfg.full_access:
+        has = principal.user.lower() in granted
+        exo(
+            f"fullaccess-{principal.user}",
+            f"FullAccess for {principal.user}",
+            "granted" if has else None,
+            "granted",
+            Cmdlet(
+                "Add-MailboxPermission",
+                {
+                    "Identity": upn,
+                    "User": principal.user,
+                    "AccessRights": ["FullAccess"],
+                    "AutoMapping": principal.automapping,
+                },
+            ),
+            rollback=f"Remove-MailboxPermission -Identity {upn} -User {principal.user} -AccessRights FullAccess",
+        )
+
+    # Archive, then auto-expanding archive (one-way).
+    archive_id = f"{NAME}/archive/{upn}"
+    archive_on = current.get("ArchiveStatus") == "Active"
+    if cfg.archive:
+        exo(
+            "archive",
+            "archive mailbox",
+            cur("ArchiveStatus") if new else current.get("ArchiveStatus"),
+            "Active",
+            Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True}),
+            ok_if_error=ALREADY_ARCHIVE,
+            rollback=f"Disable-Mailbox -Identity {upn} -Archive (the archive's content is kept 30 days)",
+        )
+    if cfg.auto_expanding_archive:
+        before = current.get("AutoExpandingArchiveEnabled") if mailbox else cur("AutoExpandingArchiveEnabled")
+        exo(
+            "auto-expanding-archive",
+            "AutoExpandingArchiveEnabled",
+            before,
+            True,
+            Cmdlet("Enable-Mailbox", {"Identity": upn, "AutoExpandingArchive": True}),
+            ok_if_error=["already enabled"],
+            after_ids=[archive_id] if cfg.archive and not archive_on else [],
+            warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+        )
+
+    # Hold: Litigation Hold on the mailbox, or the mailbox in a retention policy.
+    hold = ctx.config.hold
+    if hold.kind == "litigation":
+        want = hold.exchange_duration
+        on = bool(current.get("LitigationHoldEnabled"))
+        duration = hold_duration(current.get("LitigationHoldDuration"))
+        before_hold = (
+            ("on, " + duration) if mailbox and on else (cur("LitigationHoldEnabled") if new else "off")
+        )
+        after_hold = f"on, {want}"
+        exo(
+            "litigation-hold",
+            "Litigation Hold",
+            before_hold,
+            after_hold,
+            Cmdlet(
+                "Set-Mailbox",
+                {"Identity": upn, "LitigationHoldEnabled": True, "LitigationHoldDuration": want},
+            ),
+            warnings=[
+                "Litigation Hold preserves every item, including deleted ones, for the hold's duration."
+            ],
+            rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false (preservation stops)",
+        )
+    elif hold.kind == "retention-policy":
+        out.extend(await plan_retention_policy(ctx, [upn], deps))
+
+    # Mailbox auditing with the configured action sets.
+    audit = ctx.config.audit
+    if audit.enabled:
+        exo(
+            "audit-enabled",
+            "AuditEnabled",
+            cur("AuditEnabled") if new else current.get("AuditEnabled"),
+            True,
+            Cmdlet("Set-Mailbox", {"Identity": upn, "AuditEnabled": True}),
+            rollback=f"Set-Mailbox -Identity {upn} -AuditEnabled $false",
+        )
+        for kind, wanted in (("Owner", audit.owner), ("Delegate", audit.delegate), ("Admin", audit.admin)):
+            have = current.get(f"Audit{kind}") if mailbox else None
+            have_set = sorted(have) if isinstance(have, list) else have
+            exo(
+                f"audit-{kind.lower()}",
+                f"Audit{kind}",
+                have_set if mailbox else "(new mailbox) Microsoft's default set",
+                sorted(wanted),
+                Cmdlet("Set-Mailbox", {"Identity": upn, f"Audit{kind}": sorted(wanted)}),
+                rollback=f"Set-Mailbox -Identity {upn} -Audit{kind} <previous set shown as 'before'>",
+            )
+    org = await ctx.session.exchange.invoke(Cmdlet("Get-OrganizationConfig", {}))
+    audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
+    ctx.observe("org.AuditDisabled", audit_disabled)
+    if audit_disabled:
+        out.findings.append(
+            finding(
+                NAME,
+                "organization",
+                Severity.WARNING,
+                "mailbox auditing is turned off for the whole organization (Get-OrganizationConfig AuditDisabled = "
+                "True): per-mailbox audit settings have no effect",
+                "Set-OrganizationConfig -AuditDisabled $false",
+            )
+        )
+    return out
+
+
+async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: list[str]) -> StepPlan:
+    """Put mailboxes in the configured retention policy (created if missing) on the compliance side."""
+    out = StepPlan()
+    name = ctx.config.hold.retention_policy or ""
+    outcome = await ctx.session.compliance.invoke(
+        Cmdlet("Get-RetentionCompliancePolicy", {"Identity": name, "DistributionDetail": True})
+    )
+    policy = outcome.objects[0] if outcome.ok and outcome.objects else None
+    if outcome.error is not None and not outcome.error.not_found:
+        raise outcome.error
+    locations = [str(x).lower() for x in (policy or {}).get("ExchangeLocation") or []]
+    ctx.observe(f"policy.{name}", sorted(locations) if policy else None)
+    missing = [m for m in mailboxes if m.lower() not in locations and "all" not in locations]
+    if policy is None:
+        out.changes.append(
+            change(
+                NAME,
+                "retention-policy",
+                name,
+                "retention policy",
+                None,
+                {"ExchangeLocation": mailboxes},
+                cmdlet_operation(
+                    "compliance",
+                    Cmdlet("New-RetentionCompliancePolicy", {"Name": name, "ExchangeLocation": mailboxes}),
+                ),
+                side=SCC,
+                depends_on=list(deps),
+                rollback=f"Remove-RetentionCompliancePolicy -Identity '{name}'",
+            )
+        )
+        duration = ctx.config.hold.exchange_duration
+        out.changes.append(
+            change(
+                NAME,
+                "retention-rule",
+                name,
+                "retention rule",
+                None,
+                {"RetentionDuration": duration},
+                cmdlet_operation(
+                    "compliance",
+                    Cmdlet(
+                        "New-RetentionComplianceRule",
+                        {
+                            "Name": f"{name} rule",
+                            "Policy": name,
+                            "RetentionDuration": duration,
+                            "RetentionComplianceAction": "Keep",
+                        },
+                    ),
+                ),
+                side=SCC,
+                depends_on=[f"{NAME}/retention-policy/{name}"],
+            )
+        )
+    else:
+        for mbx in mailboxes:
+            has = mbx not in missing
+            out.changes.append(
+                change(
+                    NAME,
+                    "retention-location",
+                    mbx,
+                    f"in retention policy '{name}'",
+                    "yes" if has else None,
+                    "yes",
+                    cmdlet_operation(
+                        "compliance",
+                        Cmdlet(
+                            "Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": [mbx]}
+                        ),
+                    ),
+                    side=SCC,
+                    depends_on=list(deps),
+                    rollback=f"Set-RetentionCompliancePolicy -Identity '{name}' -RemoveExchangeLocation {mbx}",
+                )
+            )
+    return out

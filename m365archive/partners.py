@@ -438,12 +438,8 @@ class PurviewConnector:
 
 
 PURVIEW_CONNECTORS: tuple[PurviewConnector, ...] = (
-    PurviewConnector(
-        "Bloomberg Message", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True
-    ),
-    PurviewConnector(
-        "Instant Bloomberg", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True
-    ),
+    PurviewConnector("Bloomberg Message", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True),
+    PurviewConnector("Instant Bloomberg", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True),
     PurviewConnector("ICE Chat", "Microsoft"),
     PurviewConnector("LinkedIn", "Microsoft"),
     PurviewConnector("Veritas Merge1", "Veritas", partner_app=True),

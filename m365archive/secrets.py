@@ -63,9 +63,7 @@ def _backend() -> KeyringBackend:
     from keyring.backends import chainer, fail
 
     backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring) or (
-        isinstance(backend, chainer.ChainerBackend) and not backend.backends
-    ):
+    if isinstance(backend, fail.Keyring) or (isinstance(backend, chainer.ChainerBackend) and not backend.backends):
         raise NoKeyringError(f"{type(backend).__module__}.{type(backend).__name__}")
     return backend
 

@@ -210,9 +210,7 @@ def test_certificate_credential_loads_the_certificate(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("secret_store")
-def test_certificate_password_comes_from_the_named_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_certificate_password_comes_from_the_named_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _certificate(tmp_path, password=b"pfx-pass")
     sign_in = SignIn(
         AuthMethod.CERTIFICATE,
@@ -280,9 +278,7 @@ def test_own_app_registration_signs_in_once_for_every_resource(
     monkeypatch: pytest.MonkeyPatch, method: AuthMethod, target: str
 ) -> None:
     built = recorder(monkeypatch, target)
-    credential = make_credential(
-        SignIn(method, TENANT, client_id=APP, login_hint="admin@contoso.us"), GCC_HIGH
-    )
+    credential = make_credential(SignIn(method, TENANT, client_id=APP, login_hint="admin@contoso.us"), GCC_HIGH)
 
     assert isinstance(credential, AsyncAdapter)
     ((_, kwargs),) = built.calls
@@ -300,9 +296,7 @@ def test_device_code_prompt_is_passed_through(monkeypatch: pytest.MonkeyPatch) -
     def prompt(uri: str, code: str, expires: datetime.datetime) -> None:
         return None
 
-    make_credential(
-        SignIn(AuthMethod.DEVICE_CODE, TENANT, client_id=APP), GCC_HIGH, device_code_prompt=prompt
-    )
+    make_credential(SignIn(AuthMethod.DEVICE_CODE, TENANT, client_id=APP), GCC_HIGH, device_code_prompt=prompt)
     assert built.calls[0][1]["prompt_callback"] is prompt
 
 
@@ -391,9 +385,7 @@ def test_per_resource_credential_routes_and_names_graph_permissions() -> None:
 def test_managed_identity_azure_cli_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.identity.aio import AzureCliCredential, ManagedIdentityCredential
 
-    mi = make_credential(
-        SignIn(AuthMethod.MANAGED_IDENTITY, TENANT, managed_identity_client_id=APP), GCC_HIGH
-    )
+    mi = make_credential(SignIn(AuthMethod.MANAGED_IDENTITY, TENANT, managed_identity_client_id=APP), GCC_HIGH)
     cli = make_credential(SignIn(AuthMethod.AZURE_CLI, TENANT), GCC_HIGH)
     assert isinstance(mi, ManagedIdentityCredential)
     assert isinstance(cli, AzureCliCredential)

@@ -101,9 +101,7 @@ def test_get_cloud_forgives_case_and_separators(spelling: str) -> None:
 
 
 def test_unknown_cloud_lists_the_valid_names() -> None:
-    with pytest.raises(
-        ValueError, match="unknown cloud 'germany': choose one of global, gcc, gcc-high, dod, china"
-    ):
+    with pytest.raises(ValueError, match="unknown cloud 'germany': choose one of global, gcc, gcc-high, dod, china"):
         get_cloud("germany")
 
 

@@ -114,7 +114,7 @@ def test_importing_auth_loads_no_sdk() -> None:
 def test_simulator_credential_mints_tokens_for_the_tenant() -> None:
     credential = make_credential(SignIn(AuthMethod.SIMULATOR, TENANT), GCC_HIGH)
     assert isinstance(credential, AsyncSimulatorCredential)
-    token = asyncio.run(credential.get_token(GCC_HIGH.graph_scope()))
+    token = asyncio.run(credential.get_token(GCC_HIGH.graph_scope))
     assert token.token.count(".") == 2
 
 
@@ -346,9 +346,9 @@ def test_async_adapter_runs_the_sync_credential_off_the_event_loop() -> None:
 def test_without_client_id_each_resource_gets_microsofts_own_public_client() -> None:
     credential = make_credential(SignIn(AuthMethod.DEVICE_CODE, TENANT), GCC_HIGH)
     assert isinstance(credential, PerResourceCredential)
-    assert credential.client_for(GCC_HIGH.graph_scope()) == GRAPH_POWERSHELL_CLIENT_ID
-    assert credential.client_for(GCC_HIGH.exchange_scope()) == EXCHANGE_POWERSHELL_CLIENT_ID
-    assert credential.client_for(GCC_HIGH.compliance_scope()) == EXCHANGE_POWERSHELL_CLIENT_ID
+    assert credential.client_for(GCC_HIGH.graph_scope) == GRAPH_POWERSHELL_CLIENT_ID
+    assert credential.client_for(GCC_HIGH.exchange_scope) == EXCHANGE_POWERSHELL_CLIENT_ID
+    assert credential.client_for(GCC_HIGH.compliance_scope) == EXCHANGE_POWERSHELL_CLIENT_ID
 
 
 def test_per_resource_credential_routes_and_names_graph_permissions() -> None:
@@ -361,10 +361,10 @@ def test_per_resource_credential_routes_and_names_graph_permissions() -> None:
     credential = PerResourceCredential(GCC_HIGH, factory)
 
     async def use() -> None:
-        await credential.get_token(GCC_HIGH.graph_scope())
-        await credential.get_token(GCC_HIGH.exchange_scope())
-        await credential.get_token(GCC_HIGH.compliance_scope())
-        await credential.get_token(GCC_HIGH.graph_scope())
+        await credential.get_token(GCC_HIGH.graph_scope)
+        await credential.get_token(GCC_HIGH.exchange_scope)
+        await credential.get_token(GCC_HIGH.compliance_scope)
+        await credential.get_token(GCC_HIGH.graph_scope)
         await credential.close()
 
     asyncio.run(use())

@@ -61,9 +61,9 @@ def test_endpoints_per_cloud(name: str, login: str, graph: str, exchange: str, c
         exchange,
         compliance,
     )
-    assert cloud.graph_scope() == f"{graph}/.default"
-    assert cloud.exchange_scope() == f"{exchange}/.default"
-    assert cloud.compliance_scope() == f"{compliance}/.default"
+    assert cloud.graph_scope == f"{graph}/.default"
+    assert cloud.exchange_scope == f"{exchange}/.default"
+    assert cloud.compliance_scope == f"{compliance}/.default"
 
 
 def test_the_simulator_expects_the_audiences_the_table_asks_for() -> None:

@@ -304,7 +304,7 @@ class PerResourceCredential:
         return EXCHANGE_POWERSHELL_CLIENT_ID
 
     def scopes_for(self, client_id: str, scopes: tuple[str, ...]) -> tuple[str, ...]:
-        if client_id == GRAPH_POWERSHELL_CLIENT_ID and scopes == (self.cloud.graph_scope(),):
+        if client_id == GRAPH_POWERSHELL_CLIENT_ID and scopes == (self.cloud.graph_scope,):
             return tuple(f"{self.cloud.graph}/{name}" for name in GRAPH_DELEGATED_SCOPES)
         return scopes
 

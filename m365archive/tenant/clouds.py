@@ -54,12 +54,15 @@ class Cloud:
     def login_url(self) -> str:
         return f"https://{self.authority_host}"
 
+    @property
     def graph_scope(self) -> str:
         return _default_scope(self.graph)
 
+    @property
     def exchange_scope(self) -> str:
         return _default_scope(self.exchange)
 
+    @property
     def compliance_scope(self) -> str:
         return _default_scope(self.compliance)
 

@@ -83,7 +83,7 @@ class SignIn:
     method: AuthMethod
     tenant_id: str
     client_id: str | None = None  # your app registration; required for certificate and secret
-    certificate_path: Path | None = None  # PEM or PKCS12, with the private key
+    certificate_path: str | Path | None = None  # PEM or PKCS12, with the private key
     certificate_password_env: str | None = None  # name of the variable holding the PFX password
     managed_identity_client_id: str | None = None  # user-assigned identity; None = system-assigned
     login_hint: str | None = None  # UPN pre-filled in the browser

@@ -1,0 +1,409 @@
+"""Step 3: every user mailbox in scope gets an archive (and auto-expanding archive when asked)
+and a hold (Litigation Hold, or membership of a retention policy).
+
+Reads are bulk: Graph users a page of 999 at a time and Exchange `Get-Mailbox -ResultSize
+Unlimited` a page of 1,000 at a time, joined on the Entra object id. Mailboxes that can't be
+configured are findings with a reason, never skipped in silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from m365archive.engine.plan import Severity
+from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
+from m365archive.tenant.exchange import Cmdlet
+
+NAME = "user_mailboxes"
+EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
+EXCHANGE_S_STANDARD = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
+EXCHANGE_ARCHIVE_PLANS = {
+    EXCHANGE_S_ENTERPRISE,
+    EXCHANGE_S_STANDARD,
+    "176a09a6-7ec5-4039-ac02-b2791c6ba793",  # EXCHANGE_S_ARCHIVE_ADDON
+    "da040e0a-b393-4bea-bb76-928b3fa1cf5a",  # EXCHANGE_S_ARCHIVE
+}
+HOLD_PLANS = {
+    EXCHANGE_S_ENTERPRISE,
+    "176a09a6-7ec5-4039-ac02-b2791c6ba793",  # Exchange Online Archiving add-on allows Litigation Hold
+    "da040e0a-b393-4bea-bb76-928b3fa1cf5a",
+}
+POLICY_LIMIT = 1000  # Exchange mailboxes per retention policy (Microsoft's documented limit)
+MAILBOX_FIELDS = (
+    "ExternalDirectoryObjectId",
+    "UserPrincipalName",
+    "RecipientTypeDetails",
+    "ArchiveStatus",
+    "AutoExpandingArchiveEnabled",
+    "LitigationHoldEnabled",
+    "LitigationHoldDuration",
+    "IsDirSynced",
+)
+
+
+@dataclass(slots=True)
+class UserRow:
+    id: str
+    upn: str
+    plans: frozenset[str]
+    synced: bool
+
+
+async def _scope_users(ctx: StepContext, plan_of_sku: dict[str, frozenset[str]]) -> dict[str, UserRow]:
+    """Licensed users in scope, by object id (bulk: one Graph page per 999 users)."""
+    cfg = ctx.config.users
+    wanted: set[str] | None = None
+    if cfg.scope == "groups":
+        wanted = set()
+        for group in cfg.groups:
+            async for page in ctx.session.graph.transitive_member_users(group, ["id"]):
+                wanted.update(str(u["id"]) for u in page)
+    elif cfg.scope == "file":
+        assert cfg.file is not None
+        lines = Path(cfg.file).read_text(encoding="utf-8").splitlines()
+        wanted = {line.strip().lower() for line in lines if line.strip() and not line.startswith("#")}
+    exclude = {u.lower() for u in cfg.exclude}
+    if ctx.config.catchall is not None:
+        exclude.add(ctx.config.catchall.upn.lower())
+    users: dict[str, UserRow] = {}
+    pages = 0
+    async for page in ctx.session.graph.iter_users(
+        select=["id", "userPrincipalName", "assignedLicenses", "onPremisesSyncEnabled"],
+        filter="assignedLicenses/$count ne 0",
+        page_size=999,
+        eventual=True,
+    ):
+        pages += 1
+        ctx.progress(f"read {pages * 999:,} users")
+        for u in page:
+            upn = str(u.get("userPrincipalName", ""))
+            uid = str(u.get("id", ""))
+            if upn.lower() in exclude:
+                continue
+            if wanted is not None and uid not in wanted and upn.lower() not in wanted:
+                continue
+            plans: frozenset[str] = frozenset().union(
+                *(plan_of_sku.get(str(lic.get("skuId")), frozenset()) for lic in u.get("assignedLicenses") or [])
+            )
+            users[uid] = UserRow(uid, upn, plans, bool(u.get("onPremisesSyncEnabled")))
+    return users
+
+
+async def plan(ctx: StepContext) -> StepPlan:
+    cfg = ctx.config.users
+    out = StepPlan()
+    if cfg.scope == "none":
+        return out
+    skus = await ctx.session.graph.subscribed_skus()
+    plan_of_sku = {
+        str(s["skuId"]): frozenset(str(p.get("servicePlanId")) for p in s.get("servicePlans") or []) for s in skus
+    }
+    users = await _scope_users(ctx, plan_of_sku)
+    hold_kind = ctx.config.hold.kind if cfg.hold else "none"
+    want_duration = ctx.config.hold.exchange_duration
+    digest = hashlib.sha256()
+    seen: set[str] = set()
+    policy_members: list[str] = []
+    onprem = ctx.session.onprem is not None
+    pages = 0
+    async for page in ctx.session.exchange.pages(Cmdlet("Get-Mailbox", {"ResultSize": "Unlimited"}), 1000):
+        pages += 1
+        ctx.progress(f"read {pages * 1000:,} mailboxes")
+        for mbx in page:
+            uid = str(mbx.get("ExternalDirectoryObjectId") or "")
+            user = users.get(uid)
+            if user is None:
+                continue
+            seen.add(uid)
+            digest.update(repr(tuple(mbx.get(k) for k in MAILBOX_FIELDS)).encode())
+            _plan_mailbox(ctx, out, user, mbx, hold_kind, want_duration, onprem, policy_members)
+    for uid, user in users.items():
+        if uid in seen:
+            continue
+        if user.plans & EXCHANGE_ARCHIVE_PLANS:
+            out.findings.append(
+                finding(
+                    NAME,
+                    user.upn,
+                    Severity.WARNING,
+                    "mailbox not provisioned yet",
+                    "Exchange Online creates it minutes after licensing; run setup again later",
+                    category="not-provisioned",
+                )
+            )
+        else:
+            out.findings.append(
+                finding(
+                    NAME,
+                    user.upn,
+                    Severity.INFO,
+                    "no Exchange Online licence, so no mailbox",
+                    "assign a licence with Exchange Online Plan 2",
+                    category="no-mailbox-licence",
+                )
+            )
+    ctx.observe("users.scope", len(users))
+    ctx.observe("users.mailboxes", digest.hexdigest())
+    if hold_kind == "retention-policy":
+        out.extend(await _plan_policies(ctx, policy_members))
+    _summarize(out, len(users))
+    return out
+
+
+def _plan_mailbox(
+    ctx: StepContext,
+    out: StepPlan,
+    user: UserRow,
+    mbx: dict[str, Any],
+    hold_kind: str,
+    want_duration: str,
+    onprem: bool,
+    policy_members: list[str],
+) -> None:
+    cfg = ctx.config.users
+    upn = user.upn
+    kind = str(mbx.get("RecipientTypeDetails", ""))
+    if kind != "UserMailbox":
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.INFO,
+                f"recipient type {kind} is out of scope",
+                "only user mailboxes receive imported items",
+                category="out-of-scope",
+            )
+        )
+        return
+    synced = user.synced or bool(mbx.get("IsDirSynced"))
+    archive_active = mbx.get("ArchiveStatus") == "Active"
+    archive_id = f"{NAME}/archive/{upn}"
+    archive_planned = False
+    if cfg.archive:
+        if archive_active:
+            out.changes.append(
+                change(NAME, "archive", upn, "archive", "Active", "Active", None, side=EXO, category="archive")
+            )
+        elif synced and onprem:
+            cmd = Cmdlet("Enable-RemoteMailbox", {"Identity": upn, "Archive": True})
+            out.changes.append(
+                change(
+                    NAME,
+                    "archive",
+                    upn,
+                    "archive",
+                    "None",
+                    "Active",
+                    cmdlet_operation("onprem", cmd, ["already"]),
+                    side=ONPREM,
+                    category="archive-on-premises",
+                    rollback=f"Disable-RemoteMailbox -Identity {upn} -Archive (on-premises)",
+                )
+            )
+            archive_planned = True
+        elif synced:
+            out.findings.append(
+                finding(
+                    NAME,
+                    upn,
+                    Severity.WARNING,
+                    "directory-synced user: Exchange Online refuses Enable-Mailbox -Archive; the archive must be "
+                    "enabled on-premises",
+                    f"in the Exchange Management Shell on-premises: Enable-RemoteMailbox -Identity {upn} -Archive "
+                    "(or configure [onprem] so m365archive runs it)",
+                    category="needs-on-premises",
+                )
+            )
+        else:
+            cmd = Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True})
+            out.changes.append(
+                change(
+                    NAME,
+                    "archive",
+                    upn,
+                    "archive",
+                    "None",
+                    "Active",
+                    cmdlet_operation("exchange", cmd, ["already has an archive", "already enabled"]),
+                    side=EXO,
+                    category="archive",
+                    rollback=f"Disable-Mailbox -Identity {upn} -Archive",
+                )
+            )
+            archive_planned = True
+    if cfg.auto_expanding_archive and (archive_active or archive_planned):
+        current = bool(mbx.get("AutoExpandingArchiveEnabled"))
+        cmd = Cmdlet("Enable-Mailbox", {"Identity": upn, "AutoExpandingArchive": True})
+        out.changes.append(
+            change(
+                NAME,
+                "auto-expanding-archive",
+                upn,
+                "AutoExpandingArchiveEnabled",
+                current,
+                True,
+                cmdlet_operation("exchange", cmd, ["already enabled"]),
+                side=EXO,
+                category="auto-expanding-archive",
+                depends_on=[archive_id] if archive_planned else [],
+                warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+            )
+        )
+    if hold_kind == "litigation":
+        if not user.plans & HOLD_PLANS:
+            out.findings.append(
+                finding(
+                    NAME,
+                    upn,
+                    Severity.WARNING,
+                    "licence doesn't allow Litigation Hold (needs Exchange Online Plan 2 or Exchange Online Archiving)",
+                    "assign a Plan 2 or archiving licence",
+                    category="hold-not-licensed",
+                )
+            )
+            return
+        on = bool(mbx.get("LitigationHoldEnabled"))
+        have = _duration(mbx.get("LitigationHoldDuration"))
+        before = f"on, {have}" if on else "off"
+        cmd = Cmdlet(
+            "Set-Mailbox", {"Identity": upn, "LitigationHoldEnabled": True, "LitigationHoldDuration": want_duration}
+        )
+        out.changes.append(
+            change(
+                NAME,
+                "litigation-hold",
+                upn,
+                "Litigation Hold",
+                before,
+                f"on, {want_duration}",
+                cmdlet_operation("exchange", cmd),
+                side=EXO,
+                category="litigation-hold",
+                warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
+                rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false",
+            )
+        )
+    elif hold_kind == "retention-policy":
+        policy_members.append(upn)
+
+
+def _duration(value: Any) -> str:
+    text = str(value or "Unlimited")
+    return "Unlimited" if text.lower() == "unlimited" else text.split(".")[0]
+
+
+def policy_names(base: str, count: int) -> list[str]:
+    """Policies needed to cover `count` mailboxes at 1,000 each: base, "base 2", "base 3", ..."""
+    needed = max(1, -(-count // POLICY_LIMIT))
+    return [base if i == 0 else f"{base} {i + 1}" for i in range(needed)]
+
+
+async def _plan_policies(ctx: StepContext, members: list[str]) -> StepPlan:
+    """Cover the scope with retention policies of at most 1,000 mailboxes each."""
+    out = StepPlan()
+    base = ctx.config.hold.retention_policy or "m365archive third-party data"
+    existing: dict[str, set[str]] = {}
+    for name in policy_names(base, len(members) + 1):
+        outcome = await ctx.session.compliance.invoke(
+            Cmdlet("Get-RetentionCompliancePolicy", {"Identity": name, "DistributionDetail": True})
+        )
+        if outcome.ok and outcome.objects:
+            existing[name] = {str(x).lower() for x in outcome.objects[0].get("ExchangeLocation") or []}
+        elif outcome.error is not None and not outcome.error.not_found:
+            raise outcome.error
+    ctx.observe("users.policies", {k: sorted(v) for k, v in existing.items()})
+    covered = set().union(*existing.values()) if existing else set()
+    missing = [m for m in members if m.lower() not in covered]
+    free = {name: POLICY_LIMIT - len(locs) for name, locs in existing.items()}
+    names = policy_names(base, len(members) + sum(len(v) for v in existing.values()))
+    queue = list(missing)
+    for name in names:
+        if not queue:
+            break
+        room = free.get(name, POLICY_LIMIT)
+        take, queue = queue[:room], queue[room:]
+        if not take:
+            continue
+        if name not in existing:
+            out.changes.append(
+                change(
+                    NAME,
+                    "retention-policy",
+                    name,
+                    "retention policy",
+                    None,
+                    f"{len(take)} mailboxes",
+                    cmdlet_operation(
+                        "compliance", Cmdlet("New-RetentionCompliancePolicy", {"Name": name, "ExchangeLocation": take})
+                    ),
+                    side=SCC,
+                    category="retention-policy",
+                    rollback=f"Remove-RetentionCompliancePolicy -Identity '{name}'",
+                )
+            )
+            out.changes.append(
+                change(
+                    NAME,
+                    "retention-rule",
+                    name,
+                    "retention rule",
+                    None,
+                    ctx.config.hold.exchange_duration,
+                    cmdlet_operation(
+                        "compliance",
+                        Cmdlet(
+                            "New-RetentionComplianceRule",
+                            {
+                                "Name": f"{name} rule",
+                                "Policy": name,
+                                "RetentionDuration": ctx.config.hold.exchange_duration,
+                                "RetentionComplianceAction": "Keep",
+                            },
+                        ),
+                    ),
+                    side=SCC,
+                    category="retention-policy",
+                    depends_on=[f"{NAME}/retention-policy/{name}"],
+                )
+            )
+        else:
+            for start in range(0, len(take), 100):
+                part = take[start : start + 100]
+                out.changes.append(
+                    change(
+                        NAME,
+                        f"retention-location-{start}",
+                        name,
+                        f"mailboxes added to '{name}'",
+                        None,
+                        part,
+                        cmdlet_operation(
+                            "compliance",
+                            Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": part}),
+                        ),
+                        side=SCC,
+                        category="retention-policy",
+                    )
+                )
+        out.coverage.append(
+            f"retention policy '{name}': {len(existing.get(name, set())) + len(take)} of {POLICY_LIMIT} mailboxes"
+        )
+    for name, locs in existing.items():
+        if not any(line.startswith(f"retention policy '{name}'") for line in out.coverage):
+            out.coverage.append(f"retention policy '{name}': {len(locs)} of {POLICY_LIMIT} mailboxes (unchanged)")
+    return out
+
+
+def _summarize(out: StepPlan, in_scope: int) -> None:
+    counts: dict[str, int] = {}
+    for f in out.findings:
+        if f.step == NAME:
+            counts[f.category] = counts.get(f.category, 0) + 1
+    pending = sum(1 for c in out.changes if c.step == NAME and c.operation is not None)
+    line = f"user mailboxes: {in_scope:,} licensed users in scope, {pending:,} change(s) planned"
+    if counts:
+        line += "; not configurable: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+    out.coverage.insert(0, line)

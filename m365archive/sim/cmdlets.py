@@ -189,9 +189,7 @@ def _cmdlet_spec(name: str, entry: dict[str, Any]) -> CmdletSpec:
     if not sets:
         sets["__AllParameterSets"] = ()
         default_set = "__AllParameterSets"
-    return CmdletSpec(
-        name=name, sides=frozenset(sides), parameters=params, sets=sets, default_set=default_set
-    )
+    return CmdletSpec(name=name, sides=frozenset(sides), parameters=params, sets=sets, default_set=default_set)
 
 
 @lru_cache(maxsize=4)
@@ -310,9 +308,7 @@ def _resolve_set(c: CmdletSpec, bound: list[ParameterSpec], side: str) -> str:
     missing = [r for r in c.sets[chosen] if r.lower() not in names]
     if missing:
         raise CmdletRefusal(
-            "Cannot process command because of one or more missing mandatory parameters: "
-            + " ".join(missing)
-            + ".",
+            "Cannot process command because of one or more missing mandatory parameters: " + " ".join(missing) + ".",
             category="ParameterBindingException",
             error_id="MissingMandatoryParameter",
             parameter=missing[0],
@@ -403,13 +399,9 @@ def _convert_one(p: ParameterSpec, value: Any) -> Any:
             f"The value \"{_show(value)}\" isn't a valid number or 'Unlimited'.",
         )
     if t == "ByteQuantifiedSize":
-        if (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and _SIZE.match(value)
-        ):
+        if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and _SIZE.match(value)):
             return value
-        raise _transform(
-            p, value, "Microsoft.Exchange.Data.ByteQuantifiedSize", "The value isn't a valid size."
-        )
+        raise _transform(p, value, "Microsoft.Exchange.Data.ByteQuantifiedSize", "The value isn't a valid size.")
     if t.endswith("EnhancedTimeSpan"):
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value}.00:00:00"

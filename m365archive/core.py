@@ -63,9 +63,7 @@ async def connect(env: Env, config: Config, *, max_concurrency: int = 8) -> Asyn
     onprem = None
     if config.onprem is not None:
         onprem = make_onprem_runner(env, config, endpoints)
-    session = TenantSession(
-        endpoints, credential, operator=operator, max_concurrency=max_concurrency, onprem=onprem
-    )
+    session = TenantSession(endpoints, credential, operator=operator, max_concurrency=max_concurrency, onprem=onprem)
     try:
         yield session
     finally:
@@ -152,11 +150,7 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str]:
         ) from None
     claims = _claims(token.token)
     operator = str(
-        claims.get("upn")
-        or claims.get("unique_name")
-        or claims.get("app_displayname")
-        or claims.get("appid")
-        or ""
+        claims.get("upn") or claims.get("unique_name") or claims.get("app_displayname") or claims.get("appid") or ""
     )
     return endpoints, credential, operator
 
@@ -216,11 +210,11 @@ class SecretStore:
             upn = self.config.catchall.upn
             try:
                 if self.env.password_file:
-                    value = _password_from_file(self.env.password_file)
+                    value = _password_from_file(self.env.password_file, upn)
                 else:
                     value = secrets.get_secret(self.config.tenant.id, upn) or ""
                     if not value:
-                        value = secrets.generate_password()
+                        value = secrets.generate_password(avoid=upn)
                         secrets.store_secret(self.config.tenant.id, upn, value)
             except secrets.NoKeyringError as exc:
                 raise CommandError(str(exc), ExitCode.NO_SECRET_STORE) from None
@@ -232,12 +226,12 @@ class SecretStore:
         return self.values[name]
 
 
-def _password_from_file(path: Path) -> str:
+def _password_from_file(path: Path, upn: str) -> str:
     from m365archive import secrets
 
     if path.exists():
         return secrets.read_password_file(path)
-    value = secrets.generate_password()
+    value = secrets.generate_password(avoid=upn)
     secrets.write_password_file(path, value)
     return value
 

@@ -52,7 +52,7 @@ def endpoints_for_cloud(cloud_name: str, tenant: str, domain: str | None) -> End
         graph=f"{cloud.graph}/v1.0",
         exchange=cloud.exchange,
         compliance=cloud.compliance,
-        login=f"https://{cloud.authority_host}",
+        login=cloud.login_url,
         graph_scope=cloud.graph_scope,
         exchange_scope=cloud.exchange_scope,
         compliance_scope=cloud.compliance_scope,
@@ -146,9 +146,7 @@ class TenantSession:
             return self.compliance
         if kind == "onprem":
             if self.onprem is None:
-                raise RuntimeError(
-                    "this change runs on on-premises Exchange, and no [onprem] server is configured"
-                )
+                raise RuntimeError("this change runs on on-premises Exchange, and no [onprem] server is configured")
             return self.onprem
         return self.exchange
 
@@ -179,9 +177,7 @@ class TenantSession:
                 if recover:
                     body = (await self.graph.send(GraphRequest("GET", recover))).body
                 return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
-            return ExecResult(
-                ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}"
-            )
+            return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
         deadline = time.monotonic() + wait.timeout
@@ -206,9 +202,7 @@ class TenantSession:
             return await self.graph.service_principal_by_app_id(target) is None
         if kind == "archive-active":
             outcome = await self.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": target}))
-            return (
-                outcome.ok and bool(outcome.objects) and outcome.objects[0].get("ArchiveStatus") == "Active"
-            )
+            return outcome.ok and bool(outcome.objects) and outcome.objects[0].get("ArchiveStatus") == "Active"
         raise ValueError(f"unknown wait kind {kind}")
 
 

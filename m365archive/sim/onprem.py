@@ -68,9 +68,7 @@ atexit.register(_remove_user_files)
 def generate_password(length: int = 20) -> str:
     alphabet = string.ascii_letters + string.digits
     while True:
-        pw = (
-            "".join(secrets.choice(alphabet) for _ in range(length - 2)) + "!" + secrets.choice(string.digits)
-        )
+        pw = "".join(secrets.choice(alphabet) for _ in range(length - 2)) + "!" + secrets.choice(string.digits)
         if any(c.islower() for c in pw) and any(c.isupper() for c in pw):
             return pw
 
@@ -223,9 +221,7 @@ class OnPremEndpoint:
         try:
             req = wire.parse_request(soap)
         except (ET.ParseError, ValueError) as exc:
-            return 400, wire.fault(
-                "", wire.FAULT_UNSUPPORTED, f"The request is not a valid SOAP envelope: {exc}"
-            )
+            return 400, wire.fault("", wire.FAULT_UNSUPPORTED, f"The request is not a valid SOAP envelope: {exc}")
         note(request, wsman=req.verb)
         handler = getattr(self, f"_wsman_{req.verb.lower()}", None)
         if handler is None:
@@ -255,9 +251,7 @@ class OnPremEndpoint:
             machine=self.machine,
         )
 
-    def _wsman_create(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_create(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         if req.resource_uri.lower() != RESOURCE_URI.lower():
             name = req.resource_uri.rsplit("/", 1)[-1]
             return 500, wire.fault(
@@ -304,9 +298,7 @@ class OnPremEndpoint:
             wire.sub(sh, f"rsp:{tag}", text=value)
         return 200, wire.envelope(wire.ACTION_BASE_TRANSFER + "CreateResponse", req.message_id, rc, sh)
 
-    def _wsman_command(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_command(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         shell = self._shell_for(req)
         if shell is None:
             return self._no_shell(req)
@@ -322,9 +314,7 @@ class OnPremEndpoint:
         wire.sub(resp, "rsp:CommandId", text=command_id.upper())
         return 200, wire.envelope(wire.ACTION_BASE_SHELL + "CommandResponse", req.message_id, resp)
 
-    def _wsman_send(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_send(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         shell = self._shell_for(req)
         if shell is None:
             return self._no_shell(req)
@@ -337,9 +327,7 @@ class OnPremEndpoint:
             wire.ACTION_BASE_SHELL + "SendResponse", req.message_id, wire.element("rsp:SendResponse")
         )
 
-    def _wsman_receive(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_receive(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         shell = self._shell_for(req)
         if shell is None:
             return self._no_shell(req)
@@ -365,14 +353,10 @@ class OnPremEndpoint:
             wire.sub(resp, "rsp:Stream", attrib, base64.b64encode(chunk).decode())
         if target is not None and cid:
             state = "Done" if target in shell.finished else "Running"
-            wire.sub(
-                resp, "rsp:CommandState", {"CommandId": cid.upper(), "State": wire.COMMAND_STATE + state}
-            )
+            wire.sub(resp, "rsp:CommandState", {"CommandId": cid.upper(), "State": wire.COMMAND_STATE + state})
         return 200, wire.envelope(wire.ACTION_BASE_SHELL + "ReceiveResponse", req.message_id, resp)
 
-    def _wsman_signal(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_signal(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         shell = self._shell_for(req)
         if shell is None:
             return self._no_shell(req)
@@ -384,10 +368,7 @@ class OnPremEndpoint:
             pid = uuid.UUID(cid)
             pipeline = shell.pool.pipeline_table.get(pid)
             if pipeline is not None:
-                if (
-                    code == wire.SIGNAL_PS_CTRL_C
-                    and pipeline.state == psrpcore.types.PSInvocationState.Running
-                ):
+                if code == wire.SIGNAL_PS_CTRL_C and pipeline.state == psrpcore.types.PSInvocationState.Running:
                     pipeline.stop()
                 elif code == wire.SIGNAL_TERMINATE:
                     with contextlib.suppress(Exception):
@@ -399,9 +380,7 @@ class OnPremEndpoint:
             wire.ACTION_BASE_SHELL + "SignalResponse", req.message_id, wire.element("rsp:SignalResponse")
         )
 
-    def _wsman_delete(
-        self, req: wire.WSManRequest, user: str, client_ip: str, request: Request
-    ) -> tuple[int, bytes]:
+    def _wsman_delete(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
         shell = self.shells.pop(req.selectors.get("ShellId", "").upper(), None)
         if shell is None:
             return self._no_shell(req)

@@ -142,8 +142,7 @@ def run_pipeline(state: TenantState, pipeline: Any, metadata: Any, machine: str)
                     raise PipelineFailure(
                         _binding_error(
                             name,
-                            "A positional parameter cannot be found that accepts argument "
-                            f"'{positional[-1]}'.",
+                            f"A positional parameter cannot be found that accepts argument '{positional[-1]}'.",
                             "PositionalParameterNotFound",
                         )
                     )
@@ -197,9 +196,7 @@ def _run_cmdlet(
     try:
         binding = bind_parameters(name, params, SIDE)
     except CmdletRefusal as refusal:
-        raise PipelineFailure(
-            _binding_error(name, refusal.message, refusal.error_id, refusal.category)
-        ) from None
+        raise PipelineFailure(_binding_error(name, refusal.message, refusal.error_id, refusal.category)) from None
     cmdlet = binding.cmdlet
     bound = binding.parameters
     handler = _HANDLERS.get(cmdlet.lower())
@@ -269,9 +266,7 @@ def find_remote_mailbox(state: TenantState, identity: str) -> RemoteMailbox | No
     return None
 
 
-def _get(
-    state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str
-) -> list[RemoteMailbox]:
+def _get(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str) -> list[RemoteMailbox]:
     identity = bound.get("Identity")
     if identity is not None:
         rm = find_remote_mailbox(state, str(identity))
@@ -285,13 +280,7 @@ def _get(
         found = [rm for rm in found if rm.archive_state != "None"]
     size = bound.get("ResultSize")
     if identity is None:
-        limit = (
-            None
-            if str(size).lower() == "unlimited"
-            else int(size)
-            if size is not None
-            else DEFAULT_RESULT_SIZE
-        )
+        limit = None if str(size).lower() == "unlimited" else int(size) if size is not None else DEFAULT_RESULT_SIZE
         if limit is not None and len(found) > limit:
             found = found[:limit]
             if size is None:
@@ -299,9 +288,7 @@ def _get(
     return found
 
 
-def _enable(
-    state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str
-) -> list[RemoteMailbox]:
+def _enable(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str) -> list[RemoteMailbox]:
     identity = str(bound["Identity"])
     rm = find_remote_mailbox(state, identity)
     if rm is None:
@@ -345,7 +332,7 @@ def _enable(
     display = user.display_name if user else rm.alias
     rm.archive_state = "HostedProvisioned"
     rm.archive_guid = new_id()
-    rm.archive_name = str(bound.get("ArchiveName") or f"In-Place Archive - {display}")
+    rm.archive_name = _single(bound.get("ArchiveName")) or f"In-Place Archive - {display}"
     rm.pending_sync_at = state.clock.elapsed() + state.knobs.dir_sync_delay
     for key in ("Alias", "DisplayName"):
         if key in bound:
@@ -356,9 +343,7 @@ def _enable(
 _SETTABLE = {"ArchiveName", "HiddenFromAddressListsEnabled", "Alias", "DisplayName", "RemoteRoutingAddress"}
 
 
-def _set(
-    state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str
-) -> list[RemoteMailbox]:
+def _set(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str) -> list[RemoteMailbox]:
     identity = str(bound["Identity"])
     rm = find_remote_mailbox(state, identity)
     if rm is None:
@@ -368,7 +353,7 @@ def _set(
         if key in ("Identity", "Confirm", "WhatIf", "DomainController", "Force"):
             continue
         if key == "ArchiveName":
-            rm.archive_name = str(value[0] if isinstance(value, list) and value else value)
+            rm.archive_name = _single(value)
         elif key == "HiddenFromAddressListsEnabled":
             rm.hidden_from_address_lists = bool(value)
         elif key == "Alias":
@@ -441,6 +426,13 @@ def remote_mailbox_object(state: TenantState, rm: RemoteMailbox, machine: str) -
     for key, value in props:
         add_note_property(obj, key, value)
     return obj
+
+
+def _single(value: Any) -> str:
+    """A MultiValuedProperty bound as a list, where Exchange keeps one value (ArchiveName)."""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
 
 
 def _psvalue(value: Any) -> Any:

@@ -82,13 +82,9 @@ def parse_request(xml: bytes) -> WSManRequest:
         return (el.text or "").strip() if el is not None else ""
 
     selectors = {
-        el.attrib.get("Name", ""): (el.text or "")
-        for el in header.findall("wsman:SelectorSet/wsman:Selector", NS)
+        el.attrib.get("Name", ""): (el.text or "") for el in header.findall("wsman:SelectorSet/wsman:Selector", NS)
     }
-    options = {
-        el.attrib.get("Name", ""): (el.text or "")
-        for el in header.findall("wsman:OptionSet/wsman:Option", NS)
-    }
+    options = {el.attrib.get("Name", ""): (el.text or "") for el in header.findall("wsman:OptionSet/wsman:Option", NS)}
     timeout = 20.0
     match = re.fullmatch(r"PT([0-9.]+)S", text("wsman:OperationTimeout"))
     if match:
@@ -111,9 +107,7 @@ def envelope(action: str, relates_to: str, *body: ET.Element) -> bytes:
     ET.SubElement(header, q("wsa", "Action"), {q("s", "mustUnderstand"): "true"}).text = action
     ET.SubElement(header, q("wsa", "MessageID")).text = f"uuid:{str(uuid.uuid4()).upper()}"
     ET.SubElement(header, q("wsa", "RelatesTo")).text = relates_to
-    ET.SubElement(
-        header, q("wsa", "To")
-    ).text = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+    ET.SubElement(header, q("wsa", "To")).text = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
     body_el = ET.SubElement(env, q("s", "Body"))
     for el in body:
         body_el.append(el)
@@ -143,9 +137,7 @@ def fault(
     return envelope(FAULT_ACTION, relates_to, f)
 
 
-def element(
-    tag: str, attrib: dict[str, str] | None = None, text: str | None = None, *children: Any
-) -> ET.Element:
+def element(tag: str, attrib: dict[str, str] | None = None, text: str | None = None, *children: Any) -> ET.Element:
     prefix, name = tag.split(":", 1)
     el = ET.Element(q(prefix, name), attrib or {})
     if text is not None:
@@ -155,9 +147,7 @@ def element(
     return el
 
 
-def sub(
-    parent: ET.Element, tag: str, attrib: dict[str, str] | None = None, text: str | None = None
-) -> ET.Element:
+def sub(parent: ET.Element, tag: str, attrib: dict[str, str] | None = None, text: str | None = None) -> ET.Element:
     prefix, name = tag.split(":", 1)
     el = ET.SubElement(parent, q(prefix, name), attrib or {})
     if text is not None:

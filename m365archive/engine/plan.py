@@ -2,7 +2,7 @@
 
 A Change carries the exact operation apply will send (an opaque `Operation` that tenant/
 interprets), its before/after values and how to present it. Values unknown until apply are
-`${ref:<change id>.<output>}` placeholders; secrets are `${secret:<name>}` placeholders that
+`${ref:<change id>#<output>}` placeholders; secrets are `${secret:<name>}` placeholders that
 only the runner resolves, so a plan (and anything rendered from it) never holds a secret.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 FORMAT_VERSION = "1"
 KNOWN_AFTER_APPLY = "(known after apply)"
-REF = re.compile(r"\$\{ref:([^}.]+(?:/[^}.]+)*)\.([^}]+)\}")
+REF = re.compile(r"\$\{ref:([^}#]+)#([^}]+)\}")
 SECRET = re.compile(r"\$\{secret:([^}]+)\}")
 
 
@@ -197,9 +197,7 @@ class Plan:
                 operator=data.get("operator", ""),
                 tool_version=data.get("tool_version", ""),
                 changes=[Change.from_dict(c) for c in data.get("changes", [])],
-                findings=[
-                    Finding(**{**f, "severity": Severity(f["severity"])}) for f in data.get("findings", [])
-                ],
+                findings=[Finding(**{**f, "severity": Severity(f["severity"])}) for f in data.get("findings", [])],
                 checks=[Check(**c) for c in data.get("checks", [])],
                 notices=list(data.get("notices", [])),
                 instructions=list(data.get("instructions", [])),
@@ -225,7 +223,7 @@ def fingerprint(observed: dict[str, Any]) -> str:
 
 def ref(change_id: str, output: str) -> str:
     """A value known after apply: the `output` of change `change_id`."""
-    return f"${{ref:{change_id}.{output}}}"
+    return f"${{ref:{change_id}#{output}}}"
 
 
 def secret(name: str) -> str:

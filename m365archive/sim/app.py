@@ -201,7 +201,7 @@ class LoadMiddleware:
             "status": status_holder.get("status", 500),
         }
         if body is not None:
-            entry["body"] = body
+            entry["body"] = redact(body)
         if fault:
             entry["fault"] = fault
         notes = scope.get("state", {}).get("log_notes")
@@ -215,6 +215,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+SECRET_KEYS = ("password", "secret", "credential")
+
+
+def redact(value: Any) -> Any:
+    """The request log never keeps a secret (a password in a POST /users body, say)."""
+    if isinstance(value, dict):
+        return {
+            k: "(redacted)" if any(s in k.lower() for s in SECRET_KEYS) and isinstance(v, str) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 async def _discard_send(message: Message) -> None:

@@ -147,6 +147,7 @@ class User:
     password: str | None = None  # the simulator keeps it to check sign-in; never returned
     created: datetime | None = None
     user_type: str = "Member"
+    disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # skuId -> disabled servicePlanIds
 
 
 @dataclass
@@ -334,6 +335,8 @@ class TenantState:
     remote_mailboxes: dict[str, RemoteMailbox] = field(default_factory=dict)  # by user id
     onprem_users: dict[str, str] = field(default_factory=dict)  # "DOMAIN\\user" -> password
     signed_in_user: str | None = None  # UPN of the operator the credential represents
+    verified_domains: list[str] = field(default_factory=list)  # besides `domain`
+    activated_directory_roles: set[str] = field(default_factory=set)  # role template ids (POST /directoryRoles)
     knobs: Knobs = field(default_factory=Knobs)
     clock: Clock = field(default_factory=Clock)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -367,7 +370,8 @@ class TenantState:
         for sku_id in user.assigned_licenses:
             sku = self.skus.get(sku_id)
             if sku:
-                plans.update(p for p, _ in sku.service_plans)
+                disabled = set(user.disabled_plans.get(sku_id, ()))
+                plans.update(p for p, _ in sku.service_plans if p not in disabled)
         return plans
 
     def user_has_exchange(self, user: User) -> bool:

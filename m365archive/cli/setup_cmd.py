@@ -134,7 +134,7 @@ async def _setup(
             ):
                 return Result("setup", ExitCode.OK, messages=["Nothing applied."])
         with live_progress(cli):
-            result = await apply_plan(env, config, session, plan)
+            result = await apply_plan(env, config, session, plan, runner_hook=lambda r: _stop_on_ctrl_c(cli, r))
         if csv:
             csvout.write_changes(csv, plan, result)
         if cli.output is Output.human:
@@ -149,6 +149,23 @@ async def _setup(
         if any("timed out" in o.detail for o in result.failed) and code is not ExitCode.PARTIAL:
             code = ExitCode.TIMEOUT
         return Result("setup", code, data=jsonout.result_document(plan, result))
+
+
+def _stop_on_ctrl_c(cli: CliState, runner: Any) -> None:
+    """First Ctrl-C: finish the requests in flight, journal them, stop. Second: stop now."""
+    import asyncio
+    import contextlib
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        runner.stop_requested = True
+        cli.err.print("stopping after the requests in flight (Ctrl-C again to stop now)…", markup=False)
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        loop.add_signal_handler(signal.SIGINT, first)
 
 
 def _show_plan(cli: CliState, plan: Plan) -> None:

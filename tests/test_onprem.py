@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
@@ -18,6 +19,7 @@ from pypsrp.wsman import WSMan
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.tenant.exchange import Cmdlet, ExchangeError, TransportError
 from m365archive.tenant.onprem import OnPremExchangeRunner
+from m365archive.tenant.simcredential import SimulatorCredential
 
 ADMIN = "CONTOSO\\exadmin"
 ADELE = "adele.vance@contoso.onmicrosoft.com"
@@ -258,3 +260,99 @@ def test_concurrent_invokes_share_the_runspace_safely(hybrid: SimulatedTenant) -
 
     outcomes = run(many())
     assert all(o.ok and o.objects[0]["UserPrincipalName"] == ADELE for o in outcomes)
+
+
+def _exo(sim: SimulatedTenant, cmdlet: str, parameters: dict[str, Any]) -> httpx.Response:
+    token = SimulatorCredential(sim.state.tenant_id).get_token("https://outlook.office365.com/.default").token
+    return httpx.post(
+        f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
+        json={"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}},
+        headers={"Authorization": f"Bearer {token}", "X-AnchorMailbox": f"UPN:{sim.state.signed_in_user}"},
+        timeout=10,
+    )
+
+
+def test_hybrid_flow_exchange_online_refuses_on_premises_enables_dir_sync_delivers(
+    hybrid: SimulatedTenant,
+) -> None:
+    refused = _exo(hybrid, "Enable-Mailbox", {"Identity": ADELE, "Archive": True})
+    assert refused.status_code == 400
+    assert "synchronized with the on-premises directory" in refused.text
+
+    (enable,) = run(_invoke(_runner(hybrid), Cmdlet("Enable-RemoteMailbox", {"Identity": ADELE, "Archive": True})))
+    assert enable.ok, enable.error
+
+    before = _exo(hybrid, "Get-Mailbox", {"Identity": ADELE})
+    assert before.json()["value"][0]["ArchiveStatus"] == "None"  # sync hasn't run yet (30 simulated minutes)
+
+    hybrid.state.clock.advance(hybrid.state.knobs.dir_sync_delay)
+    after = _exo(hybrid, "Get-Mailbox", {"Identity": ADELE})
+    mailbox = after.json()["value"][0]
+    assert mailbox["ArchiveStatus"] == "Active"
+    assert mailbox["ArchiveGuid"] == enable.objects[0]["ArchiveGuid"]
+
+
+def test_negotiate_auth_works_too(hybrid: SimulatedTenant) -> None:
+    runner = _runner(hybrid)
+    runner.auth = "negotiate"  # SPNEGO: no Kerberos here, so pyspnego falls back to NTLM inside it
+    (outcome,) = run(_invoke(runner, Cmdlet("Get-RemoteMailbox", {"Identity": ADELE})))
+    assert outcome.ok, outcome.error
+
+
+def test_kerberos_without_a_ticket_is_a_clear_authentication_error(hybrid: SimulatedTenant) -> None:
+    host, port = _host_port(hybrid)
+    runner = OnPremExchangeRunner(host, port=port, connection_timeout=5)  # auth defaults to kerberos
+    with pytest.raises(TransportError) as caught:
+        run(_invoke(runner, Cmdlet("Get-RemoteMailbox")))
+    assert caught.value.auth is True
+    assert "Kerberos" in str(caught.value)
+
+
+def test_wrong_configuration_name_is_a_transport_error(hybrid: SimulatedTenant) -> None:
+    runner = _runner(hybrid, configuration_name="Microsoft.PowerShell")
+    with pytest.raises(TransportError, match=r"Microsoft\.PowerShell session configuration"):
+        run(_invoke(runner, Cmdlet("Get-RemoteMailbox")))
+
+
+def test_runner_signs_in_again_when_the_connection_was_dropped(hybrid: SimulatedTenant) -> None:
+    """A keep-alive timeout or server restart loses the connection's security context: the runner
+    notices the refusal of its (not executed) request and opens a new runspace, once."""
+
+    async def scenario() -> tuple[Any, Any]:
+        runner = _runner(hybrid)
+        try:
+            first = await runner.invoke(Cmdlet("Get-RemoteMailbox", {"Identity": ADELE}))
+            server = hybrid._server
+            assert server is not None
+            for conn in list(server.server_state.connections):
+                conn.loop.call_soon_threadsafe(conn.transport.close)
+            await asyncio.sleep(0.2)
+            second = await runner.invoke(Cmdlet("Enable-RemoteMailbox", {"Identity": ADELE, "Archive": True}))
+            return first, second
+        finally:
+            await runner.aclose()
+
+    first, second = run(scenario())
+    assert first.ok and second.ok, second.error
+    creates = [e for e in hybrid.requests if e["service"] == "onprem" and e.get("wsman") == "Create"]
+    assert len(creates) == 2
+    enables = [c for e in hybrid.writes() for c in e.get("cmdlets", [])]
+    assert enables == ["Enable-RemoteMailbox"]  # ran exactly once
+
+
+def test_request_log_records_cmdlets_and_parameters_never_passwords(hybrid: SimulatedTenant) -> None:
+    run(_invoke(_runner(hybrid), Cmdlet("Set-RemoteMailbox", {"Identity": ADELE, "ArchiveName": "A"})))
+    (entry,) = [e for e in hybrid.requests if e.get("cmdlets")]
+    assert entry["cmdlets"] == ["Set-RemoteMailbox"]
+    assert entry["parameters"] == [{"Identity": ADELE, "ArchiveName": "A"}]
+    assert entry["user"] == ADMIN
+    password = hybrid.state.onprem_users[ADMIN]
+    assert all(password not in repr(e) for e in hybrid.requests)
+
+
+def test_describe_names_the_endpoint_and_the_generated_password(hybrid: SimulatedTenant) -> None:
+    from m365archive.sim.onprem import describe
+
+    lines = describe(hybrid.state, hybrid.url)
+    assert lines[0].startswith(f"on-premises Exchange: {hybrid.url}/PowerShell")
+    assert hybrid.state.onprem_users[ADMIN] in lines[1]

@@ -44,6 +44,7 @@ CONFIGURATION_NAME = "Microsoft.Exchange"
 RESOURCE_URI = f"http://schemas.microsoft.com/powershell/{CONFIGURATION_NAME}"
 SHELL_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 MAX_FRAGMENT = 32 * 1024
+MAX_CONNECTIONS = 256  # security contexts kept, oldest dropped first
 
 T = TypeVar("T")
 
@@ -182,7 +183,10 @@ class OnPremEndpoint:
         if scheme.lower() in ("negotiate", "ntlm", "kerberos") and token:
             if conn is None or conn.complete:
                 conn = _Connection(_new_acceptor(self.user_file), self.user_file)
+                self.connections.pop(key, None)
                 self.connections[key] = conn
+                while len(self.connections) > MAX_CONNECTIONS:  # closed connections are never reported
+                    self.connections.pop(next(iter(self.connections)))
             try:
                 reply_token = conn.step(base64.b64decode(token.strip()))
             except Exception as exc:  # a wrong password, an unknown user, a malformed token
@@ -399,7 +403,7 @@ class OnPremEndpoint:
                 pipeline = shell.pool.pipeline_table[event.pipeline_id]
                 ran = run_pipeline(self.state, pipeline, event.pipeline, self.machine)
                 shell.finished.add(event.pipeline_id)
-                note(request, cmdlets=ran)
+                note(request, cmdlets=[name for name, _ in ran], parameters=[params for _, params in ran])
         shell.drain()
 
 
@@ -424,6 +428,26 @@ def _unauthorized(token: bytes | None = None) -> Response:
 def ad_domain(state: TenantState) -> str:
     """The on-premises Active Directory domain (contoso.local for contoso.onmicrosoft.com)."""
     return f"{state.domain.split('.')[0]}.local"
+
+
+def endpoint_of(app: Any) -> OnPremEndpoint:
+    """The /PowerShell endpoint of a simulator app (tests reach into its connections and shells)."""
+    for route in app.routes:
+        handler = getattr(route, "endpoint", None)
+        owner = getattr(handler, "__self__", None)
+        if isinstance(owner, OnPremEndpoint):
+            return owner
+    raise LookupError("this app has no on-premises /PowerShell endpoint")
+
+
+def describe(state: TenantState, base_url: str) -> list[str]:
+    """Lines for `sim serve` and the demo: where the on-premises endpoint is and how to sign in."""
+    if not state.onprem_users:
+        return []
+    lines = [f"on-premises Exchange: {base_url.rstrip('/')}/PowerShell (configuration {CONFIGURATION_NAME}, NTLM)"]
+    for account, password in sorted(state.onprem_users.items()):
+        lines.append(f"  {account}  password: {password}")
+    return lines
 
 
 def routes(state: TenantState) -> list[BaseRoute]:

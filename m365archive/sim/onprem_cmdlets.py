@@ -111,9 +111,9 @@ def _write(pipeline: Any, record: ErrorRecord) -> None:
     )
 
 
-def run_pipeline(state: TenantState, pipeline: Any, metadata: Any, machine: str) -> list[str]:
-    """Run a CreatePipeline's commands; returns the cmdlet names (for the request log)."""
-    names: list[str] = []
+def run_pipeline(state: TenantState, pipeline: Any, metadata: Any, machine: str) -> list[tuple[str, dict[str, Any]]]:
+    """Run a CreatePipeline's commands; returns each cmdlet's name and parameters (request log)."""
+    names: list[tuple[str, dict[str, Any]]] = []
     pipeline.start()
     try:
         previous: list[RemoteMailbox] | None = None
@@ -129,7 +129,6 @@ def run_pipeline(state: TenantState, pipeline: Any, metadata: Any, machine: str)
                     )
                 )
             name = str(command.command_text)
-            names.append(name)
             params: dict[str, Any] = {}
             positional: list[Any] = []
             for pname, value in command.parameters:
@@ -137,8 +136,9 @@ def run_pipeline(state: TenantState, pipeline: Any, metadata: Any, machine: str)
                     positional.append(_plain(value))
                 else:
                     params[str(pname)] = _plain(value)
+            names.append((name, params))
             if positional:
-                if "Identity" in {k.lstrip("-").title() for k in params} or len(positional) > 1:
+                if "identity" in {k.lstrip("-").lower() for k in params} or len(positional) > 1:
                     raise PipelineFailure(
                         _binding_error(
                             name,

@@ -110,22 +110,34 @@ class OnPremExchangeRunner:
 
     # -- worker-thread side ------------------------------------------------------------------------
     def _invoke_sync(self, cmdlet: Cmdlet) -> CmdletOutcome:
+        with self._lock:
+            reused = self._pool is not None
+            try:
+                return self._run_once(cmdlet)
+            except TransportError as exc:
+                if not (reused and exc.auth):
+                    raise
+                # The server refused a runspace that worked before: its security context belonged
+                # to a TCP connection that has since closed (keep-alive timeout, server restart),
+                # and the request was refused before anything ran. Sign in again, once.
+                return self._run_once(cmdlet)
+
+    def _run_once(self, cmdlet: Cmdlet) -> CmdletOutcome:
         from pypsrp.powershell import PowerShell
 
-        with self._lock:
-            pool = self._ensure_pool()
-            ps = PowerShell(pool)
-            ps.add_cmdlet(cmdlet.name)
-            for name, value in cmdlet.parameters.items():
-                ps.add_parameter(name, _to_ps(value))
-            output = self._guard(ps.invoke)
-            outcome = self._outcome(ps, cmdlet)
-            outcome.objects = [to_dict(o) for o in output]
-            try:
-                ps.close()  # Signal Terminate: the server frees the pipeline
-            except Exception:  # a broken connection: the pool is opened again on the next call
-                self._drop_pool()
-            return outcome
+        pool = self._ensure_pool()
+        ps = PowerShell(pool)
+        ps.add_cmdlet(cmdlet.name)
+        for name, value in cmdlet.parameters.items():
+            ps.add_parameter(name, _to_ps(value))
+        output = self._guard(ps.invoke)
+        outcome = self._outcome(ps, cmdlet)
+        outcome.objects = [to_dict(o) for o in output]
+        try:
+            ps.close()  # Signal Terminate: the server frees the pipeline
+        except Exception:  # a broken connection: the pool is opened again on the next call
+            self._drop_pool()
+        return outcome
 
     def _outcome(self, ps: Any, cmdlet: Cmdlet) -> CmdletOutcome:
         outcome = CmdletOutcome(cmdlet=cmdlet)

@@ -444,12 +444,14 @@ def _page(
         i += 1
         if keep(item):
             out.append(render(item))
+    # Move the cursor to the next match, so each item is looked at once over all pages.
+    while i < n and not keep(source[i]):
+        i += 1
     result = Result(objects=out)
-    more = any(keep(source[j]) for j in range(i, n)) if i < n else False
-    if more and (limit is None or returned + len(out) < limit):
+    if i < n and (limit is None or returned + len(out) < limit):
         token = json.dumps({"i": i, "n": returned + len(out), "c": ctx.name}, separators=(",", ":"))
         result.next_cursor = base64.urlsafe_b64encode(token.encode()).rstrip(b"=").decode()
-    elif more and raw_size is None:
+    elif i < n and raw_size is None:
         result.warnings.append(RESULT_SIZE_WARNING)
     return result
 

@@ -1,0 +1,478 @@
+"""Exchange Online and Security & Compliance through the admin API the EXO v3 module uses.
+
+    POST {base}/adminapi/beta/{tenant}/InvokeCommand   {"CmdletInput": {"CmdletName", "Parameters"}}
+    POST {base}/adminapi/beta/{tenant}/$batch          {"requests": [... at most 10 ...]}
+
+`base` is https://outlook.office365.com for Exchange Online (token scope
+https://outlook.office365.com/.default) or the compliance host for Security & Compliance
+(scope https://ps.compliance.protection.outlook.com/.default); the simulator serves both
+(`http://127.0.0.1:P` and `http://127.0.0.1:P/scc`).
+
+Retries: 429 (Retry-After honoured, decimal seconds accepted), 503, 504 and dropped
+connections, with jittered exponential backoff, at most `max_retries` times. Writes are
+retried too: every cmdlet the product sends is idempotent, or answers "already ..." when
+its effect is already there; a retried write that gets such an answer is reported as done.
+Concurrency adapts (AIMD): halved on each 429, grown by one on each success, up to
+`max_concurrency`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeError, ThrottleListener, TransportError
+
+EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
+COMPLIANCE_SCOPE = "https://ps.compliance.protection.outlook.com/.default"
+# The anchor the ExchangeOnlineManagement module uses for app-only connections.
+APP_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
+BATCH_LIMIT = 10
+RETRYABLE_STATUS = (429, 503, 504)
+
+
+class _AccessToken(Protocol):
+    token: str
+    expires_on: int
+
+
+class AsyncTokenCredential(Protocol):
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class RunnerStats:
+    """What the runner sent, for benchmarks and progress."""
+
+    requests: int = 0  # HTTP requests, including retries
+    batches: int = 0  # $batch requests among them
+    cmdlets: int = 0  # cmdlets sent, counting each attempt
+    retries: int = 0
+    throttled: int = 0  # 429 answers (whole requests or batch items)
+    transient: int = 0  # 503/504/connection failures
+    peak_concurrency: int = 0
+
+
+class AimdLimiter:
+    """Additive-increase, multiplicative-decrease cap on requests in flight."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = float(self.maximum)
+        self.in_flight = 0
+        self.peak = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            while self.in_flight >= int(self.limit):
+                await self._cond.wait()
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    async def throttled(self) -> None:
+        """A throttling answer that came inside a successful request ($batch items)."""
+        async with self._cond:
+            self.limit = max(1.0, self.limit / 2)
+
+    async def release(self, *, throttled: bool = False, ok: bool = False) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            if throttled:
+                self.limit = max(1.0, self.limit / 2)
+            elif ok:
+                self.limit = min(float(self.maximum), self.limit + 1)
+            self._cond.notify_all()
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: httpx.Headers
+    request_id: str
+
+
+class RestExchangeRunner:
+    """Runs cmdlets through InvokeCommand / $batch. Implements tenant.exchange.ExchangeRunner."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tenant_id: str,
+        credential: AsyncTokenCredential,
+        *,
+        scope: str,
+        side: str = "exchange-online",
+        anchor_mailbox: str | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 6,
+        on_throttle: ThrottleListener | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float = 120.0,
+    ) -> None:
+        self.side = side
+        self.base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
+        self.scope = scope
+        self.endpoint = f"{self.base_url}/adminapi/beta/{tenant_id}/InvokeCommand"
+        self.batch_endpoint = f"{self.base_url}/adminapi/beta/{tenant_id}/$batch"
+        self.max_retries = max_retries
+        self.on_throttle = on_throttle
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.stats = RunnerStats()
+        self._credential = credential
+        self._anchor = anchor_mailbox
+        self._token: tuple[str, float] | None = None
+        self._token_lock = asyncio.Lock()
+        self._limiter = AimdLimiter(max_concurrency)
+        self._connection_id = str(uuid.uuid4())
+        self._random = random.Random()
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=max(2, max_concurrency * 2), max_keepalive_connections=max_concurrency),
+        )
+
+    # -- protocol ----------------------------------------------------------------------------------
+    async def invoke(self, cmdlet: Cmdlet) -> CmdletOutcome:
+        outcome = CmdletOutcome(cmdlet=cmdlet)
+        try:
+            async for page in self._pages(cmdlet, 1000, outcome):
+                outcome.objects.extend(page)
+        except ExchangeError as err:
+            outcome.error = err
+        return outcome
+
+    async def pages(self, cmdlet: Cmdlet, page_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        outcome = CmdletOutcome(cmdlet=cmdlet)
+        async for page in self._pages(cmdlet, page_size, outcome):
+            yield page
+
+    async def invoke_many(self, cmdlets: list[Cmdlet]) -> list[CmdletOutcome]:
+        chunks = [cmdlets[i : i + BATCH_LIMIT] for i in range(0, len(cmdlets), BATCH_LIMIT)]
+        results = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
+        return [outcome for chunk in results for outcome in chunk]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> RestExchangeRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- single cmdlets, paged -----------------------------------------------------------------------
+    async def _pages(
+        self, cmdlet: Cmdlet, page_size: int, outcome: CmdletOutcome
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        body = _body(cmdlet)
+        url: str | None = self.endpoint
+        while url:
+            answer, retried = await self._send(url, body, cmdlet.name, page_size, cmdlets=1)
+            outcome.request_id = answer.request_id
+            payload = answer.body if isinstance(answer.body, dict) else {}
+            if answer.status >= 400:
+                error = _exchange_error(answer.status, payload, cmdlet.name, answer.request_id)
+                if retried and _already(error):
+                    outcome.warnings.append(f"Retried after a lost answer; the first attempt took effect: {error}")
+                    return
+                raise error
+            outcome.warnings.extend(str(w) for w in payload.get("@adminapi.warnings") or [])
+            yield [o for o in payload.get("value") or [] if isinstance(o, dict)]
+            next_link = payload.get("@odata.nextLink")
+            url = str(next_link) if next_link else None
+
+    # -- $batch ------------------------------------------------------------------------------------
+    async def _batch(self, chunk: list[Cmdlet]) -> list[CmdletOutcome]:
+        outcomes = [CmdletOutcome(cmdlet=c) for c in chunk]
+        pending = list(range(len(chunk)))
+        retried: set[int] = set()
+        attempt = 0
+        follow: list[tuple[int, str]] = []  # items whose output has more pages
+        while pending:
+            requests = [
+                {
+                    "id": str(i),
+                    "method": "POST",
+                    "url": self.endpoint,
+                    "headers": self._item_headers(chunk[i].name),
+                    "body": _body(chunk[i]),
+                }
+                for i in pending
+            ]
+            answer, whole_retried = await self._send(
+                self.batch_endpoint, {"requests": requests}, "$batch", 1000, cmdlets=len(pending)
+            )
+            if whole_retried:
+                retried.update(pending)
+            if answer.status >= 400:
+                payload = answer.body if isinstance(answer.body, dict) else {}
+                error = _exchange_error(answer.status, payload, "$batch", answer.request_id)
+                for i in pending:
+                    outcomes[i].error = error
+                    outcomes[i].request_id = answer.request_id
+                return outcomes
+            responses = answer.body.get("responses", []) if isinstance(answer.body, dict) else []
+            by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict)}
+            again: list[int] = []
+            wait = 0.0
+            item_throttled = False
+            for i in pending:
+                item = by_id.get(str(i))
+                outcome = outcomes[i]
+                outcome.request_id = answer.request_id
+                if item is None:
+                    again.append(i)
+                    continue
+                status = int(item.get("status", 500))
+                raw_body = item.get("body")
+                body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
+                if status in RETRYABLE_STATUS:
+                    headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+                    delay = _retry_after(headers.get("retry-after"))
+                    if status == 429:
+                        item_throttled = True
+                        self.stats.throttled += 1
+                        if self.on_throttle:
+                            self.on_throttle(delay if delay is not None else 0.0)
+                    else:
+                        self.stats.transient += 1
+                    wait = max(wait, delay if delay is not None else self._backoff(attempt))
+                    again.append(i)
+                    outcome.error = _exchange_error(status, body, chunk[i].name, answer.request_id, retryable=True)
+                    continue
+                if status >= 400:
+                    error = _exchange_error(status, body, chunk[i].name, answer.request_id)
+                    if i in retried and _already(error):
+                        outcome.error = None
+                        outcome.warnings.append(f"Retried after a lost answer; the first attempt took effect: {error}")
+                    else:
+                        outcome.error = error
+                    continue
+                outcome.error = None
+                outcome.objects.extend(o for o in body.get("value") or [] if isinstance(o, dict))
+                outcome.warnings.extend(str(w) for w in body.get("@adminapi.warnings") or [])
+                if body.get("@odata.nextLink"):
+                    follow.append((i, str(body["@odata.nextLink"])))
+            if not again:
+                break
+            attempt += 1
+            if attempt > self.max_retries:
+                break  # the outcomes of `again` keep their retryable errors
+            self.stats.retries += len(again)
+            retried.update(again)
+            pending = again
+            if item_throttled:
+                await self._limiter.throttled()
+            # Jitter on top of Retry-After, so that concurrent batches don't come back in step.
+            await asyncio.sleep(wait + self._backoff(attempt) * 0.5)
+        for i, link in follow:
+            await self._follow(outcomes[i], link)
+        return outcomes
+
+    async def _follow(self, outcome: CmdletOutcome, url: str) -> None:
+        body = _body(outcome.cmdlet)
+        link: str | None = url
+        while link:
+            answer, _ = await self._send(link, body, outcome.cmdlet.name, 1000, cmdlets=1)
+            payload = answer.body if isinstance(answer.body, dict) else {}
+            if answer.status >= 400:
+                outcome.error = _exchange_error(answer.status, payload, outcome.cmdlet.name, answer.request_id)
+                return
+            outcome.objects.extend(o for o in payload.get("value") or [] if isinstance(o, dict))
+            next_link = payload.get("@odata.nextLink")
+            link = str(next_link) if next_link else None
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    async def _send(
+        self, url: str, body: Any, cmdlet_name: str, page_size: int, *, cmdlets: int
+    ) -> tuple[_Answer, bool]:
+        """POST with retries. Returns the final answer (any status but 401/403) and whether it was retried."""
+        attempt = 0
+        content = json.dumps(body, default=str).encode()
+        while True:
+            headers = await self._headers(cmdlet_name, page_size)
+            await self._limiter.acquire()
+            self.stats.peak_concurrency = max(self.stats.peak_concurrency, self._limiter.in_flight)
+            self.stats.requests += 1
+            self.stats.cmdlets += cmdlets
+            if url.endswith("$batch"):
+                self.stats.batches += 1
+            throttled = False
+            answer: _Answer | None = None
+            failure: str
+            delay: float | None = None
+            try:
+                response = await self._client.post(url, content=content, headers=headers)
+                raw = response.content
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.stats.transient += 1
+            else:
+                rid = response.headers.get("request-id") or headers["client-request-id"]
+                try:
+                    parsed: Any = json.loads(raw) if raw else {}
+                except ValueError:
+                    parsed = {
+                        "error": {"code": str(response.status_code), "message": raw[:500].decode("utf-8", "replace")}
+                    }
+                answer = _Answer(response.status_code, parsed, response.headers, rid)
+                failure = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    throttled = True
+                    self.stats.throttled += 1
+                    delay = _retry_after(response.headers.get("retry-after"))
+                    if self.on_throttle:
+                        self.on_throttle(delay if delay is not None else 0.0)
+                elif response.status_code in (503, 504):
+                    self.stats.transient += 1
+                    delay = _retry_after(response.headers.get("retry-after"))
+            finally:
+                ok = answer is not None and answer.status < 400
+                await self._limiter.release(throttled=throttled, ok=ok)
+            if answer is not None and answer.status in (401, 403):
+                message = _error_text(answer.body) or failure
+                raise TransportError(
+                    f"{self.side}: {failure} for {cmdlet_name}: {message}", status=answer.status, auth=True
+                )
+            if answer is not None and answer.status not in RETRYABLE_STATUS:
+                return answer, attempt > 0
+            if attempt >= self.max_retries:
+                status = answer.status if answer is not None else None
+                raise TransportError(
+                    f"{self.side}: {cmdlet_name} still failing after {attempt + 1} attempts ({failure})", status=status
+                )
+            attempt += 1
+            self.stats.retries += 1
+            await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(attempt - 1, 0)))
+        return self._random.uniform(ceiling / 2, ceiling)
+
+    async def _headers(self, cmdlet_name: str, page_size: int) -> dict[str, str]:
+        token = await self._access_token()
+        return {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "X-ResponseFormat": "json",
+            "X-AnchorMailbox": self._anchor_mailbox(token),
+            "X-CmdletName": cmdlet_name,
+            "X-ClientApplication": "m365archive",
+            "Prefer": f"odata.maxpagesize={max(1, min(page_size, 1000))}",
+            "connection-id": self._connection_id,
+            "client-request-id": str(uuid.uuid4()),
+        }
+
+    def _item_headers(self, cmdlet_name: str) -> dict[str, str]:
+        return {"X-CmdletName": cmdlet_name, "Prefer": "odata.maxpagesize=1000"}
+
+    async def _access_token(self) -> str:
+        async with self._token_lock:
+            if self._token is None or self._token[1] - 300 < time.time():
+                access = await self._credential.get_token(self.scope)
+                self._token = (str(access.token), float(access.expires_on))
+            return self._token[0]
+
+    def _anchor_mailbox(self, token: str) -> str:
+        if self._anchor is None:
+            upn = _token_claims(token).get("upn")
+            self._anchor = f"UPN:{upn}" if upn else f"{APP_ANCHOR}{self.tenant_id}"
+        return self._anchor
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _body(cmdlet: Cmdlet) -> dict[str, Any]:
+    return {"CmdletInput": {"CmdletName": cmdlet.name, "Parameters": dict(cmdlet.parameters)}}
+
+
+def _token_claims(token: str) -> dict[str, Any]:
+    """The token's claims, read without verification (only to pick the anchor mailbox)."""
+    parts = token.split(".")
+    if len(parts) < 2:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: an integer, a decimal (the time-scaled simulator) or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_error(payload: Any) -> tuple[str, str, str]:
+    """(code, category, message) from an admin API error body.
+
+    Exchange puts "Ex6F9304|Microsoft.Exchange...ManagementObjectNotFoundException|<text>" in
+    error.details[].message (and "|<exception>|<text>" in error.message); the category is the
+    exception's short name.
+    """
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return "", "", str(payload)[:500] if payload else ""
+    code = str(error.get("code") or "")
+    candidates: list[str] = []
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("message"):
+            candidates.append(str(detail["message"]))
+    if error.get("message"):
+        candidates.append(str(error["message"]))
+    for text in candidates:
+        parts = text.split("|", 2)
+        if len(parts) == 3 and "." in parts[1]:
+            return code, parts[1].rsplit(".", 1)[-1], parts[2]
+    return code, code, candidates[0] if candidates else code
+
+
+def _error_text(payload: Any) -> str:
+    return parse_error(payload)[2]
+
+
+def _exchange_error(
+    status: int, payload: Any, cmdlet: str, request_id: str | None, *, retryable: bool = False
+) -> ExchangeError:
+    _code, category, message = parse_error(payload)
+    return ExchangeError(
+        message or f"HTTP {status}",
+        cmdlet=cmdlet,
+        category=category,
+        status=status,
+        request_id=request_id,
+        retryable=retryable or status in RETRYABLE_STATUS,
+    )
+
+
+def _already(error: ExchangeError) -> bool:
+    text = error.message.lower()
+    return "already" in text

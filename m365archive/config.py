@@ -210,6 +210,26 @@ class ConnectorConfig(Strict):
     add_role_group_member: bool = False
     import_scope: Literal["all", "litigation-hold-only"] = "all"
     mapping_file: str | None = None
+    legacy_catchall: list[str] = Field(
+        default=[], description="catch-all accounts of the retired route that `legacy cleanup` may act on"
+    )
+
+    @field_validator("partner_app_id")
+    @classmethod
+    def _app_id(cls, value: str | None) -> str | None:
+        if value is not None and not GUID.match(value):
+            raise ValueError(f"{value!r} is not an application (client) id (GUID)")
+        return value
+
+    @field_validator("role_group_member")
+    @classmethod
+    def _member(cls, value: str | None) -> str | None:
+        return None if value is None else _upn(value)
+
+    @field_validator("legacy_catchall")
+    @classmethod
+    def _legacy(cls, value: list[str]) -> list[str]:
+        return [_upn(v) for v in value]
 
 
 class OnPremConfig(Strict):

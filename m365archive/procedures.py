@@ -16,7 +16,7 @@ StepFn = Callable[[StepContext], Awaitable[StepPlan]]
 
 
 def steps_for(procedure: str) -> list[tuple[str, StepFn]]:
-    from m365archive.steps import catchall_account, catchall_mailbox
+    from m365archive.steps import catchall_account, catchall_mailbox, connector_consent, partner_handoff
 
     optional: list[tuple[str, StepFn]] = []
     try:
@@ -30,6 +30,8 @@ def steps_for(procedure: str) -> list[tuple[str, StepFn]]:
             ("catchall_account", catchall_account.plan),
             ("catchall_mailbox", catchall_mailbox.plan),
             *optional,
+            ("partner_handoff", partner_handoff.plan),
+            ("connector_consent", connector_consent.plan),
         ]
     raise ValueError(f"unknown procedure {procedure!r}")
 

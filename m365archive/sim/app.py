@@ -80,7 +80,7 @@ class LoadMiddleware:
         self.state = state
         self.log = log
         k = state.knobs
-        self.faults = FaultModel(k.fault_rate, k.fault_kinds, k.fault_methods, k.seed)
+        self.faults = FaultModel(k.fault_rate, k.fault_kinds, k.fault_methods, k.seed, k.fault_limit)
         self.latency = Latency(*k.latency_ms, seed=k.seed)
         ex = k.exchange_latency_ms or k.latency_ms
         self.exchange_latency = Latency(*ex, seed=k.seed + 7)

@@ -46,8 +46,11 @@ def retry_after_header(seconds: float) -> str:
 class FaultModel:
     """Seeded, so a run with the same seed injects faults at the same requests."""
 
-    def __init__(self, rate: float, kinds: tuple[str, ...], methods: tuple[str, ...], seed: int) -> None:
+    def __init__(
+        self, rate: float, kinds: tuple[str, ...], methods: tuple[str, ...], seed: int, limit: int = 0
+    ) -> None:
         self.rate = rate
+        self.limit = limit
         self.kinds = kinds or ("503",)
         self.methods = methods
         self._random = random.Random(seed)
@@ -57,11 +60,12 @@ class FaultModel:
     def pick(self, method: str, path: str) -> str | None:
         if self.rate <= 0:
             return None
-        if self.methods and not any(
-            f"{method} {path}".startswith(m) or f"{method} {path}" == m for m in self.methods
-        ):
+        key = f"{method} {path}"
+        if self.methods and not any(key == m or (m.endswith("*") and key.startswith(m[:-1])) for m in self.methods):
             return None
         with self._lock:
+            if self.limit and self.injected >= self.limit:
+                return None
             if self._random.random() >= self.rate:
                 return None
             self.injected += 1

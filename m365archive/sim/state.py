@@ -306,7 +306,8 @@ class Knobs:
     exchange_concurrency: int = 0  # concurrent requests per tenant; 0 = unlimited
     fault_rate: float = 0.0  # share of requests answered by a fault
     fault_kinds: tuple[str, ...] = ("503", "504", "reset")
-    fault_methods: tuple[str, ...] = ()  # e.g. ("POST /v1.0/users",) restricts faults
+    fault_methods: tuple[str, ...] = ()  # "POST /v1.0/users" exactly, or a prefix ending in "*"
+    fault_limit: int = 0  # at most this many faults in all (0 = no limit)
     fault_after_commit: bool = True  # a 503/504 on a write may happen after it took effect
     seed: int = 0
 

@@ -171,11 +171,19 @@ class TenantSession:
             response = await self.graph.send(req)
             return ExecResult(ok=True, body=response.body, request_id=response.request_id)
         except GraphError as exc:
-            if any(text in exc.message for text in op.ok_if_error):
+            recover = request.get("on_conflict_get")
+            if any(text in exc.message for text in op.ok_if_error) or (recover and exc.status >= 500):
+                # The create may have taken effect before the error (the SDK retries POST on 503/504):
+                # look before failing, so a retried create never leaves two objects or a false failure.
                 body = None
-                recover = request.get("on_conflict_get")
                 if recover:
-                    body = (await self.graph.send(GraphRequest("GET", recover))).body
+                    try:
+                        body = (await self.graph.send(GraphRequest("GET", recover))).body
+                    except GraphError:
+                        body = None
+                    if body is None:
+                        return ExecResult(ok=False, request_id=exc.request_id,
+                                          error=f"{exc.status} {exc.code}: {exc.message}")
                 return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
             return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
 

@@ -204,7 +204,7 @@ def test_the_password_never_appears_in_any_output(sim: SimulatedTenant, tmp_path
         json.dumps(
             [list(r) for t in ("runs", "changes", "events") for r in db.execute(f"SELECT * FROM {t}")], default=str
         )
-    )  # noqa: S608
+    )
     db.close()
     for text in haystacks:
         assert password not in text

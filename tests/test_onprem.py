@@ -356,3 +356,15 @@ def test_describe_names_the_endpoint_and_the_generated_password(hybrid: Simulate
     lines = describe(hybrid.state, hybrid.url)
     assert lines[0].startswith(f"on-premises Exchange: {hybrid.url}/PowerShell")
     assert hybrid.state.onprem_users[ADMIN] in lines[1]
+
+
+def test_get_remote_mailbox_result_size_and_archive_filter(hybrid: SimulatedTenant) -> None:
+    two, archived = run(
+        _invoke(
+            _runner(hybrid),
+            Cmdlet("Get-RemoteMailbox", {"ResultSize": 2}),
+            Cmdlet("Get-RemoteMailbox", {"Archive": True}),
+        )
+    )
+    assert len(two.objects) == 2 and two.warnings == []
+    assert [o["UserPrincipalName"] for o in archived.objects] == [PRADEEP]

@@ -240,8 +240,10 @@ class OnPremEndpoint:
             result: tuple[int, bytes] = handler(req, user, client_ip, request)
         return result
 
-    def _shell_for(self, req: wire.WSManRequest) -> _Shell | None:
-        return self.shells.get(req.selectors.get("ShellId", "").upper())
+    def _shell_for(self, req: wire.WSManRequest, user: str) -> _Shell | None:
+        """The request's shell, if it exists and belongs to this user (WinRM shells are per owner)."""
+        shell = self.shells.get(req.selectors.get("ShellId", "").upper())
+        return shell if shell is not None and shell.owner.lower() == user.lower() else None
 
     def _no_shell(self, req: wire.WSManRequest) -> tuple[int, bytes]:
         return 500, wire.fault(
@@ -303,7 +305,7 @@ class OnPremEndpoint:
         return 200, wire.envelope(wire.ACTION_BASE_TRANSFER + "CreateResponse", req.message_id, rc, sh)
 
     def _wsman_command(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
-        shell = self._shell_for(req)
+        shell = self._shell_for(req, user)
         if shell is None:
             return self._no_shell(req)
         body = req.body
@@ -319,7 +321,7 @@ class OnPremEndpoint:
         return 200, wire.envelope(wire.ACTION_BASE_SHELL + "CommandResponse", req.message_id, resp)
 
     def _wsman_send(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
-        shell = self._shell_for(req)
+        shell = self._shell_for(req, user)
         if shell is None:
             return self._no_shell(req)
         body = req.body
@@ -332,7 +334,7 @@ class OnPremEndpoint:
         )
 
     def _wsman_receive(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
-        shell = self._shell_for(req)
+        shell = self._shell_for(req, user)
         if shell is None:
             return self._no_shell(req)
         desired = req.body.find("rsp:DesiredStream", wire.NS) if req.body is not None else None
@@ -361,7 +363,7 @@ class OnPremEndpoint:
         return 200, wire.envelope(wire.ACTION_BASE_SHELL + "ReceiveResponse", req.message_id, resp)
 
     def _wsman_signal(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
-        shell = self._shell_for(req)
+        shell = self._shell_for(req, user)
         if shell is None:
             return self._no_shell(req)
         body = req.body
@@ -385,9 +387,10 @@ class OnPremEndpoint:
         )
 
     def _wsman_delete(self, req: wire.WSManRequest, user: str, client_ip: str, request: Request) -> tuple[int, bytes]:
-        shell = self.shells.pop(req.selectors.get("ShellId", "").upper(), None)
+        shell = self._shell_for(req, user)
         if shell is None:
             return self._no_shell(req)
+        del self.shells[shell.shell_id]
         shell.pool.pipeline_table.clear()
         with contextlib.suppress(Exception):
             shell.pool.close()

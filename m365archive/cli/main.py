@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from m365archive import __version__
-from m365archive.cli import init_cmd, setup_cmd, sim_cmd, status_cmd
+from m365archive.cli import (
+    consent_cmd,
+    credentials_cmd,
+    init_cmd,
+    partner_info_cmd,
+    partners_cmd,
+    setup_cmd,
+    sim_cmd,
+    status_cmd,
+)
 from m365archive.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliState, Output
 
 app = typer.Typer(
@@ -64,6 +73,10 @@ init_cmd.register(app)
 setup_cmd.register(app)
 status_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
+partners_cmd.register(app)
+partner_info_cmd.register(app)
+app.add_typer(consent_cmd.app, name="consent")
+app.add_typer(credentials_cmd.app, name="credentials")
 
 
 def run() -> None:

@@ -1,0 +1,122 @@
+"""`m365archive partner-info`: Step 4, the handoff packet for the partner (the password only on request)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from m365archive.cli.common import CliState, Output, fail, finish, run, state, write_text
+from m365archive.result import CommandError, ExitCode, Result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("partner-info")
+    def partner_info(
+        ctx: typer.Context,
+        output: Annotated[
+            Output | None,
+            typer.Option("--output", "-o", help="markdown (default) or json; overrides the global --output."),
+        ] = None,
+        include_secret: Annotated[
+            bool,
+            typer.Option("--include-secret", help="Add the catch-all password (needs --out; asks first)."),
+        ] = False,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Write the packet here (mode 0600 when it holds the password).")
+        ] = None,
+        ingestion_endpoint: Annotated[
+            str | None,
+            typer.Option(
+                "--ingestion-endpoint", metavar="URL", help="The endpoint for clouds the reference page names none for."
+            ),
+        ] = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Include the secret without asking.")] = False,
+        password_file: Annotated[
+            Path | None, typer.Option("--password-file", help="Read the catch-all password from this 0600 file.")
+        ] = None,
+    ) -> None:
+        """The packet to hand the partner: ingestion endpoint, catch-all UPN, tenant, consent state,
+        the message properties partners must populate, and what to log.
+
+        EWS-based partner ingestion was retired on 2024-12-30; the packet says so.
+
+        Examples:
+          m365archive partner-info
+          m365archive partner-info --output json
+          m365archive partner-info --include-secret --out handoff.md
+        """
+        cli = state(ctx)
+        if output is not None:
+            cli.output = output
+        if include_secret and out is None:
+            fail(
+                cli, "--include-secret needs --out FILE: the password is never printed to the terminal", ExitCode.USAGE
+            )
+        config = cli.load_config()
+        env = cli.env(password_file=password_file)
+        finish(cli, run(cli, lambda: _partner_info(cli, config, env, include_secret, out, ingestion_endpoint, yes)))
+
+
+async def _partner_info(
+    cli: CliState,
+    config: Any,
+    env: Any,
+    include_secret: bool,
+    out: Path | None,
+    ingestion_endpoint: str | None,
+    yes: bool,
+) -> Result:
+    from m365archive.consent import PasswordStore, handoff, retirement_line
+    from m365archive.core import connect
+
+    store = None
+    if include_secret:
+        store = PasswordStore.for_config(env, config)
+        store.check()  # no keyring: say so before anything else
+    async with connect(env, config) as session:
+        packet = await handoff(config, session, ingestion_endpoint=ingestion_endpoint)
+    as_json = cli.output is Output.json
+    if store is not None:
+        assert out is not None
+        cli.err.print("warning: " + retirement_line(), markup=False, highlight=False)
+        cli.err.print(
+            f"The file will hold the password of {packet.catchall_upn}, an Exchange Administrator.",
+            markup=False,
+            highlight=False,
+        )
+        if not yes:
+            if not cli.err.is_terminal or as_json:
+                raise CommandError(
+                    "refusing to write the password without confirmation in a non-interactive session",
+                    ExitCode.USAGE,
+                    "add --yes after reading the warning above",
+                )
+            if not typer.confirm(f"Write the catch-all password to {out}?", default=False):
+                return Result("partner-info", ExitCode.OK, messages=["Nothing written."])
+        packet.password = store.current()
+        if not packet.password:
+            raise CommandError(
+                f"no password is stored for {packet.catchall_upn} ({store.where})",
+                ExitCode.NO_SECRET_STORE,
+                "set one with `m365archive credentials rotate` (it resets the password in the tenant)",
+            )
+        text = (
+            json.dumps(packet.to_dict(include_secret=True), indent=2)
+            if as_json
+            else packet.markdown(include_secret=True)
+        )
+        write_text(out, text + "\n", mode=0o600)
+        return Result(
+            "partner-info",
+            ExitCode.OK,
+            data={**packet.to_dict(), "written": str(out), "mode": "0600", "includes_secret": True},
+            messages=[f"Packet with the catch-all password written to {out} (mode 0600: only you can read it)."],
+        )
+    data = packet.to_dict()
+    if out is not None:
+        write_text(out, (json.dumps(data, indent=2) if as_json else packet.markdown()) + "\n")
+        return Result("partner-info", ExitCode.OK, data=data, messages=[f"Packet written to {out} (no secret in it)."])
+    return Result("partner-info", ExitCode.OK, data=data, messages=[] if as_json else [packet.markdown()])

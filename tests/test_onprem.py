@@ -88,6 +88,9 @@ def test_get_remote_mailbox_lists_synced_users_as_plain_dicts(hybrid: SimulatedT
     assert adele["EmailAddresses"] == [f"SMTP:{ADELE}", "smtp:adele.vance@contoso.mail.onmicrosoft.com"]
     assert adele["ArchiveName"] == []
     assert adele["ExchangeGuid"] == hybrid.state.mailboxes[hybrid.state.user_by_upn(ADELE).id].guid  # type: ignore[union-attr]
+    # Exchange value types read as they print; dates arrive as ISO 8601 text.
+    assert adele["RecoverableItemsQuota"] == "30 GB (32,212,254,720 bytes)"
+    assert adele["WhenChanged"].startswith(str(hybrid.state.clock.now().year))
     assert by_upn[PRADEEP]["ArchiveState"] == "HostedProvisioned"
     assert by_upn[PRADEEP]["ArchiveName"] == ["In-Place Archive - Pradeep Gupta"]
 

@@ -8,6 +8,7 @@ non-terminating error on the error stream, binding failures fail the pipeline.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from psrpcore.types import (
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
+    PSDateTime,
     PSInvocationState,
     PSList,
     PSObject,
@@ -418,6 +420,8 @@ def remote_mailbox_object(state: TenantState, rm: RemoteMailbox, machine: str) -
         ("HiddenFromAddressListsEnabled", rm.hidden_from_address_lists),
         ("OnPremisesOrganizationalUnit", f"{state.domain.split('.')[0]}.local/Users"),
         ("OriginatingServer", f"DC01.{state.domain.split('.')[0]}.local"),
+        ("RecoverableItemsQuota", _quota("30 GB (32,212,254,720 bytes)", 32212254720)),
+        ("WhenChanged", PSDateTime.fromtimestamp(state.clock.now().timestamp(), tz=dt.UTC)),
         ("IsValid", True),
     ]
     for key, value in rm.settings.items():
@@ -425,6 +429,22 @@ def remote_mailbox_object(state: TenantState, rm: RemoteMailbox, machine: str) -
             props.append((key, _psvalue(value)))
     for key, value in props:
         add_note_property(obj, key, value)
+    return obj
+
+
+def _quota(text: str, size: int) -> PSObject:
+    """An Unlimited<ByteQuantifiedSize> as Exchange serializes it: properties plus its ToString."""
+    obj = PSObject()
+    obj.PSObject.type_names = [
+        "Deserialized.Microsoft.Exchange.Data.Unlimited`1[[Microsoft.Exchange.Data.ByteQuantifiedSize, "
+        "Microsoft.Exchange.Data, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
+        "Deserialized.System.ValueType",
+        "Deserialized.System.Object",
+    ]
+    obj.PSObject.to_string = text
+    add_note_property(obj, "IsUnlimited", False)
+    add_note_property(obj, "Value", text.split(" (")[0])
+    add_note_property(obj, "Bytes", size)
     return obj
 
 

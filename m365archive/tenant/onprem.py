@@ -293,11 +293,12 @@ def to_plain(value: Any) -> Any:
         items = _collection_items(value)
         if items is not None:
             return items
-        props = to_dict(value)
-        if props:
-            return props
+        # Exchange value types (Unlimited<ByteQuantifiedSize>, SmtpAddress, ...) read as they print.
         text = getattr(value, "to_string", None)
-        return str(text) if text is not None else str(value)
+        if text is not None:
+            return str(text)
+        props = to_dict(value)
+        return props if props else str(value)
     return str(value)
 
 

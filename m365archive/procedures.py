@@ -16,7 +16,7 @@ StepFn = Callable[[StepContext], Awaitable[StepPlan]]
 
 
 def steps_for(procedure: str) -> list[tuple[str, StepFn]]:
-    from m365archive.steps import catchall_account, catchall_mailbox, connector_consent, partner_handoff
+    from m365archive.steps import catchall_account, catchall_mailbox, connector_consent, legacy_cleanup, partner_handoff
 
     optional: list[tuple[str, StepFn]] = []
     try:
@@ -32,6 +32,15 @@ def steps_for(procedure: str) -> list[tuple[str, StepFn]]:
             *optional,
             ("partner_handoff", partner_handoff.plan),
             ("connector_consent", connector_consent.plan),
+            ("legacy_leftovers", legacy_cleanup.leftover_findings),
+        ]
+    if procedure == "purview-connector":
+        from m365archive.steps import connector_readiness
+
+        return [
+            ("connector_readiness", connector_readiness.plan),
+            *optional,
+            ("connector_handoff", connector_readiness.handoff),
         ]
     raise ValueError(f"unknown procedure {procedure!r}")
 

@@ -1,0 +1,305 @@
+"""Today's route: what a tenant needs before a Microsoft Purview data connector is created.
+
+Reads and (where an API exists) converges: the partner app's service principal (Graph), a role
+group carrying Data Connector Admin for whoever creates the connector (Security & Compliance),
+organization auditing (Exchange Online). Mailbox readiness is the user_mailboxes step. No
+catch-all account: items whose user can't be mapped are not imported. The last step, `handoff`,
+writes the portal instructions, because no public API or cmdlet creates a data connector.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from m365archive.engine.plan import Check, Severity, Wait
+from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
+from m365archive.steps.base import (
+    EXO,
+    GRAPH,
+    SCC,
+    StepContext,
+    StepError,
+    StepPlan,
+    change,
+    cmdlet_operation,
+    finding,
+    graph_operation,
+)
+from m365archive.tenant.exchange import Cmdlet
+
+NAME = "connector_readiness"
+HANDOFF = "connector_handoff"
+UNIFIED_AUDIT_COMMAND = "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true"
+NO_CATCHALL = (
+    "No catch-all account is created: a Microsoft Purview data connector imports each item into the mapped "
+    "user's own mailbox, and items whose user can't be mapped are not imported."
+)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def find_connector(source: str) -> PurviewConnector:
+    """The connector a config's `connector.source` names ("bloomberg-message", "Veritas Merge1", ...)."""
+    wanted = _slug(source)
+    for connector in PURVIEW_CONNECTORS:
+        if _slug(connector.name) == wanted:
+            return connector
+    names = ", ".join(_slug(c.name) for c in PURVIEW_CONNECTORS)
+    raise StepError(f"connector.source {source!r} is not a known Purview data connector (known: {names})")
+
+
+def _member_keys(obj: dict[str, Any]) -> set[str]:
+    keys = ("Identity", "Name", "PrimarySmtpAddress", "WindowsLiveID", "ExternalDirectoryObjectId")
+    return {str(obj.get(k) or "").lower() for k in keys} - {""}
+
+
+async def plan(ctx: StepContext) -> StepPlan:
+    cfg = ctx.config.connector
+    out = StepPlan()
+    connector = find_connector(cfg.source)
+    ctx.facts["connector"] = connector
+    out.notices.append(NO_CATCHALL)
+    if ctx.config.catchall is not None:
+        out.findings.append(
+            finding(
+                NAME,
+                ctx.config.catchall.upn,
+                Severity.INFO,
+                "the [catchall] table is ignored by the purview-connector procedure (no catch-all account is created)",
+                "remove [catchall] from the config, or clean up an old one with `m365archive legacy cleanup`",
+            )
+        )
+    if cfg.import_scope == "litigation-hold-only":
+        if not connector.litigation_hold_filter:
+            raise StepError(
+                f'connector.import_scope = "litigation-hold-only" is offered only by Bloomberg connectors, '
+                f"not {connector.name}"
+            )
+        if ctx.config.users.scope == "none" or not ctx.config.users.hold or ctx.config.hold.kind != "litigation":
+            raise StepError(
+                'connector.import_scope = "litigation-hold-only" imports only users on Litigation Hold: set '
+                '[users] scope (not "none"), [users] hold = true and [hold] kind = "litigation"'
+            )
+    await _service_principal(ctx, out, connector)
+    await _role_group(ctx, out)
+    await _auditing(ctx, out)
+    if ctx.config.users.scope == "none":
+        out.findings.append(
+            finding(
+                NAME,
+                "users",
+                Severity.WARNING,
+                "no users in scope, so no mailbox is checked for archive and hold",
+                '[users] scope = "all" (or "groups" / "file") to prepare the mailboxes the connector imports into',
+            )
+        )
+    return out
+
+
+async def _service_principal(ctx: StepContext, out: StepPlan, connector: PurviewConnector) -> None:
+    app_id = ctx.config.connector.partner_app_id
+    if connector.partner_app and not app_id:
+        raise StepError(
+            f"{connector.name} is a partner connector: set connector.partner_app_id to the app id the partner gives"
+        )
+    if not app_id:
+        out.checks.append(Check("partner app", True, f"{connector.name} is run by Microsoft: no partner app needed"))
+        return
+    sp = await ctx.session.graph.service_principal_by_app_id(app_id)
+    ctx.observe("connector.service_principal", sp.get("id") if sp else None)
+    before = f"present ({sp.get('displayName') or sp.get('id')})" if sp else None
+    out.changes.append(
+        change(
+            NAME,
+            "service-principal",
+            app_id,
+            "partner app service principal",
+            "present" if sp else None,
+            "present",
+            graph_operation(
+                "POST",
+                "/servicePrincipals",
+                {"appId": app_id},
+                powershell=f"New-MgServicePrincipal -AppId {app_id}",
+                ok_if_error=["already in use", "already exists"],
+            ),
+            side=GRAPH,
+            wait=Wait(
+                "service-principal",
+                app_id,
+                ctx.config.mailbox_wait_timeout,
+                f"waiting for the service principal of {app_id} to replicate",
+            ),
+            warnings=[f"gives {connector.provider}'s app ({app_id}) an identity in this tenant"],
+            rollback=f'Remove-MgServicePrincipal -ServicePrincipalId (Get-MgServicePrincipal -Filter "appId eq '
+            f"'{app_id}'\").Id",
+        )
+    )
+    if sp is not None:
+        out.checks.append(Check("partner app", True, f"service principal {before} for {app_id}"))
+
+
+async def _role_group(ctx: StepContext, out: StepPlan) -> None:
+    cfg = ctx.config.connector
+    member = cfg.role_group_member or ctx.operator
+    if not member:
+        out.findings.append(
+            finding(
+                NAME,
+                "Data Connector Admin",
+                Severity.WARNING,
+                "signed in as an application, so there is no operator to check for Data Connector Admin",
+                'name the admin who will create the connector: connector.role_group_member = "name@domain"',
+            )
+        )
+        return
+    user = await ctx.session.graph.get_user(member, ["id", "userPrincipalName"])
+    if user is None:
+        raise StepError(f"connector.role_group_member {member!r} is not a user in this tenant")
+    keys = {member.lower(), str(user.get("id", "")).lower(), str(user.get("userPrincipalName", "")).lower()}
+    groups = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroup"))
+    if groups.error is not None:
+        raise groups.error
+    carrying = [g for g in groups.objects if DATA_CONNECTOR_ADMIN_ROLE in (g.get("Roles") or [])]
+    holding: list[str] = []
+    for group in carrying:
+        members = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": group["Name"]}))
+        if members.error is not None:
+            raise members.error
+        if any(keys & _member_keys(m) for m in members.objects):
+            holding.append(str(group["Name"]))
+    ctx.observe("connector.role_groups", {"carrying": sorted(str(g["Name"]) for g in carrying), "holding": holding})
+    wanted = cfg.role_group
+    if holding:
+        via = ", ".join(sorted(holding))
+        out.checks.append(Check("Data Connector Admin", True, f"{member} holds it through {via}"))
+        out.changes.append(
+            change(NAME, "role-group", member, "Data Connector Admin", f"via {via}", f"via {via}", None, side=SCC)
+        )
+        return
+    norm = _slug(wanted).replace("-", "")
+    target = next((g for g in groups.objects if _slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
+    if target is None or DATA_CONNECTOR_ADMIN_ROLE not in (target.get("Roles") or []):
+        names = ", ".join(sorted(str(g["Name"]) for g in carrying)) or "none"
+        raise StepError(
+            f"connector.role_group {wanted!r} "
+            + ("does not exist" if target is None else f"does not carry {DATA_CONNECTOR_ADMIN_ROLE}")
+            + f" (role groups that do: {names})"
+        )
+    cmd = Cmdlet("Add-RoleGroupMember", {"Identity": str(target["Name"]), "Member": member})
+    if cfg.add_role_group_member:
+        out.checks.append(Check("Data Connector Admin", True, f"{member} will be added to {target['Name']}"))
+        out.changes.append(
+            change(
+                NAME,
+                "role-group",
+                member,
+                "Data Connector Admin",
+                None,
+                f"via {target['Name']}",
+                cmdlet_operation("compliance", cmd, ["already a member"]),
+                side=SCC,
+                warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(target['Roles'])}"],
+                rollback=f"Remove-RoleGroupMember -Identity {target['Name']} -Member {member}",
+            )
+        )
+        return
+    out.checks.append(Check("Data Connector Admin", False, f"{member} holds no role group that carries it"))
+    out.findings.append(
+        finding(
+            NAME,
+            member,
+            Severity.HIGH,
+            f"{member} can't create the connector: no role group they hold carries {DATA_CONNECTOR_ADMIN_ROLE}",
+            f"{cmd.powershell()} (in Security & Compliance PowerShell), or set connector.add_role_group_member = "
+            "true so setup does it",
+            category="data-connector-admin",
+        )
+    )
+
+
+async def _auditing(ctx: StepContext, out: StepPlan) -> None:
+    audit = await ctx.session.exchange.invoke(Cmdlet("Get-AdminAuditLogConfig"))
+    if audit.error is not None:
+        raise audit.error
+    unified = bool(audit.objects and audit.objects[0].get("UnifiedAuditLogIngestionEnabled"))
+    org = await ctx.session.exchange.invoke(Cmdlet("Get-OrganizationConfig"))
+    if org.error is not None:
+        raise org.error
+    audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
+    ctx.observe("connector.audit", {"unified": unified, "org_audit_disabled": audit_disabled})
+    out.checks.append(Check("audit log", unified, "unified audit log ingestion is " + ("on" if unified else "OFF")))
+    if not unified:
+        # Set-AdminAuditLogConfig is not in the cmdlet spec this tool is bound to, so it is never sent.
+        out.findings.append(
+            finding(
+                NAME,
+                "organization",
+                Severity.HIGH,
+                "unified audit log ingestion is off: the connector's admin logs won't be recorded",
+                f"in Exchange Online PowerShell: {UNIFIED_AUDIT_COMMAND} (m365archive does not send this cmdlet)",
+                category="audit",
+            )
+        )
+    want_disabled = not ctx.config.audit.enabled
+    cmd = Cmdlet("Set-OrganizationConfig", {"AuditDisabled": want_disabled})
+    out.changes.append(
+        change(
+            NAME,
+            "org-audit",
+            "organization",
+            "AuditDisabled",
+            audit_disabled,
+            want_disabled,
+            cmdlet_operation("exchange", cmd),
+            side=EXO,
+            rollback=f"Set-OrganizationConfig -AuditDisabled ${str(audit_disabled).lower()}",
+        )
+    )
+
+
+async def handoff(ctx: StepContext) -> StepPlan:
+    """The portal instructions: the last step of the plan (no API creates a data connector)."""
+    from m365archive.tenant.clouds import get_cloud
+
+    cfg = ctx.config.connector
+    connector: PurviewConnector = ctx.facts.get("connector") or find_connector(cfg.source)
+    cloud = get_cloud(ctx.tenant.get("cloud") or ctx.config.tenant.cloud)
+    member = cfg.role_group_member or ctx.operator or "an admin who holds Data Connector Admin"
+    tenant = f"{ctx.tenant.get('domain') or ctx.config.tenant.id} ({ctx.tenant.get('id') or ctx.config.tenant.id})"
+    steps = [
+        f"Create the connector by hand: no public API or cmdlet creates Microsoft Purview data connectors. "
+        f"Sign in to {cloud.purview_portal} as {member} in tenant {tenant}.",
+        "Go to Settings > Data connectors > My connectors, choose Add a connector, and pick "
+        f'"{connector.name}" ({connector.provider}); accept the terms of service.',
+    ]
+    if cfg.partner_app_id:
+        steps.append(
+            f"{connector.provider}'s app {cfg.partner_app_id} already has a service principal in this tenant "
+            "(this plan provisions it); enter the values the partner gave you for their side of the connector."
+        )
+    if cfg.mapping_file:
+        kind = next((k for k in connector.mapping if k != "email"), "email")
+        what = {"bloomberg-uuid": "Bloomberg UUID", "phone": "phone number (E.164)", "email": "email address"}[kind]
+        source = {"bloomberg-uuid": "bloomberg", "phone": "whatsapp", "email": "email"}[kind]
+        steps.append(
+            f"User mapping: choose the mapping file option and upload {cfg.mapping_file} ({what} -> mailbox address). "
+            f"Check it first with `m365archive mapping check {cfg.mapping_file} --source {source}`: rows that don't "
+            "map are not imported."
+        )
+    else:
+        steps.append(
+            "User mapping: keep automatic mapping (by the email address on each item). Items whose user can't be "
+            "mapped are not imported."
+        )
+    if connector.litigation_hold_filter:
+        choice = "Only users on Litigation hold" if cfg.import_scope == "litigation-hold-only" else "All users"
+        steps.append(f'Users to import: choose "{choice}".')
+    steps.append(
+        "Review and finish. Then check the connector's status in Data connectors and its admin events in Audit "
+        "(this plan keeps auditing on)."
+    )
+    return StepPlan(instructions=steps)

@@ -1,0 +1,522 @@
+"""What the retired EWS partner route left behind: find it, remove its access, keep its data.
+
+Leftovers: the third-party data connector app's service principal (with its grants), and a
+catch-all account in the Exchange Administrator role whose password a partner knows (and this
+machine's keyring may still hold). `plan` removes access (deletes the service principal, takes
+the role away, blocks sign-in or rotates the password, deletes the keyring entry) and leaves the
+mailbox, its archive and its Litigation Hold untouched, saying so. `leftover_findings` is the
+read-only mode that `status` of a partner-ews tenant includes.
+
+Catch-all accounts are found from the config (`[catchall] upn`, `connector.legacy_catchall`),
+from `--account`, or by discovery: Exchange Administrators whose mailbox is hidden from address
+lists and on hold. Discovered candidates are listed; only confirmed accounts are acted on.
+
+Inputs in ctx.facts: "legacy_accounts" (confirmed UPNs from flags), "legacy_rotate" (bool),
+"legacy_keyring" (callable upn -> bool: does this machine hold its password; None = no keyring),
+"legacy_rotated" (UPNs whose password an earlier run rotated, from the journal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from m365archive.engine.plan import Action, Operation, Severity, Wait, secret
+from m365archive.partners import CONNECTOR_APP_ID
+from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
+from m365archive.tenant.exchange import Cmdlet
+from m365archive.tenant.graph_types import GraphRequest
+
+NAME = "legacy_cleanup"
+FINDINGS = "legacy_leftovers"
+EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+USER_FIELDS = ["id", "userPrincipalName", "displayName", "accountEnabled", "assignedLicenses"]
+SECRET_PREFIX = "legacy-password/"
+CLEANUP = "m365archive legacy cleanup"
+
+
+@dataclass
+class Account:
+    upn: str
+    user: dict[str, Any]
+    roles: list[dict[str, Any]] = field(default_factory=list)  # Exchange Administrator assignments
+    mailbox: dict[str, Any] | None = None
+    full_access: list[str] = field(default_factory=list)
+
+    @property
+    def tenant_wide_role(self) -> bool:
+        return any(a.get("directoryScopeId", "/") == "/" for a in self.roles)
+
+    @property
+    def looks_like_catchall(self) -> bool:
+        m = self.mailbox or {}
+        hidden_on_hold = bool(m.get("HiddenFromAddressListsEnabled")) and bool(m.get("LitigationHoldEnabled"))
+        return bool(self.roles) and hidden_on_hold
+
+
+@dataclass
+class Leftovers:
+    sp: dict[str, Any] | None
+    grants: list[dict[str, Any]]
+    app_roles: list[dict[str, Any]]
+    accounts: dict[str, Account]  # lower UPN -> account (confirmed and discovered)
+    confirmed: list[str]  # lower UPNs
+    candidates: list[str]  # lower UPNs discovered and not confirmed
+
+
+def confirmed_accounts(ctx: StepContext) -> list[str]:
+    names: list[str] = []
+    if ctx.config.catchall is not None:
+        names.append(ctx.config.catchall.upn)
+    names += ctx.config.connector.legacy_catchall
+    names += list(ctx.facts.get("legacy_accounts", []))
+    out: list[str] = []
+    for name in names:
+        if name.lower() not in out:
+            out.append(name.lower())
+    return out
+
+
+async def _account(ctx: StepContext, key: str, user: dict[str, Any] | None = None) -> Account | None:
+    graph = ctx.session.graph
+    user = user or await graph.get_user(key, USER_FIELDS)
+    if user is None:
+        return None
+    upn = str(user.get("userPrincipalName") or key)
+    acct = Account(upn=upn, user=user)
+    acct.roles = await graph.role_assignments(principal_id=str(user["id"]), role_definition_id=EXCHANGE_ADMIN_ROLE)
+    outcome = await ctx.session.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": upn}))
+    if outcome.error is not None and not outcome.error.not_found:
+        raise outcome.error
+    acct.mailbox = outcome.objects[0] if outcome.ok and outcome.objects else None
+    return acct
+
+
+async def _full_access(ctx: StepContext, acct: Account) -> None:
+    if acct.mailbox is None:
+        return
+    perms = await ctx.session.exchange.invoke(Cmdlet("Get-MailboxPermission", {"Identity": acct.upn}))
+    if perms.error is not None:
+        raise perms.error
+    for perm in perms.objects:
+        rights = perm.get("AccessRights") or []
+        rights = rights if isinstance(rights, list) else [rights]
+        user = str(perm.get("User", ""))
+        if "FullAccess" in rights and not perm.get("Deny") and not perm.get("IsInherited") and "\\SELF" not in user:
+            acct.full_access.append(user)
+
+
+async def read_leftovers(ctx: StepContext) -> Leftovers:
+    graph = ctx.session.graph
+    ctx.progress("reading the connector app's service principal")
+    sp = await graph.service_principal_by_app_id(CONNECTOR_APP_ID)
+    grants: list[dict[str, Any]] = []
+    app_roles: list[dict[str, Any]] = []
+    if sp is not None:
+        grants = await graph.oauth2_permission_grants(str(sp["id"]))
+        app_roles = await graph.app_role_assignments(str(sp["id"]))
+    confirmed = confirmed_accounts(ctx)
+    accounts: dict[str, Account] = {}
+    ctx.progress("reading Exchange Administrators")
+    holders = await graph.role_assignments(role_definition_id=EXCHANGE_ADMIN_ROLE)
+    for principal in sorted({str(a.get("principalId")) for a in holders}):
+        user = await graph.get_user(principal, USER_FIELDS)  # None for service principals and groups
+        if user is None:
+            continue
+        acct = await _account(ctx, principal, user)
+        if acct is not None:
+            accounts[acct.upn.lower()] = acct
+    for upn in confirmed:
+        if upn not in accounts:
+            acct = await _account(ctx, upn)
+            if acct is not None:
+                accounts[upn] = acct
+    candidates = sorted(k for k, a in accounts.items() if a.looks_like_catchall and k not in confirmed)
+    for key in confirmed:
+        if key in accounts:
+            await _full_access(ctx, accounts[key])
+    ctx.observe(
+        "legacy.service_principal",
+        None
+        if sp is None
+        else {
+            "id": sp.get("id"),
+            "grants": sorted(str(g.get("id")) for g in grants),
+            "app_roles": sorted(str(a.get("id")) for a in app_roles),
+        },
+    )
+    ctx.observe(
+        "legacy.accounts",
+        {
+            k: {
+                "id": a.user.get("id"),
+                "enabled": a.user.get("accountEnabled"),
+                "roles": sorted(str(r.get("id")) for r in a.roles),
+                "mailbox": None
+                if a.mailbox is None
+                else {
+                    key: a.mailbox.get(key)
+                    for key in (
+                        "HiddenFromAddressListsEnabled",
+                        "ArchiveStatus",
+                        "AutoExpandingArchiveEnabled",
+                        "LitigationHoldEnabled",
+                        "LitigationHoldDuration",
+                    )
+                },
+                "full_access": sorted(a.full_access),
+            }
+            for k, a in sorted(accounts.items())
+            if k in confirmed or k in candidates
+        },
+    )
+    return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates)
+
+
+def _sp_summary(lo: Leftovers) -> str:
+    scopes = sorted({s for g in lo.grants for s in str(g.get("scope", "")).split() if s})
+    roles = sorted({f"{a.get('resourceDisplayName')} app role {a.get('appRoleId')}" for a in lo.app_roles})
+    parts = [f"{len(lo.grants)} delegated grant(s)" + (f" ({', '.join(scopes)})" if scopes else "")]
+    parts.append(f"{len(lo.app_roles)} application permission(s)" + (f" ({'; '.join(roles)})" if roles else ""))
+    return ", ".join(parts)
+
+
+async def plan(ctx: StepContext) -> StepPlan:
+    out = StepPlan()
+    lo = await read_leftovers(ctx)
+    _plan_service_principal(ctx, out, lo)
+    role_id: str | None = None
+    for key in lo.confirmed:
+        acct = lo.accounts.get(key)
+        if acct is None:
+            out.findings.append(
+                finding(NAME, key, Severity.INFO, "no such user in the tenant: nothing to clean up", category="absent")
+            )
+            continue
+        if acct.tenant_wide_role and role_id is None:
+            role_id = await _directory_role_id(ctx)
+        _plan_account(ctx, out, acct, role_id)
+    for key in lo.candidates:
+        acct = lo.accounts[key]
+        out.findings.append(
+            finding(
+                NAME,
+                acct.upn,
+                Severity.WARNING,
+                "looks like the retired route's catch-all account (Exchange Administrator, mailbox hidden from "
+                "address lists and on Litigation Hold); not touched until confirmed",
+                f"{CLEANUP} --account {acct.upn} (or list it in connector.legacy_catchall)",
+                category="candidate",
+            )
+        )
+    if not lo.confirmed and not lo.candidates:
+        out.coverage.append("no catch-all account named in the config or found among Exchange Administrators")
+    pending = [c for c in out.changes if c.action is not Action.NOOP]
+    out.coverage.insert(
+        0,
+        f"legacy cleanup: {len(pending)} removal(s) planned; "
+        f"{sum(1 for f in out.findings if f.category == 'kept')} object(s) kept; "
+        f"{sum(1 for f in out.findings if f.category == 'review')} grant(s) to review",
+    )
+    return out
+
+
+def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> None:
+    sp = lo.sp
+    before = f"present: {_sp_summary(lo)}" if sp else None
+    op = (
+        graph_operation(
+            "DELETE",
+            f"/servicePrincipals/{sp['id']}",
+            powershell=f"Remove-MgServicePrincipal -ServicePrincipalId {sp['id']}",
+            ok_if_error=["does not exist"],
+        )
+        if sp
+        else None
+    )
+    out.changes.append(
+        change(
+            NAME,
+            "service-principal",
+            CONNECTOR_APP_ID,
+            "connector app service principal (and its grants)",
+            before,
+            None,
+            op,
+            side=GRAPH,
+            action=Action.DELETE if sp else Action.NOOP,
+            category="service-principal",
+            wait=Wait(
+                "service-principal-gone",
+                CONNECTOR_APP_ID,
+                ctx.config.mailbox_wait_timeout,
+                "waiting until the connector app's service principal is gone",
+            )
+            if sp
+            else None,
+            warnings=["Deleting the service principal revokes every consent given to the connector app."] if sp else [],
+            rollback="an admin consents to the app again (the retired route can't import anyway)" if sp else None,
+        )
+    )
+    if sp:
+        out.findings.append(
+            finding(
+                NAME,
+                CONNECTOR_APP_ID,
+                Severity.INFO,
+                "kept: the items the connector imported stay in their mailboxes; only the app's access is removed",
+                category="kept",
+            )
+        )
+
+
+async def _directory_role_id(ctx: StepContext) -> str:
+    """The Exchange Administrator directoryRole's object id (the member $ref lives under it)."""
+    reply = await ctx.session.graph.send(
+        GraphRequest("GET", f"/directoryRoles(roleTemplateId='{EXCHANGE_ADMIN_ROLE}')")
+    )
+    return str((reply.body or {})["id"])
+
+
+def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str | None) -> None:
+    upn = acct.upn
+    uid = str(acct.user["id"])
+    rotate = bool(ctx.facts.get("legacy_rotate"))
+    # 1. The Exchange Administrator role.
+    op = None
+    if acct.tenant_wide_role and role_id:
+        ref = f"{ctx.session.endpoints.graph.rstrip('/')}/directoryObjects/{uid}"
+        op = graph_operation(
+            "DELETE",
+            f"/directoryRoles/{role_id}/members/$ref?$id={ref}",
+            powershell=f"Remove-MgDirectoryRoleMemberByRef -DirectoryRoleId {role_id} -DirectoryObjectId {uid}",
+            ok_if_error=["does not exist"],
+        )
+    out.changes.append(
+        change(
+            NAME,
+            "role",
+            upn,
+            "Exchange Administrator role",
+            "Exchange Administrator" if acct.tenant_wide_role else None,
+            None,
+            op,
+            side=GRAPH,
+            action=Action.DELETE if acct.tenant_wide_role else Action.NOOP,
+            category="catchall",
+            rollback=f"New-MgRoleManagementDirectoryRoleAssignment -PrincipalId {uid} "
+            f"-RoleDefinitionId {EXCHANGE_ADMIN_ROLE} -DirectoryScopeId '/'"
+            if acct.tenant_wide_role
+            else None,
+        )
+    )
+    scoped = [a for a in acct.roles if a.get("directoryScopeId", "/") != "/"]
+    for a in scoped:
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.HIGH,
+                f"holds Exchange Administrator scoped to {a.get('directoryScopeId')} (assignment {a.get('id')})",
+                "remove it in the Entra admin center: Roles and administrators > Exchange Administrator "
+                f"(assignment {a.get('id')})",
+                category="review",
+            )
+        )
+    # 2. Sign-in blocked, or the password the partner knows rotated.
+    if rotate:
+        rotated = upn.lower() in {u.lower() for u in ctx.facts.get("legacy_rotated", [])}
+        body = {"passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(SECRET_PREFIX + upn)}}
+        out.changes.append(
+            change(
+                NAME,
+                "password",
+                upn,
+                "password",
+                "rotated by an earlier run" if rotated else "known to the partner",
+                "rotated by an earlier run" if rotated else "rotated (random, not kept anywhere)",
+                graph_operation(
+                    "PATCH",
+                    f"/users/{uid}",
+                    body,
+                    powershell=f"Update-MgUser -UserId {upn} -PasswordProfile @{{Password=<random>}}",
+                ),
+                side=GRAPH,
+                sensitive=True,
+                category="catchall",
+                warnings=["The new password is random and kept nowhere: nobody can sign in as this account."],
+            )
+        )
+    else:
+        enabled = bool(acct.user.get("accountEnabled", True))
+        out.changes.append(
+            change(
+                NAME,
+                "sign-in",
+                upn,
+                "accountEnabled",
+                enabled,
+                False,
+                graph_operation(
+                    "PATCH",
+                    f"/users/{uid}",
+                    {"accountEnabled": False},
+                    powershell=f"Update-MgUser -UserId {upn} -AccountEnabled:$false",
+                ),
+                side=GRAPH,
+                category="catchall",
+                rollback=f"Update-MgUser -UserId {upn} -AccountEnabled:$true",
+            )
+        )
+    # 3. The password this machine kept for the partner (a local change, done after apply succeeds).
+    has_secret: Callable[[str], bool | None] | None = ctx.facts.get("legacy_keyring")
+    held = has_secret(upn) if has_secret else None
+    if held is None:
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.INFO,
+                "no keyring on this machine, so no stored password to delete here",
+                "delete the catch-all password wherever else it was kept (password files, vaults, the partner)",
+                category="local",
+            )
+        )
+    out.changes.append(
+        change(
+            NAME,
+            "keyring",
+            upn,
+            "password kept in this machine's keyring",
+            "present" if held else None,
+            None,
+            local_operation("delete-keyring-secret", {"tenant": ctx.config.tenant.id, "account": upn})
+            if held
+            else None,
+            side=LOCAL,
+            action=Action.DELETE if held else Action.NOOP,
+            category="catchall",
+        )
+    )
+    # 4. What stays: the data, and who can read it.
+    _kept(out, acct)
+
+
+def local_operation(what: str, request: dict[str, Any]) -> Operation:
+    """A change on this machine (never sent to the tenant; legacy.apply_cleanup runs it after apply)."""
+    return Operation(
+        kind="local",
+        request={"action": what, **request},
+        display=f"{what} {request.get('account', '')} (on this machine)",
+    )
+
+
+def _kept(out: StepPlan, acct: Account) -> None:
+    upn = acct.upn
+    mbx = acct.mailbox
+    if mbx is None:
+        out.findings.append(
+            finding(NAME, upn, Severity.INFO, "kept: no mailbox found for this account", category="kept")
+        )
+        return
+    hidden = "hidden from address lists" if mbx.get("HiddenFromAddressListsEnabled") else "visible in address lists"
+    out.findings.append(
+        finding(
+            NAME,
+            upn,
+            Severity.INFO,
+            f"kept: mailbox ({mbx.get('RecipientTypeDetails', 'UserMailbox')}, {hidden}) and its licence; the "
+            "imported third-party data stays",
+            category="kept",
+        )
+    )
+    archive = str(mbx.get("ArchiveStatus") or "None")
+    aea = ", auto-expanding" if mbx.get("AutoExpandingArchiveEnabled") else ""
+    out.findings.append(
+        finding(NAME, upn, Severity.INFO, f"kept: archive ({archive}{aea}), untouched", category="kept")
+    )
+    on_hold = bool(mbx.get("LitigationHoldEnabled"))
+    hold = f"on, {mbx.get('LitigationHoldDuration') or 'Unlimited'}" if on_hold else "off"
+    out.findings.append(
+        finding(NAME, upn, Severity.INFO, f"kept: Litigation Hold ({hold}), untouched", category="kept")
+    )
+    for user in acct.full_access:
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.WARNING,
+                f"kept for review: {user} has FullAccess to the catch-all mailbox",
+                f"if {user} no longer reviews this data: Remove-MailboxPermission -Identity {upn} -User {user} "
+                "-AccessRights FullAccess -InheritanceType All",
+                category="review",
+            )
+        )
+
+
+async def leftover_findings(ctx: StepContext) -> StepPlan:
+    """Read-only: the retired route's leftovers as findings with severity (for `status`)."""
+    out = StepPlan()
+    lo = await read_leftovers(ctx)
+    # partner-ews's connector_consent step already reports the service principal; say it once.
+    if lo.sp is not None and "connector_consent_present" not in ctx.facts:
+        out.findings.append(
+            finding(
+                FINDINGS,
+                CONNECTOR_APP_ID,
+                Severity.HIGH,
+                f"the retired route's connector app still has a service principal in the tenant: {_sp_summary(lo)}",
+                f"{CLEANUP} deletes it (the imported data stays)",
+                category="legacy-service-principal",
+            )
+        )
+    has_secret: Callable[[str], bool | None] | None = ctx.facts.get("legacy_keyring")
+    for key in lo.confirmed:
+        acct = lo.accounts.get(key)
+        if acct is None:
+            continue
+        enabled = bool(acct.user.get("accountEnabled", True))
+        if acct.roles and enabled:
+            sev, what = Severity.CRITICAL, "holds Exchange Administrator and can sign in"
+        elif acct.roles:
+            sev, what = Severity.HIGH, "holds Exchange Administrator (sign-in blocked)"
+        elif enabled:
+            sev, what = Severity.WARNING, "can still sign in"
+        else:
+            continue
+        out.findings.append(
+            finding(
+                FINDINGS,
+                acct.upn,
+                sev,
+                f"the catch-all account, whose password the retired route handed to a partner, {what}",
+                f"{CLEANUP} removes the role and blocks sign-in (mailbox, archive and hold are kept)",
+                category="legacy-catchall",
+            )
+        )
+        if has_secret and has_secret(acct.upn):
+            out.findings.append(
+                finding(
+                    FINDINGS,
+                    acct.upn,
+                    Severity.INFO,
+                    "this machine's keyring still holds the catch-all account's password",
+                    f"{CLEANUP} deletes it",
+                    category="legacy-keyring",
+                )
+            )
+    for key in lo.candidates:
+        acct = lo.accounts[key]
+        out.findings.append(
+            finding(
+                FINDINGS,
+                acct.upn,
+                Severity.WARNING,
+                "looks like a catch-all account of the retired route (Exchange Administrator, hidden mailbox on "
+                "Litigation Hold)",
+                f"{CLEANUP} --account {acct.upn}",
+                category="legacy-candidate",
+            )
+        )
+    return out

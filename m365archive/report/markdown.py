@@ -1,0 +1,362 @@
+"""The change-ticket report (Markdown): what will change, exactly how, and what won't.
+
+Pure functions returning strings. Every value goes through report.Presenter, so placeholders
+read "(known after apply)" / "(sensitive value)" and nothing secret is ever written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from m365archive.engine.plan import Plan
+from m365archive.engine.runner import ApplyResult
+from m365archive.report import (
+    ACTIONS,
+    OUTCOMES,
+    SEVERITY_ORDER,
+    WARNING_TARGETS_SHOWN,
+    ChangeView,
+    Presenter,
+    StepView,
+    action_counts,
+    category_summary,
+    findings_by_severity,
+    outcome_counts,
+    outcomes_by_change,
+    pretty_json,
+    shape_groups,
+    text,
+)
+
+
+def cell(value: Any) -> str:
+    """Table-cell text: pipes escaped, line breaks kept inside the cell."""
+    shown = value if isinstance(value, str) else text(value)
+    shown = shown.replace("|", "\\|")
+    if "\n" in shown or "\r" in shown:
+        shown = re.sub(r"\r\n|\r|\n", "<br>", shown)
+    return shown or " "
+
+
+def line(value: str) -> str:
+    """Text on one Markdown line (list item, heading): no line breaks to escape out of it."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", value).strip()
+
+
+def fence(body: str, lang: str = "") -> str:
+    """A fenced block that the content can't close, whatever backticks a tenant string holds."""
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{body}\n{ticks}"
+
+
+def table(headers: list[str], rows: list[list[Any]], align: list[str] | None = None) -> list[str]:
+    marks = align or ["---"] * len(headers)
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks) + "|"]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return out
+
+
+def _notices(p: Presenter) -> list[str]:
+    out: list[str] = []
+    for notice in p.notices():
+        paragraphs = notice.strip().splitlines() or [""]
+        out.append(f"> **⚠ Notice:** {paragraphs[0]}")
+        out += [f"> {para}".rstrip() for para in paragraphs[1:]]
+        out.append("")
+    return out
+
+
+def _header(p: Presenter) -> list[str]:
+    return [*table(["Field", "Value"], [[k, v] for k, v in p.header()]), ""]
+
+
+def _findings_table(findings: list[dict[str, str]]) -> list[str]:
+    return table(
+        ["Severity", "Step", "Target", "Message", "Remedy"],
+        [[f["severity"].upper(), f["step"], f["target"], f["message"], f["remedy"] or "—"] for f in findings],
+    )
+
+
+def _change_rows(changes: list[ChangeView]) -> list[list[Any]]:
+    return [[c.target, c.setting, c.before_after(), c.action.value, c.side or "—"] for c in changes]
+
+
+CHANGE_HEADERS = ["Target", "Setting", "Current → Desired", "Action", "Runs on"]
+
+
+def _operation_block(c: ChangeView) -> list[str]:
+    op = c.operation
+    if op is None:
+        return ["No operation: this change is made by hand (see the manual steps).", ""]
+    out: list[str] = []
+    if op.kind == "graph" or op.display != op.powershell:
+        out += [f"Request ({op.kind}):", "", fence(op.display, "http"), ""]
+        if op.body is not None:
+            out += [fence(pretty_json(op.body), "json"), ""]
+    if op.powershell:
+        label = "PowerShell:" if op.display != op.powershell else f"Cmdlet ({op.kind}):"
+        out += [label, "", fence(op.powershell, "powershell"), ""]
+    return out
+
+
+def _exact_operations(steps: list[StepView]) -> list[str]:
+    out = ["## Exact operations", ""]
+    if not any(s.pending for s in steps):
+        return [*out, "None: every setting is already in the desired state.", ""]
+    out += ["What apply sends, request by request, in this order of steps.", ""]
+    for step in steps:
+        pending = step.pending
+        if not pending:
+            continue
+        out += [f"### {step.name}", ""]
+        if step.large:
+            groups = shape_groups(pending)
+            out += [
+                f"{len(pending)} changes in {len(groups)} operation shape(s); each shape is shown once with "
+                f"an example. Every target is listed in [Appendix: {step.name}](#{_anchor('appendix', step.name)}).",
+                "",
+            ]
+            for shape, count, example in groups:
+                out += [
+                    f"#### `{line(shape)}` — {count} change(s)",
+                    "",
+                    f"Example: **{line(example.setting)}** on {line(example.target)}",
+                    "",
+                ]
+                out += _operation_block(example)
+                if example.rollback:
+                    out += [f"Rollback: {line(example.rollback)}", ""]
+            continue
+        for number, c in enumerate(pending, 1):
+            out += [f"#### {number}. {c.action.value}: {line(c.setting)} — {line(c.target)}", ""]
+            if c.sensitive:
+                out += ["*Sensitive: secret values are masked and resolved only when applied.*", ""]
+            out += _operation_block(c)
+            if c.rollback:
+                out += [f"Rollback: {line(c.rollback)}", ""]
+    return out
+
+
+def _anchor(*words: str) -> str:
+    return re.sub(r"[^a-z0-9_-]", "", "-".join(words).lower().replace(" ", "-"))
+
+
+def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_threshold: int = 50) -> str:
+    """The change-ticket report: notices, header, summary, checks, warnings, changes per step,
+    exact operations, findings, coverage, manual steps, and appendices for large steps."""
+    p = Presenter(plan)
+    steps = p.steps(appendix_threshold)
+    out = [f"# {line(title)}", ""]
+    out += _notices(p)
+    out += _header(p)
+
+    counts = plan.counts()
+    by_severity = findings_by_severity(plan)
+    out += ["## Summary", ""]
+    out += table([a.value for a in ACTIONS], [[counts[a.value] for a in ACTIONS]], ["---:"] * len(ACTIONS))
+    out += [""]
+    out += table(
+        [f"findings: {s.value}" for s in SEVERITY_ORDER],
+        [[by_severity[s.value] for s in SEVERITY_ORDER]],
+        ["---:"] * len(SEVERITY_ORDER),
+    )
+    out += [""]
+
+    out += ["## Prerequisite checks", ""]
+    checks = p.checks()
+    if checks:
+        out += table(["Check", "Result", "Detail"], [[n, "pass" if ok else "**FAIL**", d] for n, ok, d in checks])
+    else:
+        out += ["No prerequisite checks were recorded."]
+    out += [""]
+
+    warnings = p.warnings()
+    if warnings:
+        out += ["## Warnings: weighty or irreversible actions", ""]
+        for warning, targets in warnings:
+            shown = ", ".join(line(t) for t in targets[:WARNING_TARGETS_SHOWN])
+            more = len(targets) - WARNING_TARGETS_SHOWN
+            if more > 0:
+                shown += f" and {more} more"
+            out += [f"- **{line(warning)}**", f"  Applies to: {shown}"]
+        out += [""]
+
+    out += ["## Changes", ""]
+    if not steps:
+        out += ["The plan holds no changes.", ""]
+    for step in steps:
+        pending = step.pending
+        counts_step = action_counts(step.changes)
+        out += [f"### {step.name}", "", ", ".join(f"{n} {a}" for a, n in counts_step.items()) + ".", ""]
+        if step.large:
+            out += [
+                f"{len(pending)} pending changes: summarized by category and setting; every target is in "
+                f"[Appendix: {step.name}](#{_anchor('appendix', step.name)}).",
+                "",
+            ]
+            out += table(
+                ["Category", "Setting", *[a.value for a in ACTIONS]],
+                [[cat, setting, *[n[a.value] for a in ACTIONS]] for cat, setting, n in category_summary(step.changes)],
+                ["---", "---", *["---:"] * len(ACTIONS)],
+            )
+        else:
+            out += table(CHANGE_HEADERS, _change_rows(step.changes))
+        out += [""]
+
+    out += _exact_operations(steps)
+
+    findings = p.findings()
+    many_findings = len(findings) > appendix_threshold
+    out += ["## Findings", ""]
+    if many_findings:
+        out += [
+            f"{len(findings)} findings: what this plan will not or cannot change, counted here and listed "
+            "one by one in [Appendix: findings](#appendix-findings).",
+            "",
+        ]
+        counted: dict[tuple[str, str, str], int] = {}
+        for f in findings:
+            key = (f["severity"].upper(), f["step"], f["category"] or "(uncategorized)")
+            counted[key] = counted.get(key, 0) + 1
+        out += table(
+            ["Severity", "Step", "Category", "Count"],
+            [[*k, n] for k, n in counted.items()],
+            ["---", "---", "---", "---:"],
+        )
+    elif findings:
+        out += ["What this plan will not or cannot change: read each before approving.", ""]
+        out += _findings_table(findings)
+    else:
+        out += ["No findings."]
+    out += [""]
+
+    coverage = p.coverage()
+    if coverage:
+        out += ["## Coverage", ""]
+        out += [f"- {line(c)}" for c in coverage]
+        out += [""]
+
+    instructions = p.instructions()
+    if instructions:
+        out += ["## Manual steps", "", "These are not done by apply; do them in this order.", ""]
+        out += [f"{n}. {line(i)}" for n, i in enumerate(instructions, 1)]
+        out += [""]
+
+    for step in steps:
+        if step.large:
+            out += [f"## Appendix: {step.name}", ""]
+            out += table(CHANGE_HEADERS, _change_rows(step.changes))
+            out += [""]
+    if many_findings:
+        out += ["## Appendix: findings", ""]
+        out += _findings_table(findings)
+        out += [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_status(plan: Plan, *, title: str = "m365archive status") -> str:
+    """Drift report: each setting, desired vs actual, in sync or DRIFT; then the findings."""
+    p = Presenter(plan)
+    steps = p.steps()
+    out = [f"# {line(title)}", ""]
+    out += _notices(p)
+    out += _header(p)
+    drift = len(plan.pending)
+    in_sync = len(plan.changes) - drift
+    by_severity = findings_by_severity(plan)
+    out += ["## Summary", ""]
+    out += table(
+        ["in sync", "DRIFT", *[f"findings: {s.value}" for s in SEVERITY_ORDER]],
+        [[in_sync, drift, *[by_severity[s.value] for s in SEVERITY_ORDER]]],
+        ["---:"] * (2 + len(SEVERITY_ORDER)),
+    )
+    out += [""]
+    for step in steps:
+        out += [f"## {step.name}", ""]
+        out += table(
+            ["Target", "Setting", "Desired", "Actual", "State"],
+            [
+                [c.target, c.setting, text(c.after), text(c.before), "**DRIFT**" if c.pending else "in sync"]
+                for c in step.changes
+            ],
+        )
+        out += [""]
+    findings = p.findings()
+    out += ["## Findings", ""]
+    out += _findings_table(findings) if findings else ["No findings."]
+    out += [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_apply_result(
+    plan: Plan, result: ApplyResult, *, title: str = "m365archive apply result", appendix_threshold: int = 50
+) -> str:
+    """What apply did: status, counts per outcome, every failure with its reason, then each step."""
+    p = Presenter(plan)
+    views = {c.id: c for s in p.steps() for c in s.changes}
+    outcomes = {cid: p.outcome(o) for cid, o in outcomes_by_change(plan, result).items()}
+    out = [f"# {line(title)}", ""]
+    out += table(
+        ["Field", "Value"],
+        [
+            ["Status", result.status],
+            ["Run id", result.run_id],
+            *[[k, v] for k, v in p.header()],
+        ],
+    )
+    out += [""]
+    counts = outcome_counts(plan, result)
+    out += ["## Summary", ""]
+    out += table(OUTCOMES, [[counts[o] for o in OUTCOMES]], ["---:"] * len(OUTCOMES))
+    out += [""]
+
+    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "skipped", "not run")]
+    if bad:
+        out += ["## Failures", ""]
+        out += table(
+            ["Step", "Target", "Setting", "Outcome", "Detail", "Request id"],
+            [
+                [
+                    views[cid].step if cid in views else "—",
+                    o.target,
+                    o.setting,
+                    o.outcome.upper(),
+                    o.detail or "—",
+                    o.request_id or "—",
+                ]
+                for cid, o in bad
+            ],
+        )
+        out += [""]
+
+    by_step: dict[str, list[tuple[ChangeView | None, Any]]] = {}
+    for cid, o in outcomes.items():
+        view = views.get(cid)
+        by_step.setdefault(view.step if view else "(not in plan)", []).append((view, o))
+    out += ["## Outcomes per step", ""]
+    for step, rows in by_step.items():
+        out += [f"### {step}", ""]
+        if len(rows) > appendix_threshold:
+            summary: dict[tuple[str, str], int] = {}
+            for view, o in rows:
+                key = (view.setting if view else o.setting, o.outcome)
+                summary[key] = summary.get(key, 0) + 1
+            out += [f"{len(rows)} outcomes, counted by setting (failures are listed above).", ""]
+            out += table(
+                ["Setting", "Outcome", "Count"], [[s, oc, n] for (s, oc), n in summary.items()], ["---", "---", "---:"]
+            )
+        else:
+            out += table(
+                ["Target", "Setting", "Action", "Outcome", "Detail"],
+                [
+                    [o.target, o.setting, view.action.value if view else "—", o.outcome, o.detail or "—"]
+                    for view, o in rows
+                ],
+            )
+        out += [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+__all__ = ["render_apply_result", "render_plan", "render_status"]

@@ -219,3 +219,12 @@ def test_bad_config_sends_no_request(sim: SimulatedTenant, tmp_path: Path, flag:
     assert run.code == ExitCode.USAGE
     assert "tenant.cloud" in run.stderr and "Traceback" not in run.stderr
     assert sim.requests == []
+
+
+def test_a_reviewer_who_does_not_exist_stops_the_plan_before_any_write(sim: SimulatedTenant, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(EXAMPLE.read_text().replace("compliance.officer@", "nobody.here@"), encoding="utf-8")
+    run = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"), config=cfg)
+    assert run.code == ExitCode.PREREQUISITE
+    assert "nobody.here@contoso.onmicrosoft.com does not exist" in run.stderr
+    assert sim.writes() == []

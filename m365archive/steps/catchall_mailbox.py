@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365archive.engine.plan import Severity
-from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
+from m365archive.engine.plan import Check, Severity
+from m365archive.steps.base import EXO, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.tenant.exchange import Cmdlet
 
 NAME = "catchall_mailbox"
@@ -46,6 +46,12 @@ async def plan(ctx: StepContext) -> StepPlan:
     assert cfg is not None
     out = StepPlan()
     upn = cfg.upn
+    for principal in cfg.full_access:
+        reviewer = await ctx.session.graph.get_user(principal.user, ["id", "userPrincipalName"])
+        if reviewer is None:
+            raise StepError(f"FullAccess reviewer {principal.user} does not exist in the tenant (catchall.full_access)")
+    if cfg.full_access:
+        out.checks.append(Check("reviewers", True, f"{len(cfg.full_access)} FullAccess reviewer(s) exist"))
     deps: list[str] = list(ctx.facts.get("catchall_depends", []))
     mailbox = await read_mailbox(ctx, upn) if ctx.facts.get("catchall_exists") else None
     new = mailbox is None
@@ -89,9 +95,7 @@ async def plan(ctx: StepContext) -> StepPlan:
         "HiddenFromAddressListsEnabled",
         cur("HiddenFromAddressListsEnabled") if new else hidden_now,
         cfg.hidden_from_address_lists,
-        Cmdlet(
-            "Set-Mailbox", {"Identity": upn, "HiddenFromAddressListsEnabled": cfg.hidden_from_address_lists}
-        ),
+        Cmdlet("Set-Mailbox", {"Identity": upn, "HiddenFromAddressListsEnabled": cfg.hidden_from_address_lists}),
         rollback=f"Set-Mailbox -Identity {upn} -HiddenFromAddressListsEnabled ${str(bool(hidden_now)).lower()}",
     )
 
@@ -156,9 +160,7 @@ async def plan(ctx: StepContext) -> StepPlan:
         want = hold.exchange_duration
         on = bool(current.get("LitigationHoldEnabled"))
         duration = hold_duration(current.get("LitigationHoldDuration"))
-        before_hold = (
-            ("on, " + duration) if mailbox and on else (cur("LitigationHoldEnabled") if new else "off")
-        )
+        before_hold = ("on, " + duration) if mailbox and on else (cur("LitigationHoldEnabled") if new else "off")
         after_hold = f"on, {want}"
         exo(
             "litigation-hold",
@@ -169,9 +171,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 "Set-Mailbox",
                 {"Identity": upn, "LitigationHoldEnabled": True, "LitigationHoldDuration": want},
             ),
-            warnings=[
-                "Litigation Hold preserves every item, including deleted ones, for the hold's duration."
-            ],
+            warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
             rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false (preservation stops)",
         )
     elif hold.kind == "retention-policy":
@@ -285,9 +285,7 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
                     "yes",
                     cmdlet_operation(
                         "compliance",
-                        Cmdlet(
-                            "Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": [mbx]}
-                        ),
+                        Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": [mbx]}),
                     ),
                     side=SCC,
                     depends_on=list(deps),

@@ -1,0 +1,270 @@
+"""`make bench`: performance targets, measured in one run on this machine.
+
+  1. `m365archive --help` wall time (target < 0.3 s).
+  2. User mailboxes at scale (default 10,000; BENCH_USERS up to 100,000) on a simulated tenant
+     with 50-150 ms per Exchange call and a throttle budget:
+       (a) the naive baseline: a serial Get-Mailbox + Enable-Mailbox + Set-Mailbox loop per
+           mailbox, like a PowerShell script (measured on BENCH_NAIVE_SAMPLE mailboxes and
+           extrapolated linearly: it is latency-bound, one mailbox after another);
+       (b) `m365archive setup --yes`.
+     Wall time, HTTP requests per mailbox change, peak RSS of the tool, and the ratio of its
+     time to the throttle-bound limit (changes / allowed cmdlet rate).
+  3. A read-only plan over BENCH_PLAN_USERS (default 100,000) mailboxes: requests and peak RSS.
+
+Simulator and tool run in separate processes, so each RSS is its own. Results are printed
+and appended to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
+DOMAIN = "contoso.onmicrosoft.com"
+USERS = int(os.environ.get("BENCH_USERS", "10000"))
+NAIVE_SAMPLE = int(os.environ.get("BENCH_NAIVE_SAMPLE", "150"))
+PLAN_USERS = int(os.environ.get("BENCH_PLAN_USERS", "100000"))
+RATE = float(os.environ.get("BENCH_RATE", "400"))  # cmdlets per second per tenant
+BURST = int(os.environ.get("BENCH_BURST", "100"))
+CONCURRENCY_CAP = int(os.environ.get("BENCH_CONCURRENCY_CAP", "12"))
+EXCHANGE_LATENCY = (50.0, 150.0)
+
+
+def scenario(path: Path, users: int, **knobs: Any) -> Path:
+    data = {
+        "tenant": {"id": TENANT, "domain": DOMAIN, "signed_in_user": f"admin@{DOMAIN}"},
+        "skus": [{"part_number": "EXCHANGEENTERPRISE", "enabled": 10}],
+        "generate": {"users": users, "seed": 7},
+        "knobs": {"time_scale": 0.001, "mailbox_provisioning_delay": 60.0, **knobs},
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def config(path: Path) -> Path:
+    text = (ROOT / "examples" / "m365archive.toml").read_text(encoding="utf-8")
+    text = text.replace("max_concurrency = 8", "max_concurrency = 16").replace("compliance.officer@", "admin@")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextmanager
+def simulator(scenario_file: Path, log: Path) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "m365archive",
+            "sim",
+            "serve",
+            "--scenario",
+            str(scenario_file),
+            "--request-log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    url = ""
+    for line in proc.stdout:
+        match = re.search(r"URL: (\S+)", line)
+        if match:
+            url = match.group(1)
+            break
+    try:
+        if not url:
+            raise RuntimeError("the simulator did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def run_tool(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS in MB, exit code, output tail) of one m365archive process."""
+    rss_file = Path(env["M365ARCHIVE_HOME"]) / f"rss-{time.time_ns()}"
+    Path(env["M365ARCHIVE_HOME"]).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.measure", *args],
+        env={**env, "BENCH_RSS_FILE": str(rss_file)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    rss = int(rss_file.read_text(encoding="utf-8")) // 1024 if rss_file.exists() else -1
+    return wall, rss, proc.returncode, proc.stdout[-2000:]
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def token(aud: str) -> str:
+    from m365archive.tenant.simcredential import SimulatorCredential
+
+    return SimulatorCredential(TENANT).get_token(f"{aud}/.default").token
+
+
+def bench_help() -> dict[str, Any]:
+    times = []
+    for _ in range(7):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "m365archive", "--help"], capture_output=True, check=True, cwd=ROOT)
+        times.append(time.perf_counter() - started)
+    bare = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
+        bare.append(time.perf_counter() - started)
+    return {
+        "help_median_s": statistics.median(times),
+        "help_min_s": min(times),
+        "python_startup_s": statistics.median(bare),
+    }
+
+
+def naive_loop(url: str, sample: int) -> dict[str, Any]:
+    """What a PowerShell script does: for each mailbox, read it, enable the archive, set the hold."""
+    headers = {"Authorization": f"Bearer {token('https://outlook.office365.com')}"}
+    endpoint = f"{url}/adminapi/beta/{TENANT}/InvokeCommand"
+
+    def call(client: httpx.Client, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            r = client.post(endpoint, json={"CmdletInput": {"CmdletName": name, "Parameters": params}})
+            if r.status_code == 429:
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            return dict(r.json())
+
+    with httpx.Client(headers=headers, timeout=60) as client:
+        listing = call(client, "Get-Mailbox", {"ResultSize": sample * 2, "RecipientTypeDetails": "UserMailbox"})
+        upns = [m["UserPrincipalName"] for m in listing["value"]][:sample]
+        started = time.perf_counter()
+        for upn in upns:
+            call(client, "Get-Mailbox", {"Identity": upn})
+            call(client, "Enable-Mailbox", {"Identity": upn, "Archive": True})
+            call(client, "Set-Mailbox", {"Identity": upn, "LitigationHoldEnabled": True})
+        elapsed = time.perf_counter() - started
+    return {"sample": len(upns), "seconds": elapsed, "per_mailbox_s": elapsed / max(len(upns), 1)}
+
+
+def count_plan(url: str, cfg: Path, env: dict[str, str], tmp: Path) -> int:
+    plan_file = tmp / f"plan-{time.time_ns()}.json"
+    run_tool(["--sim", url, "--config", str(cfg), "setup", "--dry-run", "--plan-out", str(plan_file)], env)
+    doc = json.loads(plan_file.read_text(encoding="utf-8"))
+    return sum(1 for c in doc["changes"] if c["action"] != "no-op")
+
+
+def bench_scale(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    cfg = config(tmp / "m365archive.toml")
+    knobs = {
+        "exchange_latency_ms": list(EXCHANGE_LATENCY),
+        "latency_ms": [10.0, 30.0],
+        "exchange_rate": RATE,
+        "exchange_burst": BURST,
+        "exchange_concurrency": CONCURRENCY_CAP,
+    }
+    out: dict[str, Any] = {"users": USERS, "rate": RATE, "burst": BURST, "concurrency_cap": CONCURRENCY_CAP}
+    with simulator(scenario(tmp / "naive.json", max(NAIVE_SAMPLE * 3, 500), **knobs), tmp / "naive.log") as url:
+        out["naive"] = naive_loop(url, NAIVE_SAMPLE)
+    log = tmp / "scale.log"
+    with simulator(scenario(tmp / "scale.json", USERS, **knobs), log) as url:
+        changes = count_plan(url, cfg, env, tmp)
+        before = len(read_log(log))
+        wall, rss, code, tail = run_tool(
+            ["--sim", url, "--config", str(cfg), "setup", "--yes", "--password-file", str(tmp / "pw")], env
+        )
+        entries = read_log(log)[before:]
+        after = count_plan(url, cfg, env, tmp)
+    exchange_writes = sum(
+        len(e.get("cmdlets") or [e.get("cmdlet")])
+        for e in entries
+        if e.get("service") == "exchange"
+        and e.get("status") == 200
+        and any(not str(c).startswith("Get-") for c in (e.get("cmdlets") or [e.get("cmdlet")]))
+    )
+    mailboxes_changed = USERS  # every generated user mailbox needs something in a fresh tenant
+    naive_total = out["naive"]["per_mailbox_s"] * mailboxes_changed
+    bound = changes / RATE
+    out.update(
+        {
+            "changes": changes,
+            "exit_code": code,
+            "wall_s": wall,
+            "peak_rss_mb": rss,
+            "requests": len(entries),
+            "requests_per_change": len(entries) / max(changes, 1),
+            "exchange_cmdlets_sent_ok": exchange_writes,
+            "naive_extrapolated_s": naive_total,
+            "speedup_vs_naive": naive_total / wall,
+            "throttle_bound_s": bound,
+            "ratio_to_bound": wall / bound,
+            "changes_after": after,
+        }
+    )
+    if code != 0:
+        out["tail"] = tail
+    return out
+
+
+def bench_plan(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    cfg = config(tmp / "m365archive.toml")
+    log = tmp / "plan.log"
+    with simulator(scenario(tmp / "plan.json", PLAN_USERS), log) as url:
+        before = len(read_log(log))
+        wall, rss, code, _tail = run_tool(["--sim", url, "--config", str(cfg), "setup", "--dry-run"], env)
+        entries = read_log(log)[before:]
+    writes = [e for e in entries if e["method"] != "GET" and not e["path"].endswith(("InvokeCommand", "$batch"))]
+    return {
+        "users": PLAN_USERS,
+        "wall_s": wall,
+        "requests": len(entries),
+        "peak_rss_mb": rss,
+        "exit_code": code,
+        "graph_writes": len(writes),
+    }
+
+
+def main() -> int:
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    with tempfile.TemporaryDirectory(prefix="m365archive-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp / "home"), "NO_COLOR": "1", "COLUMNS": "120"}
+        results["help"] = bench_help()
+        print(json.dumps(results["help"], indent=2), flush=True)
+        results["scale"] = bench_scale(tmp, env)
+        print(json.dumps(results["scale"], indent=2), flush=True)
+        if PLAN_USERS:
+            results["plan"] = bench_plan(tmp, env)
+            print(json.dumps(results["plan"], indent=2), flush=True)
+    (ROOT / "benchmarks" / "last-run.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

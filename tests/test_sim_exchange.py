@@ -298,7 +298,7 @@ def test_org_and_audit_config(sim: SimulatedTenant) -> None:
 
 
 def test_throttling_answers_429_with_retry_after() -> None:
-    with simulated_tenant("fresh", time_scale=0.001, exchange_rate=5.0, exchange_burst=3) as sim:
+    with simulated_tenant("fresh", time_scale=0.001, exchange_rate=0.5, exchange_burst=3) as sim:
         wire = Wire(sim)
         statuses = [wire.invoke("Get-OrganizationConfig").status_code for _ in range(5)]
         assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
@@ -306,7 +306,7 @@ def test_throttling_answers_429_with_retry_after() -> None:
         assert r.status_code == 429 and float(r.headers["Retry-After"]) > 0
         assert r.json()["error"]["code"] == "TooManyRequests" and "throttled" in details(r)[2]
         items = wire.batch([("Get-OrganizationConfig", {})] * 4).json()["responses"]
-        assert {x["status"] for x in items} == {429} or any(x["status"] == 429 for x in items)
+        assert {x["status"] for x in items} == {429}
         assert all("Retry-After" in x["headers"] for x in items if x["status"] == 429)
         svc = service_for(sim.state)
         assert svc is not None and svc.stats["throttled"] >= 2
@@ -316,7 +316,7 @@ def test_concurrency_cap() -> None:
     with simulated_tenant("fresh", time_scale=0.001, exchange_concurrency=2) as sim:
         svc = service_for(sim.state)
         assert svc is not None
-        svc.cmdlet_ms = (150.0, 150.0)
+        svc.cmdlet_ms = (500.0, 500.0)
         wire = Wire(sim)
 
         async def burst() -> list[httpx.Response]:

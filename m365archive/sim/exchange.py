@@ -44,6 +44,8 @@ from m365archive.sim import cmdlets
 from m365archive.sim.http import check_bearer, note, request_id
 from m365archive.sim.load import TokenBucket, retry_after_header
 from m365archive.sim.state import (
+    EXCHANGE_S_ENTERPRISE,
+    EXCHANGE_S_STANDARD,
     Mailbox,
     MailboxPermission,
     RetentionPolicy,
@@ -124,6 +126,7 @@ class ExchangeService:
         self.stats: Counter[str] = Counter()  # "Get-Mailbox": n, "throttled": n, "concurrency": n, ...
         self.mailbox_settings: dict[str, dict[str, Any]] = {}  # other Set-Mailbox values, by mailbox guid
         self.server = _server_name(state.tenant_id)
+        self._capabilities: dict[tuple[str, ...], list[str]] = {}  # by assigned skus
 
     # -- HTTP ------------------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -393,15 +396,17 @@ class ExchangeService:
     def capabilities(self, user: User | None) -> list[str]:
         if user is None:
             return []
-        from m365archive.sim.state import EXCHANGE_S_ENTERPRISE, EXCHANGE_S_STANDARD
-
-        plans = self.state.user_service_plans(user)
-        out = []
-        if EXCHANGE_S_ENTERPRISE in plans:
-            out.append("BPOS_S_Enterprise")
-        elif EXCHANGE_S_STANDARD in plans:
-            out.append("BPOS_S_Standard")
-        return out
+        key = tuple(user.assigned_licenses)
+        cached = self._capabilities.get(key)
+        if cached is None or getattr(user, "disabled_plans", None):  # per-user plan choices aren't cached
+            plans = self.state.user_service_plans(user)
+            cached = []
+            if EXCHANGE_S_ENTERPRISE in plans:
+                cached.append("BPOS_S_Enterprise")
+            elif EXCHANGE_S_STANDARD in plans:
+                cached.append("BPOS_S_Standard")
+            self._capabilities[key] = cached
+        return list(cached)
 
     def touch(self, mbx: Mailbox) -> None:
         mbx.when_changed = self.state.clock.now()

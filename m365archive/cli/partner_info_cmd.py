@@ -119,4 +119,6 @@ async def _partner_info(
     if out is not None:
         write_text(out, (json.dumps(data, indent=2) if as_json else packet.markdown()) + "\n")
         return Result("partner-info", ExitCode.OK, data=data, messages=[f"Packet written to {out} (no secret in it)."])
-    return Result("partner-info", ExitCode.OK, data=data, messages=[] if as_json else [packet.markdown()])
+    if not as_json:  # printed here, unwrapped: a wrapped Markdown table is no table
+        cli.out.print(packet.markdown(), markup=False, highlight=False, soft_wrap=True)
+    return Result("partner-info", ExitCode.OK, data=data)

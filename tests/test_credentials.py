@@ -28,10 +28,10 @@ CATCHALL = "thirdpartydata@contoso.onmicrosoft.com"
 class MemoryKeyring(KeyringBackend):
     """An in-memory keyring backend: keyring is a third-party boundary, so its backend is faked."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.items: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
@@ -67,7 +67,7 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 @pytest.fixture
 def no_keyring() -> Iterator[None]:
     previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
@@ -199,7 +199,7 @@ def test_a_crash_between_graph_and_the_keyring_is_finished_by_the_next_rotate(
         interrupted = m365(sim.url, "credentials", "rotate", "--yes")
     assert interrupted.code == ExitCode.INTERRUPTED
     live = sim_password(sim)
-    assert live != "Old-Password-123!" and memory_keyring.pending == live  # nothing lost
+    assert live is not None and live != "Old-Password-123!" and memory_keyring.pending == live  # nothing lost
     assert memory_keyring.current == "Old-Password-123!"
 
     show = m365(sim.url, "credentials", "show")

@@ -252,9 +252,60 @@ async def apply_plan(
     if runner_hook:
         runner_hook(runner)
     try:
-        return await runner.apply(plan)
+        result = await runner.apply(plan)
     finally:
         journal.close()
+    synced = [
+        o.target
+        for o in result.outcomes
+        if o.outcome == "ok" and any(c.id == o.change_id and c.category == "archive-on-premises" for c in plan.changes)
+    ]
+    if synced and config.onprem is not None:
+        result.pending = await wait_for_directory_sync(env, session, synced, config.onprem.sync_timeout)
+    return result
+
+
+async def wait_for_directory_sync(env: Env, session: TenantSession, identities: list[str], timeout: float) -> list[str]:
+    """Poll Exchange Online until the archives enabled on-premises show up; return those still pending.
+
+    Directory synchronization runs every 30 minutes by default, so not seeing an archive yet is
+    not a failure: the identities are reported as pending and the next `status` shows them.
+    """
+    import time
+
+    from m365archive.engine.runner import Event
+    from m365archive.tenant.exchange import Cmdlet
+
+    waiting = list(identities)
+    deadline = time.monotonic() + timeout
+    interval = 0.05
+    started = time.monotonic()
+    while waiting:
+        outcomes = await session.exchange.invoke_many([Cmdlet("Get-Mailbox", {"Identity": i}) for i in waiting])
+        waiting = [
+            i
+            for i, out in zip(waiting, outcomes, strict=True)
+            if not (out.ok and out.objects and out.objects[0].get("ArchiveStatus") == "Active")
+        ]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        env.on_event(
+            Event(
+                "wait",
+                message=f"waiting for directory sync: {len(waiting)} archive(s) not yet in "
+                f"Exchange Online ({time.monotonic() - started:.0f} s)",
+            )
+        )
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, 30.0)
+    env.on_event(
+        Event(
+            "waited",
+            message=f"directory sync: {len(identities) - len(waiting)} of {len(identities)} "
+            "archive(s) visible in Exchange Online",
+        )
+    )
+    return waiting
 
 
 async def check_fresh(env: Env, config: Config, session: TenantSession, saved: Plan) -> Plan:

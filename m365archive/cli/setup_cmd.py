@@ -21,9 +21,7 @@ def register(app: typer.Typer) -> None:
     def setup(
         ctx: typer.Context,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and report; send no write.")] = False,
-        report: Annotated[
-            Path | None, typer.Option(help="Write the change-ticket report (Markdown) here.")
-        ] = None,
+        report: Annotated[Path | None, typer.Option(help="Write the change-ticket report (Markdown) here.")] = None,
         plan_out: Annotated[
             Path | None, typer.Option("--plan-out", help="Save the plan (JSON) to apply later.")
         ] = None,
@@ -31,15 +29,11 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--plan", help="Apply exactly this saved plan (refused if the tenant changed)."),
         ] = None,
-        csv: Annotated[
-            Path | None, typer.Option("--csv", help="One row per target and change (CSV).")
-        ] = None,
+        csv: Annotated[Path | None, typer.Option("--csv", help="One row per target and change (CSV).")] = None,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
         detailed_exitcode: Annotated[
             bool,
-            typer.Option(
-                "--detailed-exitcode", help="With --dry-run: exit 2 when changes are pending (for CI)."
-            ),
+            typer.Option("--detailed-exitcode", help="With --dry-run: exit 2 when changes are pending (for CI)."),
         ] = False,
         password_file: Annotated[
             Path | None,
@@ -60,9 +54,7 @@ def register(app: typer.Typer) -> None:
         env = cli.env(password_file=password_file)
         result = run(
             cli,
-            lambda: _setup(
-                cli, config, env, dry_run, report, plan_out, plan_file, csv, yes, detailed_exitcode
-            ),
+            lambda: _setup(cli, config, env, dry_run, report, plan_out, plan_file, csv, yes, detailed_exitcode),
         )
         finish(cli, result)
 
@@ -117,9 +109,7 @@ async def _setup(
                 if report:
                     messages.append(f"Report written to {report}")
                 if plan_out:
-                    messages.append(
-                        f"Plan saved to {plan_out}; apply it with `m365archive setup --plan {plan_out}`"
-                    )
+                    messages.append(f"Plan saved to {plan_out}; apply it with `m365archive setup --plan {plan_out}`")
             return Result("setup", code, data=jsonout.plan_document(plan), messages=messages)
         _show_plan(cli, plan)
         if not yes:
@@ -129,9 +119,7 @@ async def _setup(
                     ExitCode.USAGE,
                     "add --yes to apply the plan shown above",
                 )
-            if not typer.confirm(
-                f"Apply {len(pending)} change(s) to {plan.tenant.get('domain')}?", default=False
-            ):
+            if not typer.confirm(f"Apply {len(pending)} change(s) to {plan.tenant.get('domain')}?", default=False):
                 return Result("setup", ExitCode.OK, messages=["Nothing applied."])
         with live_progress(cli):
             result = await apply_plan(env, config, session, plan, runner_hook=lambda r: _stop_on_ctrl_c(cli, r))
@@ -140,15 +128,24 @@ async def _setup(
         if cli.output is Output.human:
             console_report.print_apply_result(cli.out, plan, result)
         elif cli.output is Output.markdown:
-            cli.out.print(
-                markdown.render_apply_result(plan, result), markup=False, highlight=False, soft_wrap=True
+            cli.out.print(markdown.render_apply_result(plan, result), markup=False, highlight=False, soft_wrap=True)
+        messages = []
+        if result.pending:
+            messages.append(
+                f"{len(result.pending)} archive(s) enabled on-premises are not yet visible in Exchange "
+                "Online (directory sync runs every 30 minutes by default); `m365archive status` "
+                "shows them until they arrive: "
+                + ", ".join(result.pending[:10])
+                + (" ..." if len(result.pending) > 10 else "")
             )
         code = {"success": ExitCode.OK, "partial": ExitCode.PARTIAL, "interrupted": ExitCode.INTERRUPTED}.get(
             result.status, ExitCode.ERROR
         )
         if any("timed out" in o.detail for o in result.failed) and code is not ExitCode.PARTIAL:
             code = ExitCode.TIMEOUT
-        return Result("setup", code, data=jsonout.result_document(plan, result))
+        data = jsonout.result_document(plan, result)
+        data["pending_directory_sync"] = result.pending
+        return Result("setup", code, data=data, messages=messages)
 
 
 def _stop_on_ctrl_c(cli: CliState, runner: Any) -> None:

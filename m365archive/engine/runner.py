@@ -64,6 +64,7 @@ class ApplyResult:
     run_id: str
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     interrupted: bool = False
+    pending: list[str] = field(default_factory=list)  # applied, not yet visible (e.g. awaiting directory sync)
 
     @property
     def failed(self) -> list[ChangeOutcome]:
@@ -235,8 +236,7 @@ class Runner:
                         res = ExecResult(
                             ok=False,
                             request_id=res.request_id,
-                            error=f"timed out after {change.wait.timeout:.0f} s waiting: "
-                            f"{change.wait.description}",
+                            error=f"timed out after {change.wait.timeout:.0f} s waiting: {change.wait.description}",
                         )
                         detail = res.error or ""
             outcome = "ok" if res.ok else "failed"

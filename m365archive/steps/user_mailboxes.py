@@ -147,6 +147,8 @@ async def plan(ctx: StepContext) -> StepPlan:
             )
     ctx.observe("users.scope", len(users))
     ctx.observe("users.mailboxes", digest.hexdigest())
+    if ctx.facts.get("onprem_archive"):
+        out.extend(await _plan_onprem_archives(ctx, ctx.facts.pop("onprem_archive")))
     if hold_kind == "retention-policy":
         out.extend(await _plan_policies(ctx, policy_members))
     _summarize(out, len(users))
@@ -165,6 +167,7 @@ def _plan_mailbox(
 ) -> None:
     cfg = ctx.config.users
     upn = user.upn
+    archive_on_premises = False
     kind = str(mbx.get("RecipientTypeDetails", ""))
     if kind != "UserMailbox":
         out.findings.append(
@@ -188,22 +191,8 @@ def _plan_mailbox(
                 change(NAME, "archive", upn, "archive", "Active", "Active", None, side=EXO, category="archive")
             )
         elif synced and onprem:
-            cmd = Cmdlet("Enable-RemoteMailbox", {"Identity": upn, "Archive": True})
-            out.changes.append(
-                change(
-                    NAME,
-                    "archive",
-                    upn,
-                    "archive",
-                    "None",
-                    "Active",
-                    cmdlet_operation("onprem", cmd, ["already"]),
-                    side=ONPREM,
-                    category="archive-on-premises",
-                    rollback=f"Disable-RemoteMailbox -Identity {upn} -Archive (on-premises)",
-                )
-            )
-            archive_planned = True
+            ctx.facts.setdefault("onprem_archive", []).append(upn)  # planned once on-premises state is read
+            archive_on_premises = True
         elif synced:
             out.findings.append(
                 finding(
@@ -234,7 +223,7 @@ def _plan_mailbox(
                 )
             )
             archive_planned = True
-    if cfg.auto_expanding_archive and (archive_active or archive_planned):
+    if cfg.auto_expanding_archive and (archive_active or archive_planned) and not archive_on_premises:
         current = bool(mbx.get("AutoExpandingArchiveEnabled"))
         cmd = Cmdlet("Enable-Mailbox", {"Identity": upn, "AutoExpandingArchive": True})
         out.changes.append(
@@ -288,6 +277,62 @@ def _plan_mailbox(
         )
     elif hold_kind == "retention-policy":
         policy_members.append(upn)
+
+
+async def _plan_onprem_archives(ctx: StepContext, upns: list[str]) -> StepPlan:
+    """Synced users' archives, enabled on-premises unless already done there and awaiting sync."""
+    out = StepPlan()
+    assert ctx.session.onprem is not None
+    wanted = {u.lower(): u for u in upns}
+    state: dict[str, str] = {}
+    async for page in ctx.session.onprem.pages(Cmdlet("Get-RemoteMailbox", {"ResultSize": "Unlimited"}), 1000):
+        for rm in page:
+            key = str(rm.get("UserPrincipalName") or rm.get("Identity") or "").lower()
+            if key in wanted:
+                state[key] = str(rm.get("ArchiveState") or "None")
+    ctx.observe("users.onprem_archive", sorted(state.items()))
+    for key, upn in wanted.items():
+        on_prem = state.get(key)
+        if on_prem is None:
+            out.findings.append(
+                finding(
+                    NAME,
+                    upn,
+                    Severity.WARNING,
+                    "directory-synced user with no remote mailbox on-premises",
+                    "check the user's recipient type in the on-premises Exchange admin center",
+                    category="needs-on-premises",
+                )
+            )
+        elif on_prem in ("HostedProvisioned", "HostedPending"):
+            out.findings.append(
+                finding(
+                    NAME,
+                    upn,
+                    Severity.INFO,
+                    f"archive enabled on-premises ({on_prem}); waiting for directory sync to "
+                    "show it in Exchange Online",
+                    "nothing to do: it arrives with the next sync",
+                    category="pending-directory-sync",
+                )
+            )
+        else:
+            cmd = Cmdlet("Enable-RemoteMailbox", {"Identity": upn, "Archive": True})
+            out.changes.append(
+                change(
+                    NAME,
+                    "archive",
+                    upn,
+                    "archive (on-premises)",
+                    on_prem,
+                    "HostedProvisioned",
+                    cmdlet_operation("onprem", cmd, ["already"]),
+                    side=ONPREM,
+                    category="archive-on-premises",
+                    rollback=f"Disable-RemoteMailbox -Identity {upn} -Archive (on-premises)",
+                )
+            )
+    return out
 
 
 def _duration(value: Any) -> str:

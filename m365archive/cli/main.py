@@ -12,6 +12,8 @@ from m365archive.cli import (
     consent_cmd,
     credentials_cmd,
     init_cmd,
+    legacy_cmd,
+    mapping_cmd,
     partner_info_cmd,
     partners_cmd,
     setup_cmd,
@@ -45,9 +47,9 @@ def main(
     output: Annotated[
         Output, typer.Option("--output", "-o", help="human, json (versioned envelope) or markdown.")
     ] = Output.human,
-    config: Annotated[
-        Path, typer.Option("--config", "-c", envvar=CONFIG_ENV, help="The desired-state file.")
-    ] = Path(DEFAULT_CONFIG),
+    config: Annotated[Path, typer.Option("--config", "-c", envvar=CONFIG_ENV, help="The desired-state file.")] = Path(
+        DEFAULT_CONFIG
+    ),
     sim: Annotated[
         str | None,
         typer.Option(
@@ -58,9 +60,7 @@ def main(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")
-    ] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -77,6 +77,8 @@ partners_cmd.register(app)
 partner_info_cmd.register(app)
 app.add_typer(consent_cmd.app, name="consent")
 app.add_typer(credentials_cmd.app, name="credentials")
+app.add_typer(legacy_cmd.app, name="legacy")
+app.add_typer(mapping_cmd.app, name="mapping")
 
 
 def run() -> None:

@@ -36,6 +36,14 @@ def runner_for(sim: SimulatedTenant, *, compliance: bool = False, **kwargs: Any)
     )
 
 
+def logged(sim: SimulatedTenant, count: int) -> list[dict[str, Any]]:
+    """The request log once it holds `count` entries (it is written just after each response is sent)."""
+    deadline = time.monotonic() + 5
+    while len(sim.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sim.requests
+
+
 def generated(users: int) -> TenantState:
     return build_state(
         {
@@ -71,7 +79,7 @@ def test_invoke_returns_objects_and_not_found_as_outcome(sim: SimulatedTenant) -
             await runner.aclose()
 
     asyncio.run(run())
-    entry = sim.requests[-1]
+    entry = logged(sim, 3)[2]
     assert entry["cmdlet"] == "Set-Mailbox" and entry["parameters"]["DomainController"] == "dc1"
 
 
@@ -161,7 +169,7 @@ def test_invoke_many_batches_of_ten_in_order(sim: SimulatedTenant) -> None:
 
     runner = asyncio.run(run())
     assert runner.stats.batches == 3 and runner.stats.requests == 3
-    batches = [e for e in sim.requests if e["path"].endswith("$batch")]
+    batches = [e for e in logged(sim, 3) if e["path"].endswith("$batch")]
     assert [len(e["cmdlets"]) for e in batches] == [10, 10, 5]
     assert all(m.hidden_from_address_lists for m in sim.state.mailboxes.values())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -50,6 +51,14 @@ class Wire:
         return httpx.post(f"{self.base}/$batch", json={"requests": requests}, headers=self.headers, timeout=30)
 
 
+def logged(sim: SimulatedTenant, count: int) -> list[dict[str, Any]]:
+    """The request log once it holds `count` entries (it is written just after each response is sent)."""
+    deadline = time.monotonic() + 5
+    while len(sim.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sim.requests
+
+
 def details(response: httpx.Response) -> list[str]:
     error = response.json()["error"]
     return str(error["details"][0]["message"]).split("|")
@@ -57,6 +66,7 @@ def details(response: httpx.Response) -> list[str]:
 
 def test_invoke_command_wire_format(sim: SimulatedTenant) -> None:
     wire = Wire(sim)
+    before = len(sim.requests)
     r = wire.invoke("Get-Mailbox", {"Identity": ADELE})
     assert r.status_code == 200 and r.headers["request-id"]
     body = r.json()
@@ -68,7 +78,7 @@ def test_invoke_command_wire_format(sim: SimulatedTenant) -> None:
     for key in ("Guid", "ExchangeGuid", "Alias", "RecipientTypeDetails", "ArchiveGuid", "LitigationHoldDuration"):
         assert key in mbx
     assert mbx["ArchiveStatus"] == "None" and mbx["ArchiveGuid"] == "00000000-0000-0000-0000-000000000000"
-    entry = sim.requests[-1]
+    entry = logged(sim, before + 1)[before]
     assert entry["cmdlet"] == "Get-Mailbox" and entry["parameters"] == {"Identity": ADELE}
 
 
@@ -157,6 +167,7 @@ def test_tokens_and_tenants(sim: SimulatedTenant) -> None:
 
 def test_batch_wire_format_and_limit(sim: SimulatedTenant) -> None:
     wire = Wire(sim)
+    before = len(sim.requests)
     r = wire.batch(
         [
             ("Get-Mailbox", {"Identity": ADELE}),
@@ -170,7 +181,7 @@ def test_batch_wire_format_and_limit(sim: SimulatedTenant) -> None:
     assert [x["status"] for x in responses] == [200, 404, 200]
     assert responses[0]["body"]["value"][0]["UserPrincipalName"] == ADELE
     assert "ManagementObjectNotFoundException" in responses[1]["body"]["error"]["details"][0]["message"]
-    assert sim.requests[-1]["cmdlets"] == ["Get-Mailbox", "Get-Mailbox", "Set-Mailbox"]
+    assert logged(sim, before + 1)[before]["cmdlets"] == ["Get-Mailbox", "Get-Mailbox", "Set-Mailbox"]
     assert sim.state.mailbox_for(ADELE).hidden_from_address_lists  # type: ignore[union-attr]
     r = wire.batch([("Get-OrganizationConfig", {})] * 11)
     assert r.status_code == 400 and "maximum is 10" in r.json()["error"]["message"]

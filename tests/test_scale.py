@@ -99,3 +99,34 @@ def test_a_run_killed_halfway_resumes_without_resending_completed_changes(tmp_pa
         user_mailboxes = [m for m in sim.state.mailboxes.values() if m.recipient_type_details == "UserMailbox"]
         assert all(m.archive_status == "Active" for m in user_mailboxes)
         assert m365(sim.url, "status", config=config(tmp_path)).code == 0
+
+
+@pytest.mark.slow
+def test_faults_and_throttling_storms_converge_with_nothing_lost_or_applied_twice(tmp_path: Path) -> None:
+    state = generated(
+        2000,
+        fault_rate=0.05,
+        fault_kinds=("503", "504", "reset"),
+        exchange_rate=800.0,
+        exchange_burst=20,
+        exchange_concurrency=4,
+        exchange_latency_ms=(2.0, 8.0),
+    )
+    with simulated_tenant(state) as sim:
+        run = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"), config=config(tmp_path))
+        assert run.code == 0, run.stdout[-3000:] + run.stderr
+        faults = sum(1 for e in sim.requests if e.get("fault"))
+        throttled = sum(1 for e in sim.requests if e.get("status") == 429)
+        assert faults >= 20 and throttled + sim.load.faults.injected > 0
+        user_mailboxes = [m for m in sim.state.mailboxes.values() if m.recipient_type_details == "UserMailbox"]
+        holdable = [m for m in user_mailboxes if sim.state.user_allows_hold(sim.state.users[m.user_id])]
+        assert all(m.archive_status == "Active" for m in user_mailboxes)  # nothing lost
+        assert all(m.litigation_hold_enabled for m in holdable)
+        assert len(holdable) > 1800
+        assert max(sim.state.transitions.values()) == 1  # nothing applied twice
+        assert sum(1 for k in sim.state.transitions if k.startswith("Archive:")) == len(user_mailboxes)
+        sim.load.faults.rate = 0.0
+        plan = tmp_path / "again.json"
+        again = m365(sim.url, "setup", "--dry-run", "--plan-out", str(plan), config=config(tmp_path))
+        assert again.code == 0
+        assert '"action": "update"' not in plan.read_text() and '"action": "create"' not in plan.read_text()

@@ -647,6 +647,8 @@ def set_mailbox(svc: ExchangeService, ctx: Context) -> Result:
         )
     if "LitigationHoldEnabled" in p:
         enabled = bool(p.pop("LitigationHoldEnabled"))
+        if enabled != mbx.litigation_hold_enabled:
+            svc.state.transitions[f"LitigationHoldEnabled={enabled}:{mbx.guid}"] += 1
         if enabled and not mbx.litigation_hold_enabled:
             mbx.litigation_hold_date = svc.state.clock.now()
             mbx.litigation_hold_owner = mbx.litigation_hold_owner or svc.state.signed_in_user
@@ -723,6 +725,7 @@ def enable_mailbox(svc: ExchangeService, ctx: Context) -> Result:
             raise CmdletError(RECIPIENT_TASK, f"The mailbox '{who}' already has an archive.")
         mbx.archive_status = "Active"
         mbx.archive_guid = new_id()
+        svc.state.transitions[f"Archive:{mbx.guid}"] += 1
         names = p.get("ArchiveName") or [f"In-Place Archive - {mbx.display_name}"]
         mbx.archive_name = [str(n) for n in names]
         svc.touch(mbx)
@@ -739,6 +742,7 @@ def enable_mailbox(svc: ExchangeService, ctx: Context) -> Result:
             # documented only as "an error saying that auto-expanding archiving has already been enabled"
             raise CmdletError(RECIPIENT_TASK, f"Auto-expanding archiving has already been enabled for '{who}'.")
         mbx.auto_expanding_archive = True
+        svc.state.transitions[f"AutoExpandingArchive:{mbx.guid}"] += 1
         svc.touch(mbx)
         return Result()
     raise CmdletError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -336,6 +337,8 @@ class TenantState:
     remote_mailboxes: dict[str, RemoteMailbox] = field(default_factory=dict)  # by user id
     onprem_users: dict[str, str] = field(default_factory=dict)  # "DOMAIN\\user" -> password
     signed_in_user: str | None = None  # UPN of the operator the credential represents
+    # How often each setting actually changed ("Archive:<mailbox guid>": 1): a change applied twice shows as 2.
+    transitions: Counter[str] = field(default_factory=Counter)
     verified_domains: list[str] = field(default_factory=list)  # besides `domain`
     activated_directory_roles: set[str] = field(default_factory=set)  # role template ids (POST /directoryRoles)
     knobs: Knobs = field(default_factory=Knobs)

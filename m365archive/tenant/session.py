@@ -167,25 +167,38 @@ class TenantSession:
 
     async def _graph(self, op: Operation, request: dict[str, Any]) -> ExecResult:
         req = GraphRequest(method=request["method"], path=request["path"], body=request.get("body"))
-        try:
-            response = await self.graph.send(req)
-            return ExecResult(ok=True, body=response.body, request_id=response.request_id)
-        except GraphError as exc:
-            recover = request.get("on_conflict_get")
-            if any(text in exc.message for text in op.ok_if_error) or (recover and exc.status >= 500):
-                # The create may have taken effect before the error (the SDK retries POST on 503/504):
-                # look before failing, so a retried create never leaves two objects or a false failure.
-                body = None
-                if recover:
-                    try:
-                        body = (await self.graph.send(GraphRequest("GET", recover))).body
-                    except GraphError:
-                        body = None
-                    if body is None:
-                        return ExecResult(ok=False, request_id=exc.request_id,
-                                          error=f"{exc.status} {exc.code}: {exc.message}")
-                return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
-            return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
+        resend = _safe_to_resend(op, req)
+        for attempt in range(4):
+            try:
+                response = await self.graph.send(req)
+                return ExecResult(ok=True, body=response.body, request_id=response.request_id)
+            except GraphError as exc:
+                transient = exc.status == 0 or exc.status >= 500
+                if transient and resend and attempt < 3:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                return await self._graph_failure(op, request, exc, transient)
+        raise AssertionError("unreachable")
+
+    async def _graph_failure(
+        self, op: Operation, request: dict[str, Any], exc: GraphError, transient: bool
+    ) -> ExecResult:
+        recover = request.get("on_conflict_get")
+        if any(text in exc.message for text in op.ok_if_error) or (recover and transient):
+            # The create may have taken effect before the error (the SDK retries POST on 503/504):
+            # look before failing, so a retried create never leaves two objects or a false failure.
+            body = None
+            if recover:
+                try:
+                    body = (await self.graph.send(GraphRequest("GET", recover))).body
+                except GraphError:
+                    body = None
+                if body is None:
+                    return ExecResult(
+                        ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}"
+                    )
+            return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
+        return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
         deadline = time.monotonic() + wait.timeout
@@ -212,6 +225,12 @@ class TenantSession:
             outcome = await self.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": target}))
             return outcome.ok and bool(outcome.objects) and outcome.objects[0].get("ArchiveStatus") == "Active"
         raise ValueError(f"unknown wait kind {kind}")
+
+
+def _safe_to_resend(op: Operation, req: GraphRequest) -> bool:
+    """A write whose repetition is harmless: PATCH and DELETE set a state, assignLicense adds a licence
+    the user may already hold, and a create that answers "already exists" is recognised (ok_if_error)."""
+    return req.method in ("PATCH", "DELETE", "GET") or req.path.endswith("/assignLicense") or bool(op.ok_if_error)
 
 
 def _cmdlet(request: dict[str, Any]) -> Cmdlet:

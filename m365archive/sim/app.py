@@ -250,6 +250,7 @@ def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
             "onprem": f"{base_url}/PowerShell",
         },
         "signedInUser": state.signed_in_user,
+        "timeScale": state.clock.time_scale,
     }
 
 

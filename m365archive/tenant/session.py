@@ -39,6 +39,7 @@ class Endpoints:
     compliance_scope: str
     simulator: bool = False
     onprem_url: str | None = None
+    time_scale: float = 1.0  # a simulator's clock speed: client back-off delays scale with it
 
 
 def endpoints_for_cloud(cloud_name: str, tenant: str, domain: str | None) -> Endpoints:
@@ -84,6 +85,7 @@ def discover_simulator(url: str) -> Endpoints:
             compliance_scope=f"{audiences['compliance']}/.default",
             simulator=True,
             onprem_url=services.get("onprem"),
+            time_scale=float(doc.get("timeScale") or 1.0),
         )
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise SimulatorUnreachable(f"no simulated tenant answers at {url} ({type(exc).__name__})") from None
@@ -108,7 +110,11 @@ class TenantSession:
         self.endpoints = endpoints
         self.credential = credential
         self.operator = operator or ""
-        self.graph: GraphGateway = GraphGateway(endpoints.graph, credential, scopes=[endpoints.graph_scope])
+        # The SDK's retry back-off (3 s base) is wall-clock; a time-scaled simulator scales it too.
+        retry_delay = 3.0 * min(1.0, max(endpoints.time_scale, 0.001))
+        self.graph: GraphGateway = GraphGateway(
+            endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=retry_delay
+        )
         anchor = f"UPN:{operator}" if operator else None
         self.exchange: ExchangeRunner = RestExchangeRunner(
             endpoints.exchange,

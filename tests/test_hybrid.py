@@ -3,12 +3,14 @@ over a socket to the simulated /PowerShell endpoint), holds go to Exchange Onlin
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from m365archive.preflight import tcp_reachable
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from tests.clihelp import EXAMPLE, m365
@@ -102,3 +104,36 @@ def test_wrong_onprem_password_is_a_clear_auth_error_with_no_cloud_change(
     assert run.code == ExitCode.AUTH, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) <= 2
     assert hybrid.writes() == []
+
+
+def test_preflight_onprem_passes_with_real_rights_and_changes_nothing(hybrid: SimulatedTenant) -> None:
+    before = {rm.identity: rm.archive_state for rm in hybrid.state.remote_mailboxes.values()}
+    run = m365(hybrid.url, "preflight", "--onprem", config=HYBRID)
+    assert run.code == ExitCode.OK, run.stdout + run.stderr
+    for check in ("connectivity", "authentication", "read remote mailboxes", "enable archives"):
+        assert f"PASS  {check}" in run.stdout
+    assert {rm.identity: rm.archive_state for rm in hybrid.state.remote_mailboxes.values()} == before
+
+
+def test_preflight_onprem_wrong_password_and_unreachable(
+    hybrid: SimulatedTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("M365ARCHIVE_ONPREM_PASSWORD", "wrong")
+    run = m365(hybrid.url, "preflight", "--onprem", config=HYBRID)
+    assert run.code == ExitCode.AUTH
+    assert "PASS  connectivity" in run.stdout and "FAIL  authentication" in run.stdout
+    doc = json.loads(m365(hybrid.url, "--output", "json", "preflight", "--onprem", config=HYBRID).stdout)
+    assert doc["exit_code"] == ExitCode.AUTH and doc["data"]["checks"][1]["ok"] is False
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    verdict = asyncio.run(tcp_reachable("127.0.0.1", closed))
+    assert not verdict.ok and f"127.0.0.1:{closed} is not reachable" in verdict.detail
+
+
+def test_preflight_needs_a_check_and_an_onprem_table(hybrid: SimulatedTenant) -> None:
+    assert m365(hybrid.url, "preflight").code == ExitCode.USAGE
+    no_onprem = m365(hybrid.url, "preflight", "--onprem")
+    assert no_onprem.code == ExitCode.USAGE and "[onprem]" in no_onprem.stderr

@@ -16,6 +16,7 @@ from m365archive.cli import (
     mapping_cmd,
     partner_info_cmd,
     partners_cmd,
+    preflight_cmd,
     setup_cmd,
     sim_cmd,
     status_cmd,
@@ -72,6 +73,7 @@ def main(
 init_cmd.register(app)
 setup_cmd.register(app)
 status_cmd.register(app)
+preflight_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
 partners_cmd.register(app)
 partner_info_cmd.register(app)

@@ -16,7 +16,7 @@ import httpx
 
 from m365archive.engine.plan import Operation, Wait
 from m365archive.engine.runner import ExecResult
-from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner
+from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner, TransportError
 from m365archive.tenant.graph_types import GraphError, GraphRequest
 
 if TYPE_CHECKING:
@@ -110,11 +110,12 @@ class TenantSession:
         self.endpoints = endpoints
         self.credential = credential
         self.operator = operator or ""
-        # The SDK's retry back-off (3 s base) is wall-clock; a time-scaled simulator scales it too.
-        retry_delay = 3.0 * min(1.0, max(endpoints.time_scale, 0.001))
+        # Retry back-off is wall-clock (Graph SDK 3 s base, Exchange 0.5 s); a time-scaled simulator scales it too.
+        scale = min(1.0, max(endpoints.time_scale, 0.001))
         self.graph: GraphGateway = GraphGateway(
-            endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=retry_delay
+            endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=3.0 * scale
         )
+        backoff_base, backoff_max = 0.5 * scale, 30.0 * scale
         anchor = f"UPN:{operator}" if operator else None
         self.exchange: ExchangeRunner = RestExchangeRunner(
             endpoints.exchange,
@@ -125,6 +126,8 @@ class TenantSession:
             anchor_mailbox=anchor,
             max_concurrency=max_concurrency,
             on_throttle=on_throttle,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
         )
         self.compliance: ExchangeRunner = RestExchangeRunner(
             endpoints.compliance,
@@ -134,6 +137,8 @@ class TenantSession:
             side="compliance",
             anchor_mailbox=anchor,
             max_concurrency=max_concurrency,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
         )
         self.onprem = onprem
 
@@ -163,12 +168,19 @@ class TenantSession:
     async def execute(self, op: Operation, request: dict[str, Any]) -> ExecResult:
         if op.kind == "graph":
             return await self._graph(op, request)
-        outcome = await self.runner_for(op.kind).invoke(_cmdlet(request))
+        try:
+            outcome = await self.runner_for(op.kind).invoke(_cmdlet(request))
+        except TransportError as exc:
+            return ExecResult(ok=False, error=f"not confirmed: {exc}")
         return _from_outcome(op, outcome)
 
     async def execute_many(self, ops: list[tuple[Operation, dict[str, Any]]]) -> list[ExecResult]:
         kind = ops[0][0].kind
-        outcomes = await self.runner_for(kind).invoke_many([_cmdlet(req) for _, req in ops])
+        try:
+            outcomes = await self.runner_for(kind).invoke_many([_cmdlet(req) for _, req in ops])
+        except TransportError as exc:
+            # The service kept failing: these changes are not confirmed; the next plan reads what happened.
+            return [ExecResult(ok=False, error=f"not confirmed: {exc}") for _ in ops]
         return [_from_outcome(op, out) for (op, _), out in zip(ops, outcomes, strict=True)]
 
     async def _graph(self, op: Operation, request: dict[str, Any]) -> ExecResult:

@@ -1,0 +1,92 @@
+"""Every documented exit code that no other test file pins (README "Exit codes")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from m365archive.result import ExitCode
+from m365archive.sim.server import simulated_tenant
+from tests.clihelp import m365
+from tests.test_scale import config, generated, held
+
+TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
+
+
+def test_exit_codes_are_stable() -> None:
+    assert {c.name: int(c) for c in ExitCode} == {
+        "OK": 0,
+        "ERROR": 1,
+        "CHANGES": 2,
+        "ABSENT": 3,
+        "USAGE": 4,
+        "AUTH": 5,
+        "STALE_PLAN": 6,
+        "PREREQUISITE": 7,
+        "PARTIAL": 8,
+        "TIMEOUT": 9,
+        "NO_SECRET_STORE": 10,
+        "INTERRUPTED": 130,
+    }
+
+
+def test_unreachable_simulator_is_error_1_in_one_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = m365(f"http://127.0.0.1:{port}", "status")
+    assert run.code == ExitCode.ERROR
+    assert run.stderr.startswith("error: no simulated tenant answers at") and "Traceback" not in run.stderr
+
+
+def test_exchange_failing_throughout_apply_is_partial_8(tmp_path: Path) -> None:
+    with simulated_tenant(
+        "fresh",
+        time_scale=0.001,
+        fault_rate=1.0,
+        fault_kinds=("503",),
+        fault_after_commit=False,
+        fault_methods=(f"POST /adminapi/beta/{TENANT}/$batch",),
+    ) as sim:
+        run = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"), config=config(tmp_path))
+        assert run.code == ExitCode.PARTIAL, run.stdout[-2000:] + run.stderr
+        assert "Apply partial" in run.stdout and "not confirmed" in run.stdout
+        assert sim.state.user_by_upn("thirdpartydata@contoso.onmicrosoft.com") is not None  # Graph part done
+
+
+def test_ctrl_c_stops_after_in_flight_requests_with_130(tmp_path: Path) -> None:
+    state = generated(3000, exchange_latency_ms=(10.0, 30.0), exchange_rate=500.0, exchange_burst=50)
+    with simulated_tenant(state) as sim:
+        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "m365archive",
+            "--sim",
+            sim.url,
+            "--config",
+            str(config(tmp_path)),
+            "setup",
+            "--yes",
+            "--password-file",
+            str(tmp_path / "pw"),
+        ]
+        out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
+        with out_file.open("w") as out_handle, err_file.open("w") as err_handle:
+            proc = subprocess.Popen(cmd, env=env, stdout=out_handle, stderr=err_handle, text=True)
+            deadline = time.monotonic() + 120
+            while len(held(sim)) < 300 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.02)
+            assert proc.poll() is None, "finished before Ctrl-C"
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        out, err = out_file.read_text(), err_file.read_text()
+        assert proc.returncode == ExitCode.INTERRUPTED, out[-2000:] + err
+        assert "stopping after the requests in flight" in err
+        assert "Traceback" not in err
+        assert len(held(sim)) < 2900  # it stopped rather than finishing

@@ -166,8 +166,7 @@ class HoldConfig(Strict):
 class AuditConfig(Strict):
     enabled: bool = True
     owner: list[str] = sorted(
-        AUDIT_ACTIONS["owner"]
-        - {"MailItemsAccessed", "SearchQueryInitiated", "MailboxLogin", "Move", "Create", "Send"}
+        AUDIT_ACTIONS["owner"] - {"MailItemsAccessed", "SearchQueryInitiated", "MailboxLogin", "Move", "Create", "Send"}
     )
     delegate: list[str] = sorted(AUDIT_ACTIONS["delegate"] - {"MailItemsAccessed", "FolderBind", "Move"})
     admin: list[str] = sorted(AUDIT_ACTIONS["admin"] - {"MailItemsAccessed", "FolderBind", "Move", "Copy"})

@@ -105,9 +105,7 @@ def fail(cli: CliState, message: str, code: ExitCode, hint: str = "") -> NoRetur
     if cli.output is Output.json:
         emit_json(
             cli,
-            Result(
-                command=_command_name(), exit_code=code, errors=[message], messages=[hint] if hint else []
-            ),
+            Result(command=_command_name(), exit_code=code, errors=[message], messages=[hint] if hint else []),
         )
     else:
         cli.err.print(f"error: {message}", markup=False, highlight=False)
@@ -124,9 +122,7 @@ def _command_name() -> str:
 def emit_json(cli: CliState, result: Result) -> None:
     from m365archive.report.jsonout import envelope
 
-    doc = envelope(
-        result.command, result.status, int(result.exit_code), result.data, result.messages, result.errors
-    )
+    doc = envelope(result.command, result.status, int(result.exit_code), result.data, result.messages, result.errors)
     cli.out.print(json.dumps(doc, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
 
 

@@ -15,13 +15,9 @@ def register(app: typer.Typer) -> None:
     @app.command("init")
     def init(
         ctx: typer.Context,
-        path: Annotated[
-            Path | None, typer.Argument(help="Where to write (default: the --config path).")
-        ] = None,
+        path: Annotated[Path | None, typer.Argument(help="Where to write (default: the --config path).")] = None,
         tenant: Annotated[str, typer.Option(help="Tenant id or initial domain.")] = "contoso.onmicrosoft.com",
-        domain: Annotated[
-            str | None, typer.Option(help="The domain for UPNs (default: --tenant if a domain).")
-        ] = None,
+        domain: Annotated[str | None, typer.Option(help="The domain for UPNs (default: --tenant if a domain).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     ) -> None:
         """Write a commented m365archive.toml to edit, then preview with `setup --dry-run`."""
@@ -34,6 +30,4 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(ExitCode.USAGE)
         dom = domain or (tenant if "." in tenant else "contoso.onmicrosoft.com")
         target.write_text(render(tenant_id=tenant, domain=dom), encoding="utf-8")
-        cli.out.print(
-            f"wrote {target}: edit it, then run `m365archive setup --dry-run --report plan.md`", markup=False
-        )
+        cli.out.print(f"wrote {target}: edit it, then run `m365archive setup --dry-run --report plan.md`", markup=False)

@@ -28,12 +28,8 @@ def serve(
         ),
     ] = "fresh",
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
-    request_log: Annotated[
-        Path | None, typer.Option("--request-log", help="Append one JSON line per request.")
-    ] = None,
-    generate_users: Annotated[
-        int, typer.Option("--generate-users", help="Add N generated users with mailboxes.")
-    ] = 0,
+    request_log: Annotated[Path | None, typer.Option("--request-log", help="Append one JSON line per request.")] = None,
+    generate_users: Annotated[int, typer.Option("--generate-users", help="Add N generated users with mailboxes.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for generated users, latency and faults.")] = 0,
     time_scale: Annotated[
         float | None,
@@ -74,8 +70,7 @@ def serve(
         for account, password in tenant.onprem_users.items():
             if password:
                 cli.out.print(
-                    f"on-premises account {account}: password in M365ARCHIVE_ONPREM_PASSWORD "
-                    "(shown once): " + password,
+                    f"on-premises account {account}: password in M365ARCHIVE_ONPREM_PASSWORD (shown once): " + password,
                     markup=False,
                 )
         cli.out.print(

@@ -41,9 +41,7 @@ class Journal:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
-    def start_run(
-        self, run_id: str, plan_id: str, kind: str, tenant: str, operator: str, version: str
-    ) -> None:
+    def start_run(self, run_id: str, plan_id: str, kind: str, tenant: str, operator: str, version: str) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
@@ -52,9 +50,7 @@ class Journal:
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._lock:
-            self._db.execute(
-                "UPDATE runs SET finished=?, status=? WHERE run_id=?", (time.time(), status, run_id)
-            )
+            self._db.execute("UPDATE runs SET finished=?, status=? WHERE run_id=?", (time.time(), status, run_id))
 
     def record(self, rows: list[dict[str, Any]]) -> None:
         """Record outcomes; one transaction for many rows (a batch of mailboxes)."""

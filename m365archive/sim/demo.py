@@ -19,13 +19,18 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "m365archive.toml"
 
 def main() -> int:
     config = Path(sys.argv[1]) if len(sys.argv) > 1 else EXAMPLE
-    with tempfile.TemporaryDirectory(prefix="m365archive-demo-") as tmp, \
-            simulated_tenant("fresh", time_scale=0.02) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="m365archive-demo-") as tmp,
+        simulated_tenant("fresh", time_scale=0.02) as sim,
+    ):
         state = sim.state
         print(f"Simulated tenant {state.domain} ({state.tenant_id}) at {sim.url}")
-        print(f"  {len(state.users)} users, {len(state.mailboxes)} mailboxes, "
-              + ", ".join(f"{s.sku_part_number} {state.consumed_units(s.sku_id)}/{s.enabled}"
-                          for s in state.skus.values()))
+        print(
+            f"  {len(state.users)} users, {len(state.mailboxes)} mailboxes, "
+            + ", ".join(
+                f"{s.sku_part_number} {state.consumed_units(s.sku_id)}/{s.enabled}" for s in state.skus.values()
+            )
+        )
         env = {**os.environ, "M365ARCHIVE_HOME": tmp, "M365ARCHIVE_SIM": sim.url, "COLUMNS": "120"}
         report = Path(tmp) / "plan.md"
         base = [sys.executable, "-m", "m365archive", "--config", str(config)]
@@ -39,8 +44,9 @@ def main() -> int:
             print(f"\n=== {title}: m365archive {' '.join(command[5:])}", flush=True)
             code = subprocess.call(command, env=env)
             if title.startswith("Dry run") and report.exists():
-                print(f"(the report has {len(report.read_text(encoding='utf-8').splitlines())} lines; "
-                      "its first lines:)")
+                print(
+                    f"(the report has {len(report.read_text(encoding='utf-8').splitlines())} lines; its first lines:)"
+                )
                 print("\n".join(report.read_text(encoding="utf-8").splitlines()[:12]))
             if code not in (0, 2):
                 print(f"demo step failed with exit code {code}", file=sys.stderr)

@@ -376,9 +376,7 @@ def _add_service_principal(state: TenantState, entry: dict[str, Any]) -> Service
 def ensure_resource_sp(state: TenantState, which: str) -> ServicePrincipal:
     """The first-party resource service principals (Microsoft Graph, Office 365 Exchange Online)."""
     app_id, name = (
-        (GRAPH_APP_ID, "Microsoft Graph")
-        if which == "graph"
-        else (EXCHANGE_APP_ID, "Office 365 Exchange Online")
+        (GRAPH_APP_ID, "Microsoft Graph") if which == "graph" else (EXCHANGE_APP_ID, "Office 365 Exchange Online")
     )
     existing = state.sp_by_app_id(app_id, include_unreplicated=True)
     if existing:

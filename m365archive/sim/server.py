@@ -37,14 +37,10 @@ class SimulatedTenant:
         out = []
         for entry in self.log.entries:
             if entry.get("service") == "graph":
-                if (
-                    entry["method"] in ("POST", "PATCH", "DELETE", "PUT")
-                    and not entry["path"].endswith("$batch")
-                ) or (
+                if (entry["method"] in ("POST", "PATCH", "DELETE", "PUT") and not entry["path"].endswith("$batch")) or (
                     entry["path"].endswith("$batch")
                     and any(
-                        r.get("method", "GET").upper() != "GET"
-                        for r in (entry.get("body") or {}).get("requests", [])
+                        r.get("method", "GET").upper() != "GET" for r in (entry.get("body") or {}).get("requests", [])
                     )
                 ):
                     out.append(entry)

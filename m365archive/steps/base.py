@@ -127,9 +127,5 @@ def change(
     )
 
 
-def finding(
-    step: str, target: str, severity: Severity, message: str, remedy: str = "", category: str = ""
-) -> Finding:
-    return Finding(
-        step=step, target=target, severity=severity, message=message, remedy=remedy, category=category
-    )
+def finding(step: str, target: str, severity: Severity, message: str, remedy: str = "", category: str = "") -> Finding:
+    return Finding(step=step, target=target, severity=severity, message=message, remedy=remedy, category=category)

@@ -60,8 +60,7 @@ def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | 
     with_seats = sorted((s for s in candidates if free(s) > 0), key=lambda s: -free(s))
     if not with_seats:
         names = ", ".join(
-            f"{s['skuPartNumber']} ({s.get('consumedUnits')}/"
-            f"{(s.get('prepaidUnits') or {}).get('enabled')} used)"
+            f"{s['skuPartNumber']} ({s.get('consumedUnits')}/{(s.get('prepaidUnits') or {}).get('enabled')} used)"
             for s in candidates
         )
         return None, f"no free seat in any licence with Exchange Online Plan 2: {names}"
@@ -123,9 +122,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 side=GRAPH,
                 sensitive=True,
                 outputs={"id": "id"},
-                warnings=[
-                    "The password is generated on this machine and kept in its keyring; it is never printed."
-                ],
+                warnings=["The password is generated on this machine and kept in its keyring; it is never printed."],
                 rollback=f"Remove-MgUser -UserId {upn} (deletes the account; its mailbox is soft-deleted for 30 days)",
             )
         )
@@ -230,9 +227,7 @@ async def plan(ctx: StepContext) -> StepPlan:
     # 3. The Exchange Administrator role (the documented procedure asks for it).
     has_role = False
     if user is not None:
-        assignments = await graph.role_assignments(
-            principal_id=user["id"], role_definition_id=EXCHANGE_ADMIN_ROLE
-        )
+        assignments = await graph.role_assignments(principal_id=user["id"], role_definition_id=EXCHANGE_ADMIN_ROLE)
         has_role = bool(assignments)
     ctx.observe("catchall.exchange_admin", has_role)
     role_before = "Exchange Administrator" if has_role else None

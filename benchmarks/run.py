@@ -263,7 +263,35 @@ def main() -> int:
             results["plan"] = bench_plan(tmp, env)
             print(json.dumps(results["plan"], indent=2), flush=True)
     (ROOT / "benchmarks" / "last-run.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(summary(results))
     return 0
+
+
+def summary(r: dict[str, Any]) -> str:
+    """The lines benchmarks/RESULTS.md keeps for a run."""
+    h, s = r["help"], r["scale"]
+    lines = [
+        f"### {r['when']} ({r['machine']})",
+        "",
+        f"- `m365archive --help`: median {h['help_median_s']:.3f} s, best {h['help_min_s']:.3f} s "
+        f"(bare Python start {h['python_startup_s']:.3f} s); target < 0.3 s",
+        f"- {s['users']:,} user mailboxes, {s['changes']:,} changes, Exchange 50-150 ms a call, "
+        f"throttle {s['rate']:.0f} cmdlets/s (burst {s['burst']}, {s['concurrency_cap']} concurrent):",
+        f"  - naive serial loop: {s['naive']['per_mailbox_s']:.3f} s a mailbox (measured on "
+        f"{s['naive']['sample']}), {s['naive_extrapolated_s']:,.0f} s for all",
+        f"  - m365archive setup: {s['wall_s']:.1f} s wall (exit {s['exit_code']}), "
+        f"{s['speedup_vs_naive']:.1f}x faster than the naive loop (target >= 20x)",
+        f"  - throttle-bound limit {s['throttle_bound_s']:.1f} s: ratio {s['ratio_to_bound']:.2f} (target <= 1.25)",
+        f"  - {s['requests']:,} HTTP requests: {s['requests_per_change']:.3f} per change (target <= 0.15)",
+        f"  - peak RSS of the tool {s['peak_rss_mb']} MB; changes left after the run: {s['changes_after']}",
+    ]
+    if "plan" in r:
+        p = r["plan"]
+        lines.append(
+            f"- read-only plan over {p['users']:,} mailboxes: {p['requests']} requests (target <= 300), "
+            f"peak RSS {p['peak_rss_mb']} MB (target < 500), {p['wall_s']:.1f} s, exit {p['exit_code']}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -255,11 +255,8 @@ async def apply_plan(
         result = await runner.apply(plan)
     finally:
         journal.close()
-    synced = [
-        o.target
-        for o in result.outcomes
-        if o.outcome == "ok" and any(c.id == o.change_id and c.category == "archive-on-premises" for c in plan.changes)
-    ]
+    onprem_archives = {c.id for c in plan.changes if c.category == "archive-on-premises"}
+    synced = [o.target for o in result.outcomes if o.outcome == "ok" and o.change_id in onprem_archives]
     if synced and config.onprem is not None:
         result.pending = await wait_for_directory_sync(env, session, synced, config.onprem.sync_timeout)
     return result

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.backends import fail
-from keyring.errors import PasswordDeleteError
 
 from m365archive import secrets
 from m365archive.consent import PENDING_SUFFIX, PasswordStore
@@ -20,58 +15,10 @@ from m365archive.paths import journal_path
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant
 from tests.clihelp import m365
+from tests.keyrings import MemoryKeyring
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
 CATCHALL = "thirdpartydata@contoso.onmicrosoft.com"
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory keyring backend: keyring is a third-party boundary, so its backend is faked."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.items.pop((service, username), None) is None:
-            raise PasswordDeleteError("not found")
-
-    @property
-    def current(self) -> str | None:
-        return self.items.get((secrets.SERVICE, secrets.catchall_username(TENANT, CATCHALL)))
-
-    @property
-    def pending(self) -> str | None:
-        return self.items.get((secrets.SERVICE, secrets.catchall_username(TENANT, CATCHALL) + PENDING_SUFFIX))
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
-
-
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
 
 
 def add_catchall(sim: SimulatedTenant, password: str) -> None:

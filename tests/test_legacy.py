@@ -7,51 +7,18 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import CONNECTOR_APP_ID, EXCHANGE_ADMIN_ROLE_TEMPLATE, Mailbox
 from tests.clihelp import EXAMPLE, m365
+from tests.keyrings import MemoryKeyring
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
 CATCHALL = "thirdpartydata@contoso.onmicrosoft.com"
 LOOKALIKE = "bloomberg.archive@contoso.onmicrosoft.com"
 REVIEWER = "compliance.officer@contoso.onmicrosoft.com"
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.items[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("not found") from None
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 @pytest.fixture

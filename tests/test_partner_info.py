@@ -16,10 +16,10 @@ from m365archive.sim.scenario import load_scenario
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.tenant.clouds import PARTNER_INGESTION_ENDPOINT
 from tests.clihelp import EXAMPLE, m365
+from tests.keyrings import CATCHALL, TENANT, MemoryKeyring
 from tests.test_consent import accept_consent
-from tests.test_credentials import CATCHALL, TENANT, MemoryKeyring, add_catchall, memory_keyring, no_keyring
+from tests.test_credentials import add_catchall
 
-__all__ = ["memory_keyring", "no_keyring"]  # fixtures used here
 SOURCE = "https://learn.microsoft.com/purview/archive-partner-third-party-data"
 
 

@@ -3,59 +3,14 @@ from __future__ import annotations
 import os
 import stat
 import string
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail
-from keyring.errors import PasswordDeleteError
+from keyring.backends import chainer
 
 from m365archive import secrets
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory keyring: the third-party boundary, exercised through keyring's own API."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.items[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("not found") from None
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
-
-
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
-    try:
-        yield
-    finally:
-        keyring.set_keyring(previous)
+from tests.keyrings import MemoryKeyring
 
 
 def test_catchall_password_round_trip(memory_keyring: MemoryKeyring) -> None:

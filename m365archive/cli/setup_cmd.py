@@ -110,7 +110,8 @@ async def _setup(
                     messages.append(f"Report written to {report}")
                 if plan_out:
                     messages.append(f"Plan saved to {plan_out}; apply it with `m365archive setup --plan {plan_out}`")
-            return Result("setup", code, data=jsonout.plan_document(plan), messages=messages)
+            data = jsonout.plan_document(plan) if cli.output is Output.json else {}
+            return Result("setup", code, data=data, messages=messages)
         _show_plan(cli, plan)
         if not yes:
             if not cli.err.is_terminal or cli.output is Output.json:
@@ -143,8 +144,10 @@ async def _setup(
         )
         if any("timed out" in o.detail for o in result.failed) and code is not ExitCode.PARTIAL:
             code = ExitCode.TIMEOUT
-        data = jsonout.result_document(plan, result)
-        data["pending_directory_sync"] = result.pending
+        data = {}
+        if cli.output is Output.json:
+            data = jsonout.result_document(plan, result)
+            data["pending_directory_sync"] = result.pending
         return Result("setup", code, data=data, messages=messages)
 
 

@@ -46,6 +46,6 @@ async def _status(cli: CliState, config: Any, env: Any) -> Result:
     return Result(
         "status",
         ExitCode.CHANGES if drift else ExitCode.OK,
-        data=jsonout.status_document(plan),
+        data=jsonout.status_document(plan) if cli.output is Output.json else {},
         messages=messages,
     )

@@ -37,7 +37,7 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass
+@dataclass(slots=True)
 class Operation:
     """What apply sends. `kind` names the transport ("graph", "exchange", "compliance",
     "onprem"); `request` is its exact payload (method/path/body, or cmdlet/parameters)."""
@@ -49,7 +49,7 @@ class Operation:
     ok_if_error: list[str] = field(default_factory=list)  # error texts that mean "already so"
 
 
-@dataclass
+@dataclass(slots=True)
 class Wait:
     """After a change, poll until the service shows its effect (eventual consistency)."""
 
@@ -59,7 +59,7 @@ class Wait:
     description: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     id: str  # stable within a plan: "<step>/<what>/<target>"
     step: str
@@ -105,7 +105,7 @@ class Change:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     """Something the plan can't or won't change, said out loud (never silently skipped)."""
 

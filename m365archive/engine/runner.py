@@ -92,7 +92,7 @@ class Runner:
         *,
         secrets: SecretResolver,
         on_event: Callable[[Event], None] | None = None,
-        chunk_size: int = 200,
+        chunk_size: int = 1000,
         tool_version: str = "",
     ) -> None:
         self.executor = executor
@@ -108,79 +108,101 @@ class Runner:
         tenant = plan.tenant.get("id", "")
         self.journal.start_run(run_id, plan.plan_id, plan.kind, tenant, plan.operator, self.tool_version)
         result = ApplyResult(run_id=run_id)
-        outputs: dict[str, dict[str, Any]] = {}
-        done_before = self.journal.completed(plan.plan_id)
-        pending = plan.pending
-        failed: set[str] = set()
-        total = len(pending)
-        progress = 0
-        self.on_event(Event("start", 0, total, "applying"))
+        run = _Run(plan, run_id, result, self.journal.completed(plan.plan_id), total=len(plan.pending))
+        self.on_event(Event("start", 0, run.total, "applying"))
         try:
-            for level in _levels(pending):
-                if self.stop_requested:
-                    result.interrupted = True
-                    break
-                runnable: list[Change] = []
-                for change in level:
-                    if change.id in done_before:
-                        outputs[change.id] = done_before[change.id]
-                        result.outcomes.append(
-                            ChangeOutcome(
-                                change.id,
-                                change.target,
-                                change.setting,
-                                "resumed",
-                                "already applied by an earlier run of this plan",
-                            )
-                        )
-                        progress += 1
-                    elif any(dep in failed for dep in change.depends_on):
-                        failed.add(change.id)
-                        result.outcomes.append(
-                            ChangeOutcome(
-                                change.id,
-                                change.target,
-                                change.setting,
-                                "skipped",
-                                "not sent: a change it depends on failed",
-                            )
-                        )
-                        progress += 1
-                    else:
-                        runnable.append(change)
-                self.on_event(Event("progress", progress, total))
-                groups: dict[str | None, list[Change]] = {}
-                for change in runnable:
-                    key = self.executor.batch_key(change.operation) if change.operation else None
-                    groups.setdefault(key, []).append(change)
-                for key, changes in groups.items():
-                    if key is None:
-                        for change in changes:
-                            if self.stop_requested:
-                                result.interrupted = True
-                                break
-                            res = await self._send_one(change, outputs)
-                            await self._settle(plan, run_id, [(change, res)], outputs, failed, result)
-                            progress += 1
-                            self.on_event(Event("progress", progress, total, change.target))
-                    else:
-                        for start in range(0, len(changes), self.chunk_size):
-                            if self.stop_requested:
-                                result.interrupted = True
-                                break
-                            chunk = changes[start : start + self.chunk_size]
-                            results = await self._send_many(chunk, outputs)
-                            await self._settle(
-                                plan, run_id, list(zip(chunk, results, strict=True)), outputs, failed, result
-                            )
-                            progress += len(chunk)
-                            self.on_event(Event("progress", progress, total))
+            # Chains that wait on the service (a new account, its licence, its mailbox) run beside the
+            # bulk of batchable changes instead of after it: the bulk is throttle-bound, the chains are
+            # latency-bound, so together they take as long as the longer of the two.
+            await asyncio.gather(*(self._run_lane(run, lane) for lane in self._lanes(plan.pending) if lane))
         except (asyncio.CancelledError, KeyboardInterrupt):
             result.interrupted = True
         finally:
             self.journal.finish_run(run_id, result.status)
-            self.on_event(Event("done", progress, total, result.status))
+            self.on_event(Event("done", run.progress, run.total, result.status))
         return result
+
+    def _lanes(self, pending: list[Change]) -> list[list[Change]]:
+        """[bulk, chains]: components of the dependency graph made only of batchable changes without
+        waits, and all the others."""
+        parent = {c.id: c.id for c in pending}
+
+        def root(cid: str) -> str:
+            while parent[cid] != cid:
+                parent[cid] = parent[parent[cid]]
+                cid = parent[cid]
+            return cid
+
+        for change in pending:
+            for dep in change.depends_on:
+                if dep in parent:
+                    parent[root(change.id)] = root(dep)
+        simple: dict[str, bool] = {}
+        for change in pending:
+            ok = (
+                change.wait is None
+                and change.operation is not None
+                and self.executor.batch_key(change.operation) is not None
+            )
+            key = root(change.id)
+            simple[key] = simple.get(key, True) and ok
+        bulk = [c for c in pending if simple[root(c.id)]]
+        chains = [c for c in pending if not simple[root(c.id)]]
+        return [bulk, chains]
+
+    async def _run_lane(self, run: _Run, changes: list[Change]) -> None:
+        result = run.result
+        for level in _levels(changes):
+            if self.stop_requested:
+                result.interrupted = True
+                return
+            runnable: list[Change] = []
+            for change in level:
+                if change.id in run.done_before:
+                    run.outputs[change.id] = run.done_before[change.id]
+                    result.outcomes.append(
+                        ChangeOutcome(
+                            change.id,
+                            change.target,
+                            change.setting,
+                            "resumed",
+                            "already applied by an earlier run of this plan",
+                        )
+                    )
+                    run.progress += 1
+                elif any(dep in run.failed for dep in change.depends_on):
+                    run.failed.add(change.id)
+                    result.outcomes.append(
+                        ChangeOutcome(
+                            change.id,
+                            change.target,
+                            change.setting,
+                            "skipped",
+                            "not sent: a change it depends on failed",
+                        )
+                    )
+                    run.progress += 1
+                else:
+                    runnable.append(change)
+            self.on_event(Event("progress", run.progress, run.total))
+            groups: dict[str | None, list[Change]] = {}
+            for change in runnable:
+                key = self.executor.batch_key(change.operation) if change.operation else None
+                groups.setdefault(key, []).append(change)
+            for key, group in groups.items():
+                size = 1 if key is None else self.chunk_size
+                for start in range(0, len(group), size):
+                    if self.stop_requested:
+                        result.interrupted = True
+                        return
+                    chunk = group[start : start + size]
+                    if key is None:
+                        results = [await self._send_one(chunk[0], run.outputs)]
+                    else:
+                        results = await self._send_many(chunk, run.outputs)
+                    await self._settle(run, list(zip(chunk, results, strict=True)))
+                    run.progress += len(chunk)
+                    self.on_event(Event("progress", run.progress, run.total, chunk[0].target if key is None else ""))
 
     def resolve(self, request: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Fill in values known only now (refs) and secrets, for sending only."""
@@ -216,15 +238,8 @@ class Runner:
             ops.append((change.operation, self.resolve(change.operation.request, outputs)))
         return await self.executor.execute_many(ops)
 
-    async def _settle(
-        self,
-        plan: Plan,
-        run_id: str,
-        pairs: list[tuple[Change, ExecResult]],
-        outputs: dict[str, dict[str, Any]],
-        failed: set[str],
-        result: ApplyResult,
-    ) -> None:
+    async def _settle(self, run: _Run, pairs: list[tuple[Change, ExecResult]]) -> None:
+        plan, run_id, outputs, failed, result = run.plan, run.run_id, run.outputs, run.failed, run.result
         rows = []
         for change, res in pairs:
             detail = res.error or ("already in the desired state" if res.already else "")
@@ -273,6 +288,20 @@ class Runner:
 
 class UnresolvedReference(Exception):
     pass
+
+
+@dataclass
+class _Run:
+    """What one apply shares between its lanes."""
+
+    plan: Plan
+    run_id: str
+    result: ApplyResult
+    done_before: dict[str, dict[str, Any]]
+    total: int
+    progress: int = 0
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
 
 
 def _dig(body: Any, path: str) -> Any:

@@ -65,11 +65,12 @@ class StepPlan:
 
 def cmdlet_operation(kind: str, cmdlet: Cmdlet, ok_if_error: list[str] | None = None) -> Operation:
     """An operation that runs one cmdlet; `kind` is exchange, compliance or onprem."""
+    line = cmdlet.powershell()  # the request line is the PowerShell line: one string, not two
     return Operation(
         kind=kind,
         request={"cmdlet": cmdlet.name, "parameters": cmdlet.parameters},
-        display=cmdlet.powershell(),
-        powershell=cmdlet.powershell(),
+        display=line,
+        powershell=line,
         ok_if_error=ok_if_error or [],
     )
 

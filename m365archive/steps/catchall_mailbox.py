@@ -7,6 +7,7 @@ from typing import Any
 
 from m365archive.engine.plan import Check, Severity
 from m365archive.steps.base import EXO, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
+from m365archive.steps.retention import new_policy
 from m365archive.tenant.exchange import Cmdlet
 
 NAME = "catchall_mailbox"
@@ -175,7 +176,12 @@ async def plan(ctx: StepContext) -> StepPlan:
             rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false (preservation stops)",
         )
     elif hold.kind == "retention-policy":
-        out.extend(await plan_retention_policy(ctx, [upn], deps))
+        if ctx.config.users.scope != "none" and ctx.config.users.hold:
+            # One set of policies covers everyone: the user-mailbox step puts the catch-all in it,
+            # once its mailbox exists (`deps`).
+            ctx.facts.setdefault("policy_joiners", {})[upn] = list(deps)
+        else:
+            out.extend(await plan_retention_policy(ctx, [upn], deps))
 
     # Mailbox auditing with the configured action sets.
     audit = ctx.config.audit
@@ -230,48 +236,8 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
     ctx.observe(f"policy.{name}", sorted(locations) if policy else None)
     missing = [m for m in mailboxes if m.lower() not in locations and "all" not in locations]
     if policy is None:
-        out.changes.append(
-            change(
-                NAME,
-                "retention-policy",
-                name,
-                "retention policy",
-                None,
-                {"ExchangeLocation": mailboxes},
-                cmdlet_operation(
-                    "compliance",
-                    Cmdlet("New-RetentionCompliancePolicy", {"Name": name, "ExchangeLocation": mailboxes}),
-                ),
-                side=SCC,
-                depends_on=list(deps),
-                rollback=f"Remove-RetentionCompliancePolicy -Identity '{name}'",
-            )
-        )
-        duration = ctx.config.hold.exchange_duration
-        out.changes.append(
-            change(
-                NAME,
-                "retention-rule",
-                name,
-                "retention rule",
-                None,
-                {"RetentionDuration": duration},
-                cmdlet_operation(
-                    "compliance",
-                    Cmdlet(
-                        "New-RetentionComplianceRule",
-                        {
-                            "Name": f"{name} rule",
-                            "Policy": name,
-                            "RetentionDuration": duration,
-                            "RetentionComplianceAction": "Keep",
-                        },
-                    ),
-                ),
-                side=SCC,
-                depends_on=[f"{NAME}/retention-policy/{name}"],
-            )
-        )
+        out.changes += new_policy(NAME, name, mailboxes, ctx.config.hold.exchange_duration,
+                                  after={"ExchangeLocation": mailboxes}, deps=deps)  # fmt: skip
     else:
         for mbx in mailboxes:
             has = mbx not in missing

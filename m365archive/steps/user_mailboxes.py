@@ -15,6 +15,7 @@ from typing import Any
 
 from m365archive.engine.plan import Severity
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
+from m365archive.steps.retention import new_policy
 from m365archive.tenant.exchange import Cmdlet
 
 NAME = "user_mailboxes"
@@ -106,7 +107,8 @@ async def plan(ctx: StepContext) -> StepPlan:
     want_duration = ctx.config.hold.exchange_duration
     digest = hashlib.sha256()
     seen: set[str] = set()
-    policy_members: list[str] = []
+    joiners: dict[str, list[str]] = ctx.facts.get("policy_joiners", {})
+    policy_members: list[str] = list(joiners)
     onprem = ctx.session.onprem is not None
     pages = 0
     async for page in ctx.session.exchange.pages(Cmdlet("Get-Mailbox", {"ResultSize": "Unlimited"}), 1000):
@@ -150,7 +152,7 @@ async def plan(ctx: StepContext) -> StepPlan:
     if ctx.facts.get("onprem_archive"):
         out.extend(await _plan_onprem_archives(ctx, ctx.facts.pop("onprem_archive")))
     if hold_kind == "retention-policy":
-        out.extend(await _plan_policies(ctx, policy_members))
+        out.extend(await _plan_policies(ctx, policy_members, joiners))
     _summarize(out, len(users))
     return out
 
@@ -346,8 +348,9 @@ def policy_names(base: str, count: int) -> list[str]:
     return [base if i == 0 else f"{base} {i + 1}" for i in range(needed)]
 
 
-async def _plan_policies(ctx: StepContext, members: list[str]) -> StepPlan:
-    """Cover the scope with retention policies of at most 1,000 mailboxes each."""
+async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str, list[str]]) -> StepPlan:
+    """Cover the scope with retention policies of at most 1,000 mailboxes each. `joiners` are mailboxes
+    other steps add (the catch-all), with the changes that must come first (its mailbox's creation)."""
     out = StepPlan()
     base = ctx.config.hold.retention_policy or "m365archive third-party data"
     existing: dict[str, set[str]] = {}
@@ -372,48 +375,10 @@ async def _plan_policies(ctx: StepContext, members: list[str]) -> StepPlan:
         take, queue = queue[:room], queue[room:]
         if not take:
             continue
+        deps = sorted({d for m in take for d in joiners.get(m, [])})
         if name not in existing:
-            out.changes.append(
-                change(
-                    NAME,
-                    "retention-policy",
-                    name,
-                    "retention policy",
-                    None,
-                    f"{len(take)} mailboxes",
-                    cmdlet_operation(
-                        "compliance", Cmdlet("New-RetentionCompliancePolicy", {"Name": name, "ExchangeLocation": take})
-                    ),
-                    side=SCC,
-                    category="retention-policy",
-                    rollback=f"Remove-RetentionCompliancePolicy -Identity '{name}'",
-                )
-            )
-            out.changes.append(
-                change(
-                    NAME,
-                    "retention-rule",
-                    name,
-                    "retention rule",
-                    None,
-                    ctx.config.hold.exchange_duration,
-                    cmdlet_operation(
-                        "compliance",
-                        Cmdlet(
-                            "New-RetentionComplianceRule",
-                            {
-                                "Name": f"{name} rule",
-                                "Policy": name,
-                                "RetentionDuration": ctx.config.hold.exchange_duration,
-                                "RetentionComplianceAction": "Keep",
-                            },
-                        ),
-                    ),
-                    side=SCC,
-                    category="retention-policy",
-                    depends_on=[f"{NAME}/retention-policy/{name}"],
-                )
-            )
+            out.changes += new_policy(NAME, name, take, ctx.config.hold.exchange_duration,
+                                      after=f"{len(take)} mailboxes", deps=deps)  # fmt: skip
         else:
             for start in range(0, len(take), 100):
                 part = take[start : start + 100]
@@ -431,6 +396,7 @@ async def _plan_policies(ctx: StepContext, members: list[str]) -> StepPlan:
                         ),
                         side=SCC,
                         category="retention-policy",
+                        depends_on=deps,
                     )
                 )
         out.coverage.append(

@@ -25,6 +25,7 @@ import json
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -95,6 +96,70 @@ class AimdLimiter:
             self._cond.notify_all()
 
 
+class RatePacer:
+    """Paces cmdlets to the tenant's budget, learned from the service's 429 answers.
+
+    Exchange Online budgets cmdlets per tenant: a $batch item answered 429 means the budget is spent,
+    not that too many requests are in flight, so shrinking concurrency (AIMD) would collapse
+    throughput. Instead, on a 429 the pacer measures the rate the service accepted over the last
+    second and sends at 95% of it (at most one cut per half second: concurrent batches report the
+    same exhaustion), grows 5% a second while no 429 comes, and makes every sender wait out the
+    Retry-After (the budget is the tenant's, so the pause is too).
+    """
+
+    WINDOW = 1.0
+    CUT_INTERVAL = 0.5
+
+    def __init__(self) -> None:
+        self.rate: float | None = None  # cmdlets per second; None until the service first throttles
+        self._allowance = 0.0
+        self._last = time.monotonic()
+        self._resume_at = 0.0
+        self._accepted: deque[tuple[float, int]] = deque()
+        self._first_accept: float | None = None
+        self._last_change = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, n: int) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._resume_at > now:
+                await asyncio.sleep(self._resume_at - now)
+            if self.rate is None:
+                return
+            now = time.monotonic()
+            burst = max(float(n), self.rate * 0.1)
+            self._allowance = min(burst, self._allowance + (now - self._last) * self.rate)
+            self._last = now
+            if self._allowance < n:
+                await asyncio.sleep((n - self._allowance) / self.rate)
+                self._allowance = float(n)
+                self._last = time.monotonic()
+            self._allowance -= n
+
+    def accepted(self, n: int) -> None:
+        now = time.monotonic()
+        if self._first_accept is None:
+            self._first_accept = now
+        self._accepted.append((now, n))
+        while self._accepted and self._accepted[0][0] < now - self.WINDOW:
+            self._accepted.popleft()
+        if self.rate is not None and now - self._last_change >= 1.0:
+            self.rate *= 1.05
+            self._last_change = now
+
+    def throttled(self, retry_after: float) -> None:
+        now = time.monotonic()
+        self._resume_at = max(self._resume_at, now + retry_after)
+        if self.rate is not None and now - self._last_change < self.CUT_INTERVAL:
+            return
+        span = max(0.1, min(self.WINDOW, now - (self._first_accept or now)))
+        measured = sum(n for t, n in self._accepted if t >= now - span) / span
+        base = measured if self.rate is None else min(self.rate, max(measured, 1.0))
+        self.rate = max(1.0, base * 0.95)
+        self._last_change = now
+
+
 @dataclass
 class _Answer:
     status: int
@@ -139,6 +204,7 @@ class RestExchangeRunner:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self._limiter = AimdLimiter(max_concurrency)
+        self._pacer = RatePacer()
         self._connection_id = str(uuid.uuid4())
         self._random = random.Random()
         self._client = httpx.AsyncClient(
@@ -215,6 +281,7 @@ class RestExchangeRunner:
                 }
                 for i in pending
             ]
+            await self._pacer.acquire(len(pending))
             answer, whole_retried = await self._send(
                 self.batch_endpoint, {"requests": requests}, "$batch", 1000, cmdlets=len(pending)
             )
@@ -269,6 +336,7 @@ class RestExchangeRunner:
                 outcome.warnings.extend(str(w) for w in body.get("@adminapi.warnings") or [])
                 if body.get("@odata.nextLink"):
                     follow.append((i, str(body["@odata.nextLink"])))
+            self._pacer.accepted(len(pending) - len(again))
             if not again:
                 break
             attempt += 1
@@ -278,7 +346,7 @@ class RestExchangeRunner:
             retried.update(again)
             pending = again
             if item_throttled:
-                await self._limiter.throttled()
+                self._pacer.throttled(wait)
             # Jitter on top of Retry-After, so that concurrent batches don't come back in step.
             await asyncio.sleep(wait + self._backoff(attempt) * 0.5)
         for i, link in follow:

@@ -12,9 +12,9 @@ import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from m365archive.engine.plan import REF, SECRET, Action, Change, Finding, Plan, Severity, present
 from m365archive.engine.runner import ApplyResult, ChangeOutcome
@@ -90,10 +90,16 @@ class ChangeView:
     side: str
     category: str
     sensitive: bool
-    operation: OperationView | None
+    make_operation: Callable[[], OperationView | None] = field(repr=False, compare=False)
     warnings: list[str] = field(default_factory=list)
     rollback: str = ""
     depends_on: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def operation(self) -> OperationView | None:
+        """Presented when first shown: a 100,000-mailbox plan summarizes most operations, so they are
+        never built."""
+        return self.make_operation()
 
     @property
     def pending(self) -> bool:
@@ -127,12 +133,38 @@ class ChangeView:
 @dataclass
 class StepView:
     name: str
-    changes: list[ChangeView]
+    changes: Sequence[ChangeView]
     large: bool
 
     @property
     def pending(self) -> list[ChangeView]:
         return [c for c in self.changes if c.pending]
+
+
+class ChangeViews(Sequence[ChangeView]):
+    """A step's changes, presented as they are iterated and then let go: a 100,000-mailbox step is
+    summarized in a few passes without holding 100,000 views at once."""
+
+    def __init__(self, changes: list[Change], present: Callable[[Change], ChangeView]) -> None:
+        self._changes = changes
+        self._present = present
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    @overload
+    def __getitem__(self, index: int) -> ChangeView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ChangeView]: ...
+
+    def __getitem__(self, index: int | slice) -> ChangeView | list[ChangeView]:
+        if isinstance(index, slice):
+            return [self._present(c) for c in self._changes[index]]
+        return self._present(self._changes[index])
+
+    def __iter__(self) -> Iterator[ChangeView]:
+        return (self._present(c) for c in self._changes)
 
 
 class Presenter:
@@ -190,15 +222,18 @@ class Presenter:
     def change(self, change: Change) -> ChangeView:
         s = change.sensitive
         op = change.operation
-        op_view = None
-        if op is not None:
-            op_view = OperationView(
+
+        def make_operation() -> OperationView | None:
+            if op is None:
+                return None
+            return OperationView(
                 kind=op.kind,
                 display=self.string(op.display, sensitive=s),
                 powershell=self.string(op.powershell, sensitive=s),
                 request=self.value(op.request, sensitive=s),
                 shape=operation_shape(op.kind, op.request, op.display),
             )
+
         return ChangeView(
             id=self.string(change.id),
             step=change.step,
@@ -210,7 +245,7 @@ class Presenter:
             side=change.side,
             category=change.category,
             sensitive=s,
-            operation=op_view,
+            make_operation=make_operation,
             warnings=[self.string(w, sensitive=s) for w in change.warnings],
             rollback=self.string(change.rollback or "", sensitive=s),
             depends_on=[self.string(d) for d in change.depends_on],
@@ -218,14 +253,17 @@ class Presenter:
 
     def steps(self, appendix_threshold: int | None = None) -> list[StepView]:
         """Changes grouped by step, steps in the order they first appear in the plan."""
-        grouped: dict[str, list[ChangeView]] = {}
+        grouped: dict[str, list[Change]] = {}
         for change in self.plan.changes:
-            grouped.setdefault(change.step, []).append(self.change(change))
+            grouped.setdefault(change.step, []).append(change)
         views = []
         for name, changes in grouped.items():
-            pending = sum(1 for c in changes if c.pending)
+            pending = sum(1 for c in changes if c.action is not Action.NOOP)
             large = appendix_threshold is not None and pending > appendix_threshold
-            views.append(StepView(name, changes, large))
+            seq: Sequence[ChangeView] = (
+                ChangeViews(changes, self.change) if large else [self.change(c) for c in changes]
+            )
+            views.append(StepView(name, seq, large))
         return views
 
     def finding(self, finding: Finding) -> dict[str, str]:

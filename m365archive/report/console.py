@@ -7,6 +7,8 @@ Markdown report; `verbose` adds the exact operations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -85,7 +87,7 @@ def _findings(console: Console, p: Presenter) -> None:
     console.print(table)
 
 
-def _step_table(step: StepView, changes: list[ChangeView], title: str) -> Table:
+def _step_table(step: StepView, changes: Sequence[ChangeView], title: str) -> Table:
     """One row per change; when every row has the same target, it is named once, in the title."""
     one_target = len({c.target for c in changes}) == 1
     if one_target:

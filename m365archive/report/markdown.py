@@ -7,6 +7,7 @@ read "(known after apply)" / "(sensitive value)" and nothing secret is ever writ
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from m365archive.engine.plan import Plan
@@ -79,7 +80,7 @@ def _findings_table(findings: list[dict[str, str]]) -> list[str]:
     )
 
 
-def _change_rows(changes: list[ChangeView]) -> list[list[Any]]:
+def _change_rows(changes: Sequence[ChangeView]) -> list[list[Any]]:
     return [[c.target, c.setting, c.before_after(), c.action.value, c.side or "—"] for c in changes]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,17 @@ import uvicorn
 
 from m365archive.sim.app import LoadMiddleware, RequestLog, create_app
 from m365archive.sim.state import TenantState
+
+
+class _QuietResets(logging.Filter):
+    """A fault the simulator injects on purpose is not a server error worth a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ConnectionResetError) and "simulated" in str(exc))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietResets())
 
 
 class SimulatedTenant:

@@ -46,6 +46,14 @@ def test_fresh_dry_run_sends_only_reads_and_reports_every_change(sim: SimulatedT
         assert setting in text
     assert "POST /v1.0/users" in text and "Enable-Mailbox -Identity thirdpartydata@contoso.onmicrosoft.com" in text
     assert "(known after apply)" in text
+    for warning in (
+        "can't be turned off",
+        "Litigation Hold preserves",
+        "Exchange Administrator role",
+        "leaves the organization",
+        "Communication compliance",
+    ):
+        assert warning in text, warning
 
 
 def test_fresh_converges_then_plans_nothing_and_status_tracks_drift(sim: SimulatedTenant, tmp_path: Path) -> None:

@@ -22,6 +22,10 @@ NEW_MAILBOX_DEFAULTS: dict[str, Any] = {
     "AuditDelegate": None,
     "AuditAdmin": None,
 }
+COMMUNICATION_COMPLIANCE = (
+    "Communication compliance can't be applied to the third-party data partner connectors import: review it "
+    "with eDiscovery, retention and Litigation Hold instead."
+)
 ALREADY_ARCHIVE = ["already has an archive", "already archive-enabled", "already enabled"]
 
 
@@ -74,6 +78,8 @@ async def plan(ctx: StepContext) -> StepPlan:
         return current.get(key) if mailbox else ("(new mailbox) " + str(NEW_MAILBOX_DEFAULTS[key]))
 
     def exo(key: str, setting: str, before: Any, after: Any, cmd: Cmdlet, **extra: Any) -> None:
+        if new and NEW_MAILBOX_DEFAULTS.get(setting) == after:
+            before = after  # a new mailbox comes with this setting already: nothing to send
         out.changes.append(
             change(
                 NAME,
@@ -141,6 +147,7 @@ async def plan(ctx: StepContext) -> StepPlan:
             Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True}),
             ok_if_error=ALREADY_ARCHIVE,
             rollback=f"Disable-Mailbox -Identity {upn} -Archive (the archive's content is kept 30 days)",
+            warnings=[COMMUNICATION_COMPLIANCE],
         )
     if cfg.auto_expanding_archive:
         before = current.get("AutoExpandingArchiveEnabled") if mailbox else cur("AutoExpandingArchiveEnabled")

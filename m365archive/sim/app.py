@@ -110,6 +110,19 @@ class LoadMiddleware:
         rid = _header(scope, b"client-request-id") or str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = rid
 
+        logged = False
+
+        def finish() -> None:
+            """Log the request (once) before its last byte leaves: a client that has its answer finds it
+            in the request log."""
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            if service:
+                self.in_flight[service] -= 1
+            self._log(scope, method, path, service, started, body_chunks, status_holder, fault)
+
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
@@ -117,6 +130,8 @@ class LoadMiddleware:
                 if not any(name.lower() == b"request-id" for name, _ in headers):
                     headers.append((b"request-id", rid.encode()))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finish()
             await send(message)
 
         delay = (self.exchange_latency if service in ("exchange", "compliance") else self.latency).draw()
@@ -128,22 +143,23 @@ class LoadMiddleware:
         scope.setdefault("state", {})["in_flight"] = self.in_flight
         try:
             if fault and not (k.fault_after_commit and method in ("POST", "PATCH", "DELETE")):
-                await self._send_fault(fault, send, status_holder)
+                await self._send_fault(fault, send_logged, status_holder, finish)
             elif fault:
                 # The write takes effect, then the gateway fails: the client can't tell.
                 await self.app(scope, receive_logged, _discard_send)
-                await self._send_fault(fault, send, status_holder)
+                await self._send_fault(fault, send_logged, status_holder, finish)
             else:
                 await self.app(scope, receive_logged, send_logged)
         finally:
-            if service:
-                self.in_flight[service] -= 1
-            self._log(scope, method, path, service, started, body_chunks, status_holder, fault)
+            finish()
 
-    async def _send_fault(self, fault: str, send: Send, status_holder: dict[str, int]) -> None:
+    async def _send_fault(
+        self, fault: str, send: Send, status_holder: dict[str, int], finish: Callable[[], None]
+    ) -> None:
         if fault == "reset":
             # Headers promise a body that never comes: the client sees the connection drop.
             status_holder["status"] = 0
+            finish()
             await send(
                 {
                     "type": "http.response.start",

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from m365archive.result import ExitCode
 from m365archive.sim.server import simulated_tenant
 from tests.clihelp import m365
-from tests.test_scale import config, generated, held
+from tests.test_scale import config, generated, held, setup_command
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
 
@@ -62,20 +60,7 @@ def test_exchange_failing_throughout_apply_is_partial_8(tmp_path: Path) -> None:
 def test_ctrl_c_stops_after_in_flight_requests_with_130(tmp_path: Path) -> None:
     state = generated(3000, exchange_latency_ms=(10.0, 30.0), exchange_rate=500.0, exchange_burst=50)
     with simulated_tenant(state) as sim:
-        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "m365archive",
-            "--sim",
-            sim.url,
-            "--config",
-            str(config(tmp_path)),
-            "setup",
-            "--yes",
-            "--password-file",
-            str(tmp_path / "pw"),
-        ]
+        cmd, env = setup_command(sim, tmp_path)
         out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
         with out_file.open("w") as out_handle, err_file.open("w") as err_handle:
             proc = subprocess.Popen(cmd, env=env, stdout=out_handle, stderr=err_handle, text=True)

@@ -36,6 +36,14 @@ def config(tmp_path: Path) -> Path:
     return cfg
 
 
+def setup_command(sim: SimulatedTenant, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """`m365archive setup --yes` against `sim` as a separate process (to be killed or interrupted)."""
+    env = {**os.environ, "M365ARCHIVE_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
+    cmd = [sys.executable, "-m", "m365archive", "--sim", sim.url, "--config", str(config(tmp_path)),
+           "setup", "--yes", "--password-file", str(tmp_path / "pw")]  # fmt: skip
+    return cmd, env
+
+
 def sent_cmdlets(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(cmdlet, identity) of every Exchange write in these request-log entries."""
     out = []
@@ -66,20 +74,7 @@ def held(sim: SimulatedTenant) -> set[str]:
 def test_a_run_killed_halfway_resumes_without_resending_completed_changes(tmp_path: Path) -> None:
     state = generated(3000, exchange_latency_ms=(10.0, 30.0), exchange_rate=600.0, exchange_burst=50)
     with simulated_tenant(state) as sim:
-        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "m365archive",
-            "--sim",
-            sim.url,
-            "--config",
-            str(config(tmp_path)),
-            "setup",
-            "--yes",
-            "--password-file",
-            str(tmp_path / "pw"),
-        ]
+        cmd, env = setup_command(sim, tmp_path)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while len(held(sim)) < 1000 and time.monotonic() < deadline and proc.poll() is None:

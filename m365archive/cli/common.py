@@ -138,6 +138,19 @@ def finish(cli: CliState, result: Result) -> NoReturn:
     raise typer.Exit(int(result.exit_code))
 
 
+def confirm_apply(cli: CliState, yes: bool, question: str) -> bool:
+    """True to go ahead: --yes, or the operator said yes. A session nobody can answer is refused."""
+    if yes:
+        return True
+    if not cli.err.is_terminal or cli.output is Output.json:
+        raise CommandError(
+            "refusing to apply without confirmation in a non-interactive session",
+            ExitCode.USAGE,
+            "add --yes to apply the plan shown above",
+        )
+    return typer.confirm(question, default=False)
+
+
 def write_text(path: Path, text: str, *, mode: int | None = None) -> None:
     if mode is None:
         path.write_text(text, encoding="utf-8")

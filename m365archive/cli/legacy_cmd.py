@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, finish, run, state, write_text
+from m365archive.cli.common import CliState, Output, confirm_apply, finish, run, state, write_text
 from m365archive.result import CommandError, ExitCode, Result
 
 if TYPE_CHECKING:
@@ -119,16 +119,10 @@ async def _cleanup(
                     messages.append(
                         f"Plan saved to {plan_out}; apply it with `m365archive legacy cleanup --plan {plan_out}`"
                     )
-            return Result("legacy cleanup", code, data=jsonout.plan_document(plan), messages=messages)
-        if not yes:
-            if not cli.err.is_terminal or cli.output is Output.json:
-                raise CommandError(
-                    "refusing to apply without confirmation in a non-interactive session",
-                    ExitCode.USAGE,
-                    "add --yes to apply the plan shown above",
-                )
-            if not typer.confirm(f"Apply {len(pending)} removal(s) to {plan.tenant.get('domain')}?", default=False):
-                return Result("legacy cleanup", ExitCode.OK, messages=["Nothing applied."])
+            data = jsonout.plan_document(plan) if cli.output is Output.json else {}
+            return Result("legacy cleanup", code, data=data, messages=messages)
+        if not confirm_apply(cli, yes, f"Apply {len(pending)} removal(s) to {plan.tenant.get('domain')}?"):
+            return Result("legacy cleanup", ExitCode.OK, messages=["Nothing applied."])
         from m365archive.cli.progress import live_progress
 
         with live_progress(cli):

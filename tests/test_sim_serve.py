@@ -1,0 +1,55 @@
+"""`m365archive sim serve`: prints its URL, serves the scenario, logs requests, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from m365archive.result import ExitCode
+from tests.clihelp import m365
+
+
+def test_serve_prints_its_url_serves_the_tenant_logs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "m365archive", "sim", "serve", "--scenario", "hybrid", "--generate-users", "50",
+         "--seed", "4", "--time-scale", "0.001", "--request-log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = ""
+        printed = []
+        for line in proc.stdout:
+            printed.append(line)
+            match = re.search(r"URL: (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, printed
+        doc = httpx.get(url + "/", timeout=10).json()
+        assert doc["domain"] == "contoso.onmicrosoft.com" and doc["services"]["graph"] == url + "/v1.0"
+        assert doc["timeScale"] == 0.001
+        assert any("users" in line and "with" in line for line in printed)
+        status = m365(url, "status")  # the real CLI against the served tenant
+        assert status.code in (ExitCode.OK, ExitCode.CHANGES), status.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(e["path"] == "/v1.0/users" for e in entries)
+    assert any(e.get("cmdlet") == "Get-Mailbox" or "Get-Mailbox" in (e.get("cmdlets") or []) for e in entries)
+
+
+def test_serve_refuses_an_unknown_scenario_in_one_line() -> None:
+    run = m365(None, "sim", "serve", "--scenario", "no-such-tenant")
+    assert run.code == ExitCode.USAGE
+    assert "no scenario file or built-in scenario named 'no-such-tenant'" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from m365archive.result import ExitCode
 from m365archive.sim.server import simulated_tenant
-from tests.clihelp import m365
+from tests.clihelp import EXAMPLE, m365
 from tests.test_scale import config, generated, held, setup_command
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
@@ -75,3 +78,19 @@ def test_ctrl_c_stops_after_in_flight_requests_with_130(tmp_path: Path) -> None:
         assert "stopping after the requests in flight" in err
         assert "Traceback" not in err
         assert len(held(sim)) < 2900  # it stopped rather than finishing
+
+
+def test_config_errors_are_one_unwrapped_line_each_or_a_json_envelope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal must not split an error line
+    bad = tmp_path / "bad.toml"
+    text = EXAMPLE.read_text().replace('cloud = "global"', 'cloud = "mars"')
+    bad.write_text(text.replace('upn = "thirdpartydata@', 'upn = "thirdpartydata-at-'), encoding="utf-8")
+    human = m365(None, "status", config=bad)
+    assert human.code == ExitCode.USAGE
+    lines = human.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {bad}: ") for line in lines)
+    as_json = m365(None, "--output", "json", "consent", "status", config=bad)
+    doc = json.loads(as_json.stdout)
+    assert (doc["command"], doc["status"], doc["exit_code"], len(doc["errors"])) == ("consent status", "error", 4, 2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -43,8 +42,10 @@ class CliState:
     debug: bool = False
     verbose: int = 0
     sim_url: str | None = None
+    command: str = ""  # e.g. "consent status": set when a command starts, named in the JSON envelope
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    # Error lines never wrap: one line per problem, whatever the terminal's width (scripts grep them).
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     def load_config(self) -> Config:
         from m365archive.config import ConfigError, load_config
@@ -52,8 +53,11 @@ class CliState:
         try:
             return load_config(self.config_path)
         except ConfigError as exc:
-            for line in exc.lines:
-                self.err.print(f"error: {line}", markup=False, highlight=False)
+            if self.output is Output.json:
+                emit_json(self, Result(command=self.command, exit_code=ExitCode.USAGE, errors=exc.lines))
+            else:
+                for line in exc.lines:
+                    self.err.print(f"error: {line}", markup=False, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
 
     def env(self, **kwargs: Any) -> Env:
@@ -74,6 +78,7 @@ def state(ctx: typer.Context) -> CliState:
     if not isinstance(obj, CliState):
         obj = CliState()
         ctx.find_root().obj = obj
+    obj.command = " ".join(ctx.command_path.split()[1:])
     return obj
 
 
@@ -105,18 +110,13 @@ def fail(cli: CliState, message: str, code: ExitCode, hint: str = "") -> NoRetur
     if cli.output is Output.json:
         emit_json(
             cli,
-            Result(command=_command_name(), exit_code=code, errors=[message], messages=[hint] if hint else []),
+            Result(command=cli.command, exit_code=code, errors=[message], messages=[hint] if hint else []),
         )
     else:
         cli.err.print(f"error: {message}", markup=False, highlight=False)
         if hint:
             cli.err.print(f"hint: {hint}", markup=False, highlight=False)
     raise typer.Exit(int(code))
-
-
-def _command_name() -> str:
-    args = [a for a in sys.argv[1:] if not a.startswith("-")]
-    return " ".join(args[:2]) if args else ""
 
 
 def emit_json(cli: CliState, result: Result) -> None:

@@ -39,6 +39,8 @@ def grant(
     A global administrator must accept in the browser. Exit 9 when it does not appear in time.
 
     Example:
+
+    \b
       m365archive consent grant --no-browser --timeout 900
     """
     cli = state(ctx)
@@ -127,6 +129,8 @@ def revoke(
     Exit 0 when revoked or when there is nothing to revoke.
 
     Examples:
+
+    \b
       m365archive consent revoke --dry-run --report revoke.md
       m365archive consent revoke --yes
     """

@@ -31,6 +31,8 @@ def show(
     """Where the catch-all password is kept and whether one is stored (the value only with --show-secret).
 
     Example:
+
+    \b
       m365archive credentials show
     """
     cli = state(ctx)
@@ -74,6 +76,8 @@ def rotate(
     Whoever holds the old password (a partner of the retired route) can no longer sign in.
 
     Examples:
+
+    \b
       m365archive credentials rotate --dry-run --report rotate.md
       m365archive credentials rotate --yes
     """

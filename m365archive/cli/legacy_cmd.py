@@ -51,6 +51,8 @@ def cleanup(
     accounts that only look like one are listed, never changed.
 
     Examples:
+
+    \b
       m365archive legacy cleanup --dry-run --report cleanup.md --plan-out cleanup.json
       m365archive legacy cleanup --plan cleanup.json --yes
     """

@@ -44,6 +44,8 @@ def check(
     duplicate mailbox or malformed. Exit 0 when every row's items would be imported, 2 when some would not.
 
     Example:
+
+    \b
       m365archive mapping check bloomberg-map.csv --source bloomberg --out checked.csv
     """
     cli = state(ctx)
@@ -98,6 +100,8 @@ def export(
     Fill in the identity column (Bloomberg UUIDs, phone numbers), then check it with `mapping check`.
 
     Example:
+
+    \b
       m365archive mapping export --source bloomberg --out bloomberg-map.csv
     """
     cli = state(ctx)

@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         EWS-based partner ingestion was retired on 2024-12-30; the packet says so.
 
         Examples:
+
+        \b
           m365archive partner-info
           m365archive partner-info --output json
           m365archive partner-info --include-secret --out handoff.md

@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         The partner chosen in the config (`partner = "..."`) is marked.
 
         Examples:
+
+        \b
           m365archive partners
           m365archive partners --source bloomberg
         """

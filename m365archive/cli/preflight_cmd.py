@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         7 a right is missing.
 
         Example:
+
+        \b
           M365ARCHIVE_ONPREM_PASSWORD=... m365archive preflight --onprem
         """
         cli = state(ctx)

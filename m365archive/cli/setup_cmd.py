@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
         """Bring the tenant to the desired state in m365archive.toml.
 
         Examples:
+
+        \b
           m365archive setup --dry-run --report plan.md --plan-out plan.json
           m365archive setup --plan plan.json --yes
         """

@@ -39,6 +39,8 @@ def serve(
     """Serve a simulated tenant. Point m365archive at it with --sim URL (or M365ARCHIVE_SIM=URL).
 
     Example:
+
+    \b
       m365archive sim serve --scenario fresh --port 8765
       m365archive --sim http://127.0.0.1:8765 setup --dry-run
     """

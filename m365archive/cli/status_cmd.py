@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         """Compare the tenant with m365archive.toml. Exit 0 in sync, 2 drift found, 1 error.
 
         Example:
+
+        \b
           m365archive status --output markdown > drift.md
         """
         cli = state(ctx)

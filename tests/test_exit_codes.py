@@ -14,6 +14,7 @@ import pytest
 from m365archive.result import ExitCode
 from m365archive.sim.server import simulated_tenant
 from tests.clihelp import EXAMPLE, m365
+from tests.keyrings import MemoryKeyring
 from tests.test_scale import config, generated, held, setup_command
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
@@ -94,3 +95,25 @@ def test_config_errors_are_one_unwrapped_line_each_or_a_json_envelope(
     as_json = m365(None, "--output", "json", "consent", "status", config=bad)
     doc = json.loads(as_json.stdout)
     assert (doc["command"], doc["status"], doc["exit_code"], len(doc["errors"])) == ("consent status", "error", 4, 2)
+
+
+def test_every_applying_command_refuses_a_session_nobody_can_answer(
+    tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    cases = [
+        (["setup"], "refusing to apply without confirmation", "add --yes to apply the plan shown above"),
+        (["legacy", "cleanup"], "refusing to apply without confirmation", "add --yes to apply the plan shown above"),
+        (["consent", "revoke"], "refusing to revoke without confirmation", "add --yes to delete the service principal"),
+        (["credentials", "rotate"], "refusing to rotate without confirmation", "add --yes to reset the password"),
+        (["partner-info", "--include-secret", "--out", str(tmp_path / "p.md")],
+         "refusing to write the password without confirmation", "add --yes after reading the warning above"),
+    ]  # fmt: skip
+    with simulated_tenant("legacy-leftovers", time_scale=0.001) as sim:
+        memory_keyring.set_password("m365archive", f"{TENANT}/thirdpartydata@contoso.onmicrosoft.com", "x" * 20)
+        for args, message, hint in cases:
+            run = m365(sim.url, *args)
+            assert run.code == ExitCode.USAGE, (args, run.stdout[-500:], run.stderr)
+            assert f"error: {message} in a non-interactive session" in run.stderr, args
+            assert hint in run.stderr, args
+        assert sim.writes() == []
+        assert not (tmp_path / "p.md").exists()

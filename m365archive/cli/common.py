@@ -138,15 +138,24 @@ def finish(cli: CliState, result: Result) -> NoReturn:
     raise typer.Exit(int(result.exit_code))
 
 
-def confirm_apply(cli: CliState, yes: bool, question: str) -> bool:
-    """True to go ahead: --yes, or the operator said yes. A session nobody can answer is refused."""
+def confirm_apply(
+    cli: CliState,
+    yes: bool,
+    question: str,
+    *,
+    action: str = "apply",
+    hint: str = "add --yes to apply the plan shown above",
+    json_output: bool | None = None,
+) -> bool:
+    """True to go ahead: --yes, or the operator said yes. A session nobody can answer (no terminal, or
+    JSON output read by a program) is refused with exit 4 rather than left waiting."""
     if yes:
         return True
-    if not cli.err.is_terminal or cli.output is Output.json:
+    if json_output is None:
+        json_output = cli.output is Output.json
+    if not cli.err.is_terminal or json_output:
         raise CommandError(
-            "refusing to apply without confirmation in a non-interactive session",
-            ExitCode.USAGE,
-            "add --yes to apply the plan shown above",
+            f"refusing to {action} without confirmation in a non-interactive session", ExitCode.USAGE, hint
         )
     return typer.confirm(question, default=False)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, finish, run, state, write_text
+from m365archive.cli.common import CliState, Output, confirm_apply, finish, run, state, write_text
 from m365archive.result import CommandError, ExitCode, Result
 
 if TYPE_CHECKING:
@@ -172,15 +172,11 @@ async def _revoke(cli: CliState, config: Any, env: Any, yes: bool, dry_run: bool
                 data=jsonout.plan_document(plan),
                 messages=["Dry run: the service principal would be deleted; nothing sent.", *messages],
             )
-        if not yes:
-            if not cli.err.is_terminal or cli.output is Output.json:
-                raise CommandError(
-                    "refusing to revoke without confirmation in a non-interactive session",
-                    ExitCode.USAGE,
-                    "add --yes to delete the service principal shown above",
-                )
-            if not typer.confirm("Delete the connector's service principal (revoke consent)?", default=False):
-                return Result("consent revoke", ExitCode.OK, messages=["Nothing revoked."])
+        question = "Delete the connector's service principal (revoke consent)?"
+        if not confirm_apply(
+            cli, yes, question, action="revoke", hint="add --yes to delete the service principal shown above"
+        ):
+            return Result("consent revoke", ExitCode.OK, messages=["Nothing revoked."])
         result = await apply_exact(env, session, plan)
         after = await consent_state(session)
     failed = [o for o in result.outcomes if o.outcome != "ok"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, finish, run, state, write_text
+from m365archive.cli.common import CliState, Output, confirm_apply, finish, run, state, write_text
 from m365archive.result import CommandError, ExitCode, Result
 
 app = typer.Typer(
@@ -115,15 +115,9 @@ async def _rotate(cli: CliState, config: Any, env: Any, yes: bool, dry_run: bool
                 data=jsonout.plan_document(plan),
                 messages=["Dry run: the password would be reset; nothing sent.", *notes],
             )
-        if not yes:
-            if not cli.err.is_terminal or cli.output is Output.json:
-                raise CommandError(
-                    "refusing to rotate without confirmation in a non-interactive session",
-                    ExitCode.USAGE,
-                    "add --yes to reset the password shown above",
-                )
-            if not typer.confirm(f"Reset the password of {store.upn}?", default=False):
-                return Result("credentials rotate", ExitCode.OK, messages=["Nothing changed."])
+        question = f"Reset the password of {store.upn}?"
+        if not confirm_apply(cli, yes, question, action="rotate", hint="add --yes to reset the password shown above"):
+            return Result("credentials rotate", ExitCode.OK, messages=["Nothing changed."])
         result = await apply_rotation(env, session, store, rotation)
     if result.status != "success":
         detail = result.outcomes[0].detail if result.outcomes else result.status

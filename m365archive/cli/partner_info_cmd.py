@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, fail, finish, run, state, write_text
+from m365archive.cli.common import CliState, Output, confirm_apply, fail, finish, run, state, write_text
 from m365archive.result import CommandError, ExitCode, Result
 
 
@@ -89,15 +89,10 @@ async def _partner_info(
             markup=False,
             highlight=False,
         )
-        if not yes:
-            if not cli.err.is_terminal or as_json:
-                raise CommandError(
-                    "refusing to write the password without confirmation in a non-interactive session",
-                    ExitCode.USAGE,
-                    "add --yes after reading the warning above",
-                )
-            if not typer.confirm(f"Write the catch-all password to {out}?", default=False):
-                return Result("partner-info", ExitCode.OK, messages=["Nothing written."])
+        question = f"Write the catch-all password to {out}?"
+        hint = "add --yes after reading the warning above"
+        if not confirm_apply(cli, yes, question, action="write the password", hint=hint, json_output=as_json):
+            return Result("partner-info", ExitCode.OK, messages=["Nothing written."])
         packet.password = store.current()
         if not packet.password:
             raise CommandError(

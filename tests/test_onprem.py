@@ -372,3 +372,25 @@ def test_get_remote_mailbox_result_size_and_archive_filter(hybrid: SimulatedTena
     )
     assert len(two.objects) == 2 and two.warnings == []
     assert [o["UserPrincipalName"] for o in archived.objects] == [PRADEEP]
+
+
+def test_enable_remote_mailbox_refuses_what_is_already_done(hybrid: SimulatedTenant) -> None:
+    runner = _runner(hybrid)
+    adele = "adele.vance@contoso.onmicrosoft.com"
+    cmdlets = [
+        Cmdlet("Enable-RemoteMailbox", {"Identity": adele, "Archive": True}),
+        Cmdlet("Enable-RemoteMailbox", {"Identity": adele, "Archive": True}),
+        Cmdlet("Enable-RemoteMailbox", {"Identity": adele, "Shared": True}),  # would mail-enable: done long ago
+    ]
+
+    async def run() -> list[Any]:
+        try:
+            return await runner.invoke_many(cmdlets)
+        finally:
+            await runner.aclose()
+
+    first, again, shared = asyncio.run(run())
+    assert first.ok
+    for outcome, text in ((again, "already has an archive"), (shared, "is already mail-enabled")):
+        assert outcome.error is not None and text in outcome.error.message
+        assert outcome.error.category == "RecipientTaskException"

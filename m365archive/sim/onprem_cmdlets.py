@@ -290,6 +290,24 @@ def _get(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], 
     return found
 
 
+def _enable_refused(pipeline: Any, cmdlet: str, identity: str, message: str) -> None:
+    """Enable-RemoteMailbox's RecipientTaskException, as a non-terminating error."""
+    _write(
+        pipeline,
+        error_record(
+            message,
+            exception_type="Microsoft.Exchange.Configuration.Tasks.RecipientTaskException",
+            category=ErrorCategory.InvalidOperation,
+            reason="RecipientTaskException",
+            error_id=f"{_error_hex(cmdlet)},{_TASK_NAMESPACE}.EnableRemoteMailbox",
+            activity=cmdlet,
+            target_name=identity,
+            target_type="RemoteMailbox",
+            target_object=identity,
+        ),
+    )
+
+
 def _enable(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str) -> list[RemoteMailbox]:
     identity = str(bound["Identity"])
     rm = find_remote_mailbox(state, identity)
@@ -298,37 +316,12 @@ def _enable(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any
         return []
     if bound.get("Archive") is not True:
         # The Default/Room/Equipment/Shared sets mail-enable a user: this one already is.
-        _write(
-            pipeline,
-            error_record(
-                f"The user '{rm.identity}' is already mail-enabled.",
-                exception_type="Microsoft.Exchange.Configuration.Tasks.RecipientTaskException",
-                category=ErrorCategory.InvalidOperation,
-                reason="RecipientTaskException",
-                error_id=f"{_error_hex(cmdlet)},{_TASK_NAMESPACE}.EnableRemoteMailbox",
-                activity=cmdlet,
-                target_name=identity,
-                target_type="RemoteMailbox",
-                target_object=identity,
-            ),
-        )
+        _enable_refused(pipeline, cmdlet, identity, f"The user '{rm.identity}' is already mail-enabled.")
         return []
     if rm.archive_state != "None":
         # Best guess at the text (exchange-errors.json: exact wording not found in public sources).
-        _write(
-            pipeline,
-            error_record(
-                f"The remote mailbox '{_identity(state, rm)}' already has an archive.",
-                exception_type="Microsoft.Exchange.Configuration.Tasks.RecipientTaskException",
-                category=ErrorCategory.InvalidOperation,
-                reason="RecipientTaskException",
-                error_id=f"{_error_hex(cmdlet)},{_TASK_NAMESPACE}.EnableRemoteMailbox",
-                activity=cmdlet,
-                target_name=identity,
-                target_type="RemoteMailbox",
-                target_object=identity,
-            ),
-        )
+        message = f"The remote mailbox '{_identity(state, rm)}' already has an archive."
+        _enable_refused(pipeline, cmdlet, identity, message)
         return []
     user = state.users.get(rm.user_id)
     display = user.display_name if user else rm.alias

@@ -41,14 +41,14 @@ def test_every_cloud_is_in_the_table_once() -> None:
             "dod",
             "login.microsoftonline.us",
             "https://dod-graph.microsoft.us",
-            "https://webmail.apps.mil",
+            "https://outlook-dod.office365.us",
             "https://l5.ps.compliance.protection.office365.us",
         ),
         (
             "china",
             "login.chinacloudapi.cn",
             "https://microsoftgraph.chinacloudapi.cn",
-            "https://partner.outlook.cn",
+            "https://outlook.office365.cn",
             "https://ps.compliance.protection.partner.outlook.cn",
         ),
     ],
@@ -62,16 +62,37 @@ def test_endpoints_per_cloud(name: str, login: str, graph: str, exchange: str, c
         compliance,
     )
     assert cloud.graph_scope == f"{graph}/.default"
-    assert cloud.exchange_scope == f"{exchange}/.default"
-    assert cloud.compliance_scope == f"{compliance}/.default"
+
+
+@pytest.mark.parametrize(
+    ("name", "exchange_scope", "compliance_scope"),
+    [
+        ("global", "https://outlook.office365.com/.default", "https://ps.compliance.protection.outlook.com/.default"),
+        ("gcc-high", "https://outlook.office365.us/.default", "https://ps.compliance.protection.office365.us/.default"),
+        # DoD: the Admin API page's host as audience; S&C's audience is the bare host (ScubaGear), not l5.
+        ("dod", "https://outlook-dod.office365.us/.default", "https://ps.compliance.protection.office365.us/.default"),
+        # 21Vianet: sent to outlook.office365.cn, token for partner.outlook.cn (see clouds.py [exo-cn-aud]).
+        ("china", "https://partner.outlook.cn/.default", "https://ps.compliance.protection.partner.outlook.cn/.default"),
+    ],
+)
+def test_token_audiences_per_cloud(name: str, exchange_scope: str, compliance_scope: str) -> None:
+    cloud = get_cloud(name)
+    assert (cloud.exchange_scope, cloud.compliance_scope) == (exchange_scope, compliance_scope)
+
+
+def test_no_remote_powershell_host_is_used_for_rest() -> None:
+    for cloud in CLOUDS.values():
+        for value in (cloud.exchange, cloud.exchange_scope, cloud.compliance_scope):
+            assert "webmail.apps.mil" not in value, cloud.name
+        assert cloud.exchange != "https://partner.outlook.cn", cloud.name
 
 
 def test_the_simulator_expects_the_audiences_the_table_asks_for() -> None:
     for name, cloud in CLOUDS.items():
         assert AUDIENCES[name] == {
             "graph": cloud.graph,
-            "exchange": cloud.exchange,
-            "compliance": cloud.compliance,
+            "exchange": cloud.exchange_scope.removesuffix("/.default"),
+            "compliance": cloud.compliance_scope.removesuffix("/.default"),
         }
 
 

@@ -16,7 +16,9 @@ from starlette.responses import JSONResponse
 
 from m365archive.sim.state import TenantState
 
-# Token audiences per cloud (resource URIs as Entra issues them).
+# Token audiences per cloud (resource URIs as Entra issues them). The simulator keeps its own table
+# rather than importing the client's (m365archive.tenant.clouds), so a wrong client table fails here.
+# Sources: docs/fidelity.md rows cloud-hosts, cloud-dod-scc-audience, cloud-china-exchange-audience.
 AUDIENCES: dict[str, dict[str, str]] = {
     "global": {
         "graph": "https://graph.microsoft.com",
@@ -35,8 +37,8 @@ AUDIENCES: dict[str, dict[str, str]] = {
     },
     "dod": {
         "graph": "https://dod-graph.microsoft.us",
-        "exchange": "https://webmail.apps.mil",
-        "compliance": "https://l5.ps.compliance.protection.office365.us",
+        "exchange": "https://outlook-dod.office365.us",
+        "compliance": "https://ps.compliance.protection.office365.us",
     },
     "china": {
         "graph": "https://microsoftgraph.chinacloudapi.cn",
@@ -74,7 +76,7 @@ def check_bearer(request: Request, state: TenantState, service: str) -> tuple[in
     if claims is None:
         return 401, "Access token validation failure. Invalid audience."
     expected = AUDIENCES.get(state.cloud, AUDIENCES["global"])[service].rstrip("/")
-    if str(claims.get("aud", "")).rstrip("/") != expected:
+    if state.knobs.audience_check and str(claims.get("aud", "")).rstrip("/") != expected:
         return 401, "Access token validation failure. Invalid audience."
     if str(claims.get("tid", "")).lower() != state.tenant_id.lower():
         return 401, "Access token validation failure. The token is for another tenant."

@@ -17,6 +17,15 @@ from typing import Any
 
 EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
 EXCHANGE_S_STANDARD = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
+# Government service plans (Microsoft's "Product names and service plan identifiers for licensing").
+EXCHANGE_S_ENTERPRISE_GOV = "8c3069c0-ccdb-44be-ab77-986203a67df2"
+EXCHANGE_S_STANDARD_GOV = "e9b4930a-925f-45e2-ac2a-3f7788ca6fdd"
+EXCHANGE_S_ARCHIVE_ADDON = "176a09a6-7ec5-4039-ac02-b2791c6ba793"
+EXCHANGE_S_ARCHIVE = "da040e0a-b393-4bea-bb76-928b3fa1cf5a"
+INTUNE_O365 = "882e1d05-acd1-4ccb-8708-6ee03664b117"
+PLAN2_PLANS = frozenset({EXCHANGE_S_ENTERPRISE, EXCHANGE_S_ENTERPRISE_GOV})
+MAILBOX_PLANS = PLAN2_PLANS | {EXCHANGE_S_STANDARD, EXCHANGE_S_STANDARD_GOV}
+HOLD_PLANS = PLAN2_PLANS | {EXCHANGE_S_ARCHIVE_ADDON, EXCHANGE_S_ARCHIVE}
 EXCHANGE_ADMIN_ROLE_TEMPLATE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 CONNECTOR_APP_ID = "8dfbc50b-2111-4d03-9b4d-dd0d00aae7a2"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -52,6 +61,18 @@ KNOWN_SKUS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             (EXCHANGE_S_ENTERPRISE, "EXCHANGE_S_ENTERPRISE"),
             ("57ff2da0-773e-42df-b2af-ffb7a2317929", "TEAMS1"),
         ],
+    ),
+    "EXCHANGEENTERPRISE_GOV": (
+        "7be8dc28-4da4-4e6d-b9b9-c60f2806df8a",
+        [(EXCHANGE_S_ENTERPRISE_GOV, "EXCHANGE_S_ENTERPRISE_GOV"), (INTUNE_O365, "INTUNE_O365")],
+    ),
+    "EXCHANGESTANDARD_GOV": (
+        "f37d5ebf-4bf1-4aa2-8fa3-50c51059e983",
+        [(EXCHANGE_S_STANDARD_GOV, "EXCHANGE_S_STANDARD_GOV"), (INTUNE_O365, "INTUNE_O365")],
+    ),
+    "EXCHANGEARCHIVE_ADDON": (
+        "ee02fd1b-340e-4a4b-b355-4a514e4c8943",
+        [(EXCHANGE_S_ARCHIVE_ADDON, "EXCHANGE_S_ARCHIVE_ADDON")],
     ),
     "O365_BUSINESS_ESSENTIALS": (
         "3b555118-da6a-4418-894f-7df1e2096870",
@@ -311,6 +332,7 @@ class Knobs:
     fault_limit: int = 0  # at most this many faults in all (0 = no limit)
     fault_after_commit: bool = True  # a 503/504 on a write may happen after it took effect
     seed: int = 0
+    audience_check: bool = True  # a token must be for this cloud's resource (False: any audience)
 
 
 @dataclass
@@ -379,11 +401,11 @@ class TenantState:
         return plans
 
     def user_has_exchange(self, user: User) -> bool:
-        return bool(self.user_service_plans(user) & {EXCHANGE_S_ENTERPRISE, EXCHANGE_S_STANDARD})
+        return bool(self.user_service_plans(user) & MAILBOX_PLANS)
 
     def user_allows_hold(self, user: User) -> bool:
-        """Litigation Hold needs Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)."""
-        return EXCHANGE_S_ENTERPRISE in self.user_service_plans(user)
+        """Litigation Hold needs Exchange Online Plan 2 (commercial or Government) or Exchange Online Archiving."""
+        return bool(self.user_service_plans(user) & HOLD_PLANS)
 
     # -- Exchange view ------------------------------------------------------------
     def visible_mailboxes(self) -> list[Mailbox]:

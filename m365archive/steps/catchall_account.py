@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from m365archive.engine.plan import Action, Check, Severity, Wait, ref, secret
+from m365archive.licences import PLAN2_NAMES, sku_grants
 from m365archive.steps.base import GRAPH, StepContext, StepError, StepPlan, change, finding, graph_operation
 
 NAME = "catchall_account"
 EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
-EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
 SECRET_NAME = "catchall-password"
 USER_FIELDS = [
     "id",
@@ -24,13 +24,14 @@ USER_FIELDS = [
 
 
 def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | None, str]:
-    """The SKU to assign and why: a named one, or any carrying EXCHANGE_S_ENTERPRISE with a free seat."""
+    """The SKU to assign and why: a named one, or any carrying Exchange Online Plan 2 (commercial or
+    Government, m365archive.licences) with a free seat."""
 
     def free(sku: dict[str, Any]) -> int:
         return int((sku.get("prepaidUnits") or {}).get("enabled", 0)) - int(sku.get("consumedUnits", 0))
 
     def has_plan2(sku: dict[str, Any]) -> bool:
-        return any(p.get("servicePlanId") == EXCHANGE_S_ENTERPRISE for p in sku.get("servicePlans") or [])
+        return sku_grants(sku, "plan2")
 
     if wanted.lower() != "any":
         named = [
@@ -45,7 +46,7 @@ def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | 
         if not has_plan2(sku):
             return (
                 None,
-                f"{sku['skuPartNumber']} does not include Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)",
+                f"{sku['skuPartNumber']} does not include {PLAN2_NAMES}",
             )
         if free(sku) <= 0:
             return (
@@ -56,7 +57,7 @@ def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | 
         return sku, f"{sku['skuPartNumber']}: {free(sku)} free seat(s)"
     candidates = [s for s in skus if has_plan2(s)]
     if not candidates:
-        return None, "no licence in the tenant includes Exchange Online Plan 2 (EXCHANGE_S_ENTERPRISE)"
+        return None, f"no licence in the tenant includes {PLAN2_NAMES}"
     with_seats = sorted((s for s in candidates if free(s) > 0), key=lambda s: -free(s))
     if not with_seats:
         names = ", ".join(
@@ -173,12 +174,7 @@ async def plan(ctx: StepContext) -> StepPlan:
 
     # 2. A licence with Exchange Online Plan 2.
     held = {lic.get("skuId") for lic in (user or {}).get("assignedLicenses") or []}
-    plan2_held = [
-        s
-        for s in skus
-        if s.get("skuId") in held
-        and any(p.get("servicePlanId") == EXCHANGE_S_ENTERPRISE for p in s.get("servicePlans") or [])
-    ]
+    plan2_held = [s for s in skus if s.get("skuId") in held and sku_grants(s, "plan2")]
     license_id = f"{NAME}/license/{upn}"
     if plan2_held:
         names = ", ".join(str(s["skuPartNumber"]) for s in plan2_held)

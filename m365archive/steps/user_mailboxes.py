@@ -14,24 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from m365archive.engine.plan import Severity
+from m365archive.licences import plans_granting
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import new_policy
 from m365archive.tenant.exchange import Cmdlet
 
 NAME = "user_mailboxes"
-EXCHANGE_S_ENTERPRISE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
-EXCHANGE_S_STANDARD = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
-EXCHANGE_ARCHIVE_PLANS = {
-    EXCHANGE_S_ENTERPRISE,
-    EXCHANGE_S_STANDARD,
-    "176a09a6-7ec5-4039-ac02-b2791c6ba793",  # EXCHANGE_S_ARCHIVE_ADDON
-    "da040e0a-b393-4bea-bb76-928b3fa1cf5a",  # EXCHANGE_S_ARCHIVE
-}
-HOLD_PLANS = {
-    EXCHANGE_S_ENTERPRISE,
-    "176a09a6-7ec5-4039-ac02-b2791c6ba793",  # Exchange Online Archiving add-on allows Litigation Hold
-    "da040e0a-b393-4bea-bb76-928b3fa1cf5a",
-}
+EXCHANGE_ARCHIVE_PLANS = plans_granting("archive")  # commercial and Government (data/service-plans.json)
+HOLD_PLANS = plans_granting("hold")  # Plan 2 (incl. EXCHANGE_S_ENTERPRISE_GOV) or Exchange Online Archiving
 POLICY_LIMIT = 1000  # Exchange mailboxes per retention policy (Microsoft's documented limit)
 MAILBOX_FIELDS = (
     "ExternalDirectoryObjectId",
@@ -100,7 +90,8 @@ async def plan(ctx: StepContext) -> StepPlan:
         return out
     skus = await ctx.session.graph.subscribed_skus()
     plan_of_sku = {
-        str(s["skuId"]): frozenset(str(p.get("servicePlanId")) for p in s.get("servicePlans") or []) for s in skus
+        str(s["skuId"]): frozenset(str(p.get("servicePlanId")).lower() for p in s.get("servicePlans") or [])
+        for s in skus
     }
     users = await _scope_users(ctx, plan_of_sku)
     hold_kind = ctx.config.hold.kind if cfg.hold else "none"

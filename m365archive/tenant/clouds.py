@@ -1,20 +1,37 @@
 """The Microsoft 365 clouds this tool can work in, and every endpoint it needs in each: one table.
 
-Sources (checked 2025; each row's comment names which ones back it):
+Each value names its source; where sources disagree the choice is said and why (docs/fidelity.md,
+"Part 2", rows cloud-*).
 
 - [graph]  Microsoft Graph national cloud deployments, learn.microsoft.com/graph/deployments:
-  login hosts, Azure portals and Graph roots; "in a Microsoft 365 GCC environment, continue
-  using the worldwide endpoints".
+  login hosts (login.microsoftonline.com, login.microsoftonline.us, login.chinacloudapi.cn), Azure
+  portals (portal.azure.com/.us/.cn) and Graph roots (graph.microsoft.com, graph.microsoft.us,
+  dod-graph.microsoft.us, microsoftgraph.chinacloudapi.cn); "in a Microsoft 365 GCC environment,
+  continue using the worldwide endpoints". The Graph token audience is the Graph root
+  (learn.microsoft.com/graph/sdks/national-clouds: a .default scope must use the national root).
 - [idhost] azure-identity AzureAuthorityHosts: AZURE_PUBLIC_CLOUD login.microsoftonline.com,
   AZURE_GOVERNMENT login.microsoftonline.us, AZURE_CHINA login.chinacloudapi.cn.
-- [exo]    "Basic auth - Connect to Exchange Online PowerShell" (MicrosoftDocs/office-docs-powershell,
-  exchange/docs-conceptual/basic-auth-connect-to-exo-powershell.md): ConnectionUri per cloud:
-  outlook.office365.com, GCC High outlook.office365.us, DoD webmail.apps.mil, 21Vianet
-  partner.outlook.cn. The module's REST endpoint (/adminapi/...) lives on the same hosts.
-- [scc]    "Connect to Security & Compliance PowerShell" (same repository, connect-to-scc-powershell.md):
-  ps.compliance.protection.outlook.com (commercial and GCC), GCC High
+- [exo]    "Get started with the Exchange Online Admin API" (learn.microsoft.com/exchange/reference/
+  admin-api-get-started), "Supported environments and base URLs": Microsoft 365 or GCC
+  https://outlook.office365.com; GCC High https://outlook.office365.us; DoD
+  https://outlook-dod.office365.us; 21Vianet https://outlook.office365.cn. These replace the remote
+  PowerShell ConnectionUri hosts (webmail.apps.mil, partner.outlook.cn) this table used before:
+  those are RPS hosts, not the REST endpoint. CISA ScubaGear (cisagov/ScubaGear
+  EXORestHelper.psm1) uses outlook-dod.office365.us as both base and scope for DoD.
+- [exo-cn-aud] 21Vianet Exchange token audience: Microsoft documents none for the REST endpoint.
+  Public clients of Exchange in 21Vianet request https://partner.outlook.cn/.default and get a token
+  (IMAP/SMTP/EWS samples, EXO-module wrappers with ExchangeEnvironmentName O365China); no public
+  client requests outlook.office365.cn/.default and shows it working. We ask for partner.outlook.cn
+  (an audience Entra is shown to issue in that cloud) and send to outlook.office365.cn: unverified.
+- [scc]    Connect-IPPSSession -ConnectionUri (MicrosoftDocs/office-docs-powershell
+  Connect-IPPSSession.md): ps.compliance.protection.outlook.com (commercial and GCC), GCC High
   ps.compliance.protection.office365.us, DoD l5.ps.compliance.protection.office365.us, 21Vianet
-  ps.compliance.protection.partner.outlook.cn.
+  ps.compliance.protection.partner.outlook.cn. The front door redirects each tenant to a regional
+  host (discovered at run time).
+- [scc-dod-aud] DoD S&C token audience: Microsoft documents none. ScubaGear's REST client
+  (EXORestHelper.psm1 Get-ComplianceScope) asks for https://ps.compliance.protection.office365.us
+  for DoD as for GCC High; we follow it (the only public REST client for DoD). 21Vianet's S&C
+  audience (the ConnectionUri host) is unverified.
 - [purview] Purview portal hosts: purview.microsoft.com (commercial, GCC); purview.microsoft.us for
   GCC High and DoD appears in Microsoft's and the community's admin tooling (Maester's
   Get-MtAdminPortalUrl, Purview readiness scripts) but not in a Learn table we could read. The
@@ -49,6 +66,8 @@ class Cloud:
     purview_portal: str
     azure_portal: str
     ingestion_endpoint: str | None
+    exchange_audience: str = ""  # the token audience when it differs from the host ([exo-cn-aud])
+    compliance_audience: str = ""  # likewise ([scc-dod-aud])
 
     @property
     def login_url(self) -> str:
@@ -60,11 +79,11 @@ class Cloud:
 
     @property
     def exchange_scope(self) -> str:
-        return _default_scope(self.exchange)
+        return _default_scope(self.exchange_audience or self.exchange)
 
     @property
     def compliance_scope(self) -> str:
-        return _default_scope(self.compliance)
+        return _default_scope(self.compliance_audience or self.compliance)
 
     def admin_consent_url(
         self,
@@ -136,29 +155,31 @@ CLOUDS: dict[str, Cloud] = {
             azure_portal="https://portal.azure.us",
             ingestion_endpoint=None,
         ),
-        # [graph] (L5 DOD root) [idhost] AZURE_GOVERNMENT [exo] [scc] [purview]
+        # [graph] (L5 DOD root) [idhost] AZURE_GOVERNMENT [exo] [scc] [scc-dod-aud] [purview]
         Cloud(
             name="dod",
             title="DoD",
             authority_host="login.microsoftonline.us",
             graph="https://dod-graph.microsoft.us",
-            exchange="https://webmail.apps.mil",
+            exchange="https://outlook-dod.office365.us",
             compliance="https://l5.ps.compliance.protection.office365.us",
             purview_portal="https://purview.microsoft.us",
             azure_portal="https://portal.azure.us",
             ingestion_endpoint=None,
+            compliance_audience="https://ps.compliance.protection.office365.us",
         ),
-        # [graph] [idhost] AZURE_CHINA [exo] [scc]; purview_portal unverified (see [purview])
+        # [graph] [idhost] AZURE_CHINA [exo] [exo-cn-aud] [scc]; purview_portal unverified (see [purview])
         Cloud(
             name="china",
             title="operated by 21Vianet",
             authority_host="login.chinacloudapi.cn",
             graph="https://microsoftgraph.chinacloudapi.cn",
-            exchange="https://partner.outlook.cn",
+            exchange="https://outlook.office365.cn",
             compliance="https://ps.compliance.protection.partner.outlook.cn",
             purview_portal="https://purview.microsoftonline.cn",
             azure_portal="https://portal.azure.cn",
             ingestion_endpoint=None,
+            exchange_audience="https://partner.outlook.cn",
         ),
     )
 }

@@ -65,13 +65,17 @@ class SimulatorUnreachable(Exception):
 
 
 def discover_simulator(url: str) -> Endpoints:
-    """Read a simulated tenant's discovery document (`GET <url>/`)."""
-    from m365archive.sim.http import AUDIENCES  # audiences only: data, not the simulator itself
+    """Read a simulated tenant's discovery document (`GET <url>/`).
+
+    Hosts come from the simulator (loopback); token scopes from the clouds table, as for a real tenant,
+    so the simulator's own audience table checks ours.
+    """
+    from m365archive.tenant.clouds import get_cloud
 
     try:
         doc = httpx.get(url.rstrip("/") + "/", timeout=10).json()
         services = doc["services"]
-        audiences = AUDIENCES.get(doc.get("cloud", "global"), AUDIENCES["global"])
+        cloud = get_cloud(doc.get("cloud", "global"))
         return Endpoints(
             tenant_id=doc["tenantId"],
             domain=doc["domain"],
@@ -80,9 +84,9 @@ def discover_simulator(url: str) -> Endpoints:
             exchange=services["exchange"],
             compliance=services["compliance"],
             login=services["login"],
-            graph_scope=f"{audiences['graph']}/.default",
-            exchange_scope=f"{audiences['exchange']}/.default",
-            compliance_scope=f"{audiences['compliance']}/.default",
+            graph_scope=cloud.graph_scope,
+            exchange_scope=cloud.exchange_scope,
+            compliance_scope=cloud.compliance_scope,
             simulator=True,
             onprem_url=services.get("onprem"),
             time_scale=float(doc.get("timeScale") or 1.0),

@@ -72,7 +72,11 @@ def test_endpoints_per_cloud(name: str, login: str, graph: str, exchange: str, c
         # DoD: the Admin API page's host as audience; S&C's audience is the bare host (ScubaGear), not l5.
         ("dod", "https://outlook-dod.office365.us/.default", "https://ps.compliance.protection.office365.us/.default"),
         # 21Vianet: sent to outlook.office365.cn, token for partner.outlook.cn (see clouds.py [exo-cn-aud]).
-        ("china", "https://partner.outlook.cn/.default", "https://ps.compliance.protection.partner.outlook.cn/.default"),
+        (
+            "china",
+            "https://partner.outlook.cn/.default",
+            "https://ps.compliance.protection.partner.outlook.cn/.default",
+        ),
     ],
 )
 def test_token_audiences_per_cloud(name: str, exchange_scope: str, compliance_scope: str) -> None:

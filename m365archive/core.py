@@ -59,11 +59,18 @@ def _claims(token: str) -> dict[str, Any]:
 @asynccontextmanager
 async def connect(env: Env, config: Config, *, max_concurrency: int = 8) -> AsyncIterator[TenantSession]:
     """A TenantSession for the configured tenant (or the simulator), closed on exit."""
-    endpoints, credential, operator = await _sign_in(env, config)
+    endpoints, credential, operator, app_only = await _sign_in(env, config)
     onprem = None
     if config.onprem is not None:
         onprem = make_onprem_runner(env, config, endpoints)
-    session = TenantSession(endpoints, credential, operator=operator, max_concurrency=max_concurrency, onprem=onprem)
+    session = TenantSession(
+        endpoints,
+        credential,
+        operator=operator,
+        app_only=app_only,
+        max_concurrency=max_concurrency,
+        onprem=onprem,
+    )
     try:
         yield session
     finally:
@@ -98,7 +105,7 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
     )
 
 
-async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str]:
+async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]:
     if env.sim_url:
         from m365archive.tenant.session import discover_simulator
         from m365archive.tenant.simcredential import AsyncSimulatorCredential
@@ -123,7 +130,7 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str]:
             operator = httpx.get(env.sim_url.rstrip("/") + "/", timeout=10).json().get("signedInUser") or ""
         except (httpx.HTTPError, ValueError):
             pass
-        return endpoints, AsyncSimulatorCredential(endpoints.tenant_id, operator or None), operator
+        return endpoints, AsyncSimulatorCredential(endpoints.tenant_id, operator or None), operator, not operator
     from m365archive.tenant.auth import AuthError, AuthMethod, SignIn, make_credential
     from m365archive.tenant.clouds import get_cloud
     from m365archive.tenant.session import endpoints_for_cloud
@@ -149,10 +156,12 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str]:
             f"sign-in failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", ExitCode.AUTH
         ) from None
     claims = _claims(token.token)
-    operator = str(
-        claims.get("upn") or claims.get("unique_name") or claims.get("app_displayname") or claims.get("appid") or ""
-    )
-    return endpoints, credential, operator
+    user = claims.get("upn") or claims.get("unique_name")
+    if user and claims.get("idtyp") != "app":
+        return endpoints, credential, str(user), False
+    # App-only: the operator is the application, never a user (its display name is not a UPN).
+    app = claims.get("app_displayname") or claims.get("appid") or ""
+    return endpoints, credential, f"application {app}".strip(), True
 
 
 def tenant_info(session: TenantSession) -> dict[str, str]:

@@ -51,6 +51,23 @@ def find_connector(source: str) -> PurviewConnector:
     raise StepError(f"connector.source {source!r} is not a known Purview data connector (known: {names})")
 
 
+def role_name(role: object) -> str:
+    """A role's name from Get-RoleGroup's Roles, which are path-qualified identities
+    (`FFO.extest.microsoft.com/Microsoft Exchange Hosted Organizations/<tenant>/Data Connector Admin`):
+    the last segment, as Microsoft365DSC's MSFT_SCRoleGroup strips everything up to the last `/`."""
+    return str(role).rsplit("/", 1)[-1].strip()
+
+
+def role_names(group: dict[str, Any]) -> list[str]:
+    return [role_name(r) for r in group.get("Roles") or []]
+
+
+def group_id(group: dict[str, Any]) -> str:
+    """The identity to address a role group by: its unique id. `-Identity <Name>` can fail with "...matches
+    multiple entries" for built-in groups (a public Purview role report switched to ExchangeObjectId for it)."""
+    return str(group.get("ExchangeObjectId") or group.get("Guid") or group.get("Identity") or group["Name"])
+
+
 def _member_keys(obj: dict[str, Any]) -> set[str]:
     keys = ("Identity", "Name", "PrimarySmtpAddress", "WindowsLiveID", "ExternalDirectoryObjectId")
     return {str(obj.get(k) or "").lower() for k in keys} - {""}
@@ -144,7 +161,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
 
 async def _role_group(ctx: StepContext, out: StepPlan) -> None:
     cfg = ctx.config.connector
-    member = cfg.role_group_member or ctx.operator
+    member = cfg.role_group_member or ("" if ctx.session.app_only else ctx.operator)
     if not member:
         out.findings.append(
             finding(
@@ -163,10 +180,10 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
     groups = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroup"))
     if groups.error is not None:
         raise groups.error
-    carrying = [g for g in groups.objects if DATA_CONNECTOR_ADMIN_ROLE in (g.get("Roles") or [])]
+    carrying = [g for g in groups.objects if DATA_CONNECTOR_ADMIN_ROLE in role_names(g)]
     holding: list[str] = []
     for group in carrying:
-        members = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": group["Name"]}))
+        members = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": group_id(group)}))
         if members.error is not None:
             raise members.error
         if any(keys & _member_keys(m) for m in members.objects):
@@ -182,14 +199,14 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
         return
     norm = _slug(wanted).replace("-", "")
     target = next((g for g in groups.objects if _slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
-    if target is None or DATA_CONNECTOR_ADMIN_ROLE not in (target.get("Roles") or []):
+    if target is None or DATA_CONNECTOR_ADMIN_ROLE not in role_names(target):
         names = ", ".join(sorted(str(g["Name"]) for g in carrying)) or "none"
         raise StepError(
             f"connector.role_group {wanted!r} "
             + ("does not exist" if target is None else f"does not carry {DATA_CONNECTOR_ADMIN_ROLE}")
             + f" (role groups that do: {names})"
         )
-    cmd = Cmdlet("Add-RoleGroupMember", {"Identity": str(target["Name"]), "Member": member})
+    cmd = Cmdlet("Add-RoleGroupMember", {"Identity": group_id(target), "Member": member})
     if cfg.add_role_group_member:
         out.checks.append(Check("Data Connector Admin", True, f"{member} will be added to {target['Name']}"))
         out.changes.append(
@@ -202,7 +219,7 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
                 f"via {target['Name']}",
                 cmdlet_operation("compliance", cmd, ["already a member"]),
                 side=SCC,
-                warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(target['Roles'])}"],
+                warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
                 rollback=f"Remove-RoleGroupMember -Identity {target['Name']} -Member {member}",
             )
         )

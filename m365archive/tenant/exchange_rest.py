@@ -4,9 +4,23 @@
     POST {base}/adminapi/beta/{tenant}/$batch          {"requests": [... at most 10 ...]}
 
 `base` is https://outlook.office365.com for Exchange Online (token scope
-https://outlook.office365.com/.default) or the compliance host for Security & Compliance
-(scope https://ps.compliance.protection.outlook.com/.default); the simulator serves both
-(`http://127.0.0.1:P` and `http://127.0.0.1:P/scc`).
+https://outlook.office365.com/.default) or, for Security & Compliance (scope
+https://ps.compliance.protection.outlook.com/.default), the tenant's regional host. The S&C front
+door redirects each tenant to a regional host, so the runner discovers it first, once per tenant,
+as the public clients of this endpoint do: a GET of `EXOBanner('AutogenSession')` with redirects
+off; the regional host is the `Location` host's first label + the front door's host
+(`nam12b.admin.protection.outlook.com` -> `nam12b.ps.compliance.protection.outlook.com`; CIPP-API
+New-ExoRequest.ps1, Monkey365 Get-MonkeySecCompBackendUri, ScubaGear EXORestHelper.psm1). The
+government and China forms follow the same rule and are unverified.
+
+Nothing is "ok" unless the service confirmed it: a 3xx is never success and is never followed (a
+POST must not turn into a GET); `@adminapi.errors` in a 200 is an error (the module writes each as
+an error record); a `$batch` is sent with `Prefer: odata.continue-on-error` and every item carries
+the full header set (Authorization, X-AnchorMailbox, `Prefer: odata.maxpagesize=N;
+odata.continue-on-error`), as the module and CIPP-API New-ExoBulkRequest.ps1 do; an item the
+answer leaves out is "not confirmed", never ok, and is not re-sent blindly (the next plan reads what
+happened). App-only tokens anchor on the module's system mailbox (`APP:SystemMailbox{...}@<tenant
+id>`), delegated ones on `UPN:<the signed-in user>`.
 
 Retries: 429 (Retry-After honoured, decimal seconds accepted), 503, 504 and dropped
 connections, with jittered exponential backoff, at most `max_retries` times. Writes are
@@ -26,13 +40,14 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
 from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeError, ThrottleListener, TransportError
+from m365archive.tenant.hostmap import HostMapTransport, mapped_origin
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
 COMPLIANCE_SCOPE = "https://ps.compliance.protection.outlook.com/.default"
@@ -40,6 +55,25 @@ COMPLIANCE_SCOPE = "https://ps.compliance.protection.outlook.com/.default"
 APP_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
 BATCH_LIMIT = 10
 RETRYABLE_STATUS = (429, 503, 504)
+CONTINUE_ON_ERROR = "odata.continue-on-error"
+# The module version the discovery GET names (CIPP-API sends its own ModuleVersion the same way).
+MODULE_VERSION = "3.7.1"
+# Regional hosts found so far: (front door, tenant, mapped origin) -> base URL. One discovery per tenant.
+_REGIONAL: dict[tuple[str, str, str], str] = {}
+
+
+def regional_base(front_door: str, location: str) -> str:
+    """The regional base URL a front door's redirect points at: the Location host's first label + the front
+    door's host (CIPP-API takes the first label, Monkey365 rewrites `admin` to `ps.compliance`: the same host for
+    `<label>.admin.protection.outlook.com`). A Location on the front door's own host (or relative) names no
+    region: the front door itself."""
+    front = httpx.URL(front_door)
+    target = front.join(location)
+    if not target.host or target.host.lower() == front.host.lower():
+        return front_door.rstrip("/")
+    label = target.host.split(".")[0].lower()
+    port = f":{front.port}" if front.port else ""
+    return f"{front.scheme}://{label}.{front.host}{port}"
 
 
 class _AccessToken(Protocol):
@@ -187,13 +221,17 @@ class RestExchangeRunner:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         timeout: float = 120.0,
+        discover_region: bool = False,
+        host_map: Mapping[str, str] | None = None,
     ) -> None:
         self.side = side
         self.base_url = base_url.rstrip("/")
         self.tenant_id = tenant_id
         self.scope = scope
-        self.endpoint = f"{self.base_url}/adminapi/beta/{tenant_id}/InvokeCommand"
-        self.batch_endpoint = f"{self.base_url}/adminapi/beta/{tenant_id}/$batch"
+        self.discover_region = discover_region
+        self._resolved: str | None = None if discover_region else self.base_url
+        self._resolve_lock = asyncio.Lock()
+        self._origin_key = mapped_origin(httpx.URL(self.base_url).host, host_map or {}) or ""
         self.max_retries = max_retries
         self.on_throttle = on_throttle
         self.backoff_base = backoff_base
@@ -207,11 +245,75 @@ class RestExchangeRunner:
         self._pacer = RatePacer()
         self._connection_id = str(uuid.uuid4())
         self._random = random.Random()
+        limits = httpx.Limits(max_connections=max(2, max_concurrency * 2), max_keepalive_connections=max_concurrency)
+        if host_map:
+            transport = HostMapTransport(host_map, transport or httpx.AsyncHTTPTransport(limits=limits))
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=15.0),
-            limits=httpx.Limits(max_connections=max(2, max_concurrency * 2), max_keepalive_connections=max_concurrency),
+            limits=limits,
+            follow_redirects=False,  # a 3xx is never followed: a POST must not be re-sent as a GET
         )
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self._resolved or self.base_url}/adminapi/beta/{self.tenant_id}/InvokeCommand"
+
+    @property
+    def batch_endpoint(self) -> str:
+        return f"{self._resolved or self.base_url}/adminapi/beta/{self.tenant_id}/$batch"
+
+    # -- regional host -------------------------------------------------------------------------------
+    async def _resolve(self) -> None:
+        """Find the tenant's regional host (once per tenant and process) before the first request."""
+        if self._resolved is not None:
+            return
+        async with self._resolve_lock:
+            if self._resolved is not None:
+                return
+            key = (self.base_url.lower(), self.tenant_id.lower(), self._origin_key)
+            if key not in _REGIONAL:
+                _REGIONAL[key] = await self._discover()
+            self._resolved = _REGIONAL[key]
+
+    async def _discover(self) -> str:
+        url = f"{self.base_url}/adminapi/beta/{self.tenant_id}/EXOBanner('AutogenSession')?Version={MODULE_VERSION}"
+        attempt = 0
+        while True:
+            token = await self._access_token()
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "X-AnchorMailbox": self._anchor_mailbox(token),
+                "client-request-id": str(uuid.uuid4()),
+                "Accept": "application/json",
+            }
+            self.stats.requests += 1
+            try:
+                response = await self._client.get(url, headers=headers)
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                status = response.status_code
+                location = response.headers.get("location")
+                if 300 <= status < 400 and location:
+                    return regional_base(self.base_url, location)
+                if status in (401, 403):
+                    raise TransportError(
+                        f"{self.side}: HTTP {status} discovering the regional host: "
+                        f"{_error_text(_json(response.content)) or 'not authorized'}",
+                        status=status,
+                        auth=True,
+                    )
+                if status < 500 and status != 429:
+                    return self.base_url  # the front door serves this tenant itself (ScubaGear does the same)
+                failure = f"HTTP {status}"
+            if attempt >= self.max_retries:
+                raise TransportError(f"{self.side}: discovering the regional host kept failing ({failure})")
+            attempt += 1
+            await asyncio.sleep(self._backoff(attempt))
+
+    def _forget_region(self) -> None:
+        _REGIONAL.pop((self.base_url.lower(), self.tenant_id.lower(), self._origin_key), None)
 
     # -- protocol ----------------------------------------------------------------------------------
     async def invoke(self, cmdlet: Cmdlet) -> CmdletOutcome:
@@ -247,6 +349,7 @@ class RestExchangeRunner:
         self, cmdlet: Cmdlet, page_size: int, outcome: CmdletOutcome
     ) -> AsyncIterator[list[dict[str, Any]]]:
         body = _body(cmdlet)
+        await self._resolve()
         url: str | None = self.endpoint
         while url:
             answer, retried = await self._send(url, body, cmdlet.name, page_size, cmdlets=1)
@@ -259,6 +362,9 @@ class RestExchangeRunner:
                     return
                 raise error
             outcome.warnings.extend(str(w) for w in payload.get("@adminapi.warnings") or [])
+            admin_error = _admin_errors(payload, cmdlet.name, answer.request_id)
+            if admin_error is not None:
+                raise admin_error
             yield [o for o in payload.get("value") or [] if isinstance(o, dict)]
             next_link = payload.get("@odata.nextLink")
             url = str(next_link) if next_link else None
@@ -270,13 +376,14 @@ class RestExchangeRunner:
         retried: set[int] = set()
         attempt = 0
         follow: list[tuple[int, str]] = []  # items whose output has more pages
+        await self._resolve()
         while pending:
             requests = [
                 {
                     "id": str(i),
                     "method": "POST",
                     "url": self.endpoint,
-                    "headers": self._item_headers(chunk[i].name),
+                    "headers": await self._headers(chunk[i].name, 1000, item=True),
                     "body": _body(chunk[i]),
                 }
                 for i in pending
@@ -304,7 +411,15 @@ class RestExchangeRunner:
                 outcome = outcomes[i]
                 outcome.request_id = answer.request_id
                 if item is None:
-                    again.append(i)
+                    # Sent, but the answer says nothing about it: it may or may not have run. Never ok, and
+                    # not re-sent blindly: the next plan reads the tenant first.
+                    outcome.error = ExchangeError(
+                        f"{chunk[i].name}: the $batch answer has no response for this item, so it is not confirmed "
+                        "(it may or may not have run; a new plan reads what happened)",
+                        cmdlet=chunk[i].name,
+                        category="NotConfirmed",
+                        request_id=answer.request_id,
+                    )
                     continue
                 status = int(item.get("status", 500))
                 raw_body = item.get("body")
@@ -331,7 +446,7 @@ class RestExchangeRunner:
                     else:
                         outcome.error = error
                     continue
-                outcome.error = None
+                outcome.error = _admin_errors(body, chunk[i].name, answer.request_id)
                 outcome.objects.extend(o for o in body.get("value") or [] if isinstance(o, dict))
                 outcome.warnings.extend(str(w) for w in body.get("@adminapi.warnings") or [])
                 if body.get("@odata.nextLink"):
@@ -362,6 +477,7 @@ class RestExchangeRunner:
             if answer.status >= 400:
                 outcome.error = _exchange_error(answer.status, payload, outcome.cmdlet.name, answer.request_id)
                 return
+            outcome.error = outcome.error or _admin_errors(payload, outcome.cmdlet.name, answer.request_id)
             outcome.objects.extend(o for o in payload.get("value") or [] if isinstance(o, dict))
             next_link = payload.get("@odata.nextLink")
             link = str(next_link) if next_link else None
@@ -373,13 +489,16 @@ class RestExchangeRunner:
         """POST with retries. Returns the final answer (any status but 401/403) and whether it was retried."""
         attempt = 0
         content = json.dumps(body, default=str).encode()
+        batch = url.endswith("$batch")
         while True:
             headers = await self._headers(cmdlet_name, page_size)
+            if batch:
+                headers["Prefer"] = CONTINUE_ON_ERROR
             await self._limiter.acquire()
             self.stats.peak_concurrency = max(self.stats.peak_concurrency, self._limiter.in_flight)
             self.stats.requests += 1
             self.stats.cmdlets += cmdlets
-            if url.endswith("$batch"):
+            if batch:
                 self.stats.batches += 1
             throttled = False
             answer: _Answer | None = None
@@ -413,6 +532,14 @@ class RestExchangeRunner:
             finally:
                 ok = answer is not None and answer.status < 400
                 await self._limiter.release(throttled=throttled, ok=ok)
+            if answer is not None and 300 <= answer.status < 400:
+                self._forget_region()
+                location = answer.headers.get("location") or "no Location"
+                raise TransportError(
+                    f"{self.side}: HTTP {answer.status} for {cmdlet_name}, redirected to {location}: not followed, "
+                    "so nothing is confirmed (a redirected POST must not be re-sent blindly)",
+                    status=answer.status,
+                )
             if answer is not None and answer.status in (401, 403):
                 message = _error_text(answer.body) or failure
                 raise TransportError(
@@ -433,8 +560,10 @@ class RestExchangeRunner:
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(attempt - 1, 0)))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    async def _headers(self, cmdlet_name: str, page_size: int) -> dict[str, str]:
+    async def _headers(self, cmdlet_name: str, page_size: int, *, item: bool = False) -> dict[str, str]:
+        """The header set of a request; a $batch item carries the same set, with continue-on-error added."""
         token = await self._access_token()
+        prefer = f"odata.maxpagesize={max(1, min(page_size, 1000))}"
         return {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
@@ -443,13 +572,10 @@ class RestExchangeRunner:
             "X-AnchorMailbox": self._anchor_mailbox(token),
             "X-CmdletName": cmdlet_name,
             "X-ClientApplication": "m365archive",
-            "Prefer": f"odata.maxpagesize={max(1, min(page_size, 1000))}",
+            "Prefer": f"{prefer};{CONTINUE_ON_ERROR}" if item else prefer,
             "connection-id": self._connection_id,
             "client-request-id": str(uuid.uuid4()),
         }
-
-    def _item_headers(self, cmdlet_name: str) -> dict[str, str]:
-        return {"X-CmdletName": cmdlet_name, "Prefer": "odata.maxpagesize=1000"}
 
     async def _access_token(self) -> str:
         async with self._token_lock:
@@ -460,8 +586,7 @@ class RestExchangeRunner:
 
     def _anchor_mailbox(self, token: str) -> str:
         if self._anchor is None:
-            upn = _token_claims(token).get("upn")
-            self._anchor = f"UPN:{upn}" if upn else f"{APP_ANCHOR}{self.tenant_id}"
+            self._anchor = anchor_for(_token_claims(token), self.tenant_id)
         return self._anchor
 
 
@@ -470,6 +595,43 @@ class RestExchangeRunner:
 
 def _body(cmdlet: Cmdlet) -> dict[str, Any]:
     return {"CmdletInput": {"CmdletName": cmdlet.name, "Parameters": dict(cmdlet.parameters)}}
+
+
+def anchor_for(claims: Mapping[str, Any], tenant_id: str) -> str:
+    """X-AnchorMailbox for a token: the signed-in user's UPN, or for an app-only token the module's system
+    mailbox in the tenant (an app has no mailbox; its display name is not a user)."""
+    upn = claims.get("upn") or claims.get("unique_name")
+    if upn and "@" in str(upn) and claims.get("idtyp") != "app":
+        return f"UPN:{upn}"
+    return f"{APP_ANCHOR}{claims.get('tid') or tenant_id}"
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+
+
+def _admin_errors(payload: Any, cmdlet: str, request_id: str | None) -> ExchangeError | None:
+    """`@adminapi.errors` in a 200: non-terminating errors the module writes as error records. Each entry is a
+    string (`ExNNNN|Exception|text` like error details) or an object with a message."""
+    errors = payload.get("@adminapi.errors") if isinstance(payload, dict) else None
+    if not errors:
+        return None
+    texts = [str(e.get("message") or e.get("Message") or e) if isinstance(e, dict) else str(e) for e in errors]
+    category = ""
+    messages = []
+    for text in texts:
+        parts = text.split("|", 2)
+        if len(parts) == 3 and "." in parts[1]:
+            category = category or parts[1].rsplit(".", 1)[-1]
+            messages.append(parts[2])
+        else:
+            messages.append(text)
+    return ExchangeError(
+        "; ".join(messages), cmdlet=cmdlet, category=category or "AdminApiError", status=200, request_id=request_id
+    )
 
 
 def _token_claims(token: str) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class Endpoints:
     simulator: bool = False
     onprem_url: str | None = None
     time_scale: float = 1.0  # a simulator's clock speed: client back-off delays scale with it
+    # A simulator's host map: (host suffix, loopback origin). Requests for those hosts (and hosts under
+    # them) go to the simulator with the real name in the Host header, so the client derives real host
+    # names (the Security & Compliance regional host) exactly as against Microsoft.
+    host_map: tuple[tuple[str, str], ...] = ()
 
 
 def endpoints_for_cloud(cloud_name: str, tenant: str, domain: str | None) -> Endpoints:
@@ -90,6 +94,7 @@ def discover_simulator(url: str) -> Endpoints:
             simulator=True,
             onprem_url=services.get("onprem"),
             time_scale=float(doc.get("timeScale") or 1.0),
+            host_map=tuple((str(k), str(v)) for k, v in (doc.get("hostMap") or {}).items()),
         )
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise SimulatorUnreachable(f"no simulated tenant answers at {url} ({type(exc).__name__})") from None
@@ -104,6 +109,7 @@ class TenantSession:
         credential: AsyncTokenCredential,
         *,
         operator: str | None = None,
+        app_only: bool = False,
         max_concurrency: int = 8,
         onprem: ExchangeRunner | None = None,
         on_throttle: Callable[[float], None] | None = None,
@@ -114,24 +120,28 @@ class TenantSession:
         self.endpoints = endpoints
         self.credential = credential
         self.operator = operator or ""
+        # Signed in as an application: the operator names the app, never a user (no mailbox, no role group member).
+        self.app_only = app_only
         # Retry back-off is wall-clock (Graph SDK 3 s base, Exchange 0.5 s); a time-scaled simulator scales it too.
         scale = min(1.0, max(endpoints.time_scale, 0.001))
         self.graph: GraphGateway = GraphGateway(
             endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=3.0 * scale
         )
         backoff_base, backoff_max = 0.5 * scale, 30.0 * scale
-        anchor = f"UPN:{operator}" if operator else None
+        host_map = dict(endpoints.host_map)
+        # X-AnchorMailbox comes from the token (UPN of the user, or the system mailbox for an app): never from
+        # a display name.
         self.exchange: ExchangeRunner = RestExchangeRunner(
             endpoints.exchange,
             endpoints.tenant_id,
             credential,
             scope=endpoints.exchange_scope,
             side="exchange-online",
-            anchor_mailbox=anchor,
             max_concurrency=max_concurrency,
             on_throttle=on_throttle,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            host_map=host_map,
         )
         self.compliance: ExchangeRunner = RestExchangeRunner(
             endpoints.compliance,
@@ -139,10 +149,11 @@ class TenantSession:
             credential,
             scope=endpoints.compliance_scope,
             side="compliance",
-            anchor_mailbox=anchor,
             max_concurrency=max_concurrency,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            discover_region=True,
+            host_map=host_map,
         )
         self.onprem = onprem
 

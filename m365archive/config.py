@@ -12,8 +12,28 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-UPN = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# Entra ID's user name rules ("Password policies and account restrictions in Microsoft Entra ID"):
+# A-Z a-z 0-9 ' . - _ ! # ^ ~ before the @, at most 64 of them, no leading dot and no dot right
+# before the @; at most 48 characters after it; 113 in all.
+UPN_LOCAL = re.compile(r"^[A-Za-z0-9'._!#^~-]+$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DISPLAY_NAME_MAX = 256  # Entra ID's displayName limit
+HOLD_DAYS_MAX = 36_500  # a hundred years: Litigation Hold durations beyond are typos, not policy
+# ISO 3166-1 alpha-2 (officially assigned codes): Graph's usageLocation is one of these.
+COUNTRIES = frozenset(
+    re.findall(
+        r"[A-Z]{2}",
+        """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+    BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG
+    EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR
+    HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR
+    LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG
+    NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE
+    SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA
+    UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""",
+    )
+)
 CLOUD_NAMES = ("global", "gcc", "gcc-high", "dod", "china")
 AUDIT_ACTIONS = {
     "owner": {
@@ -67,14 +87,44 @@ AUDIT_ACTIONS = {
 }
 
 
+def upn_problem(value: str) -> str | None:
+    """Why `value` is not a user principal name Entra ID accepts, or None when it is one."""
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
+        return f"{value!r} is not a user principal name (name@domain)"
+    if len(local) > 64:
+        return f"the part before @ is {len(local)} characters; Entra ID allows at most 64"
+    if not UPN_LOCAL.match(local):
+        bad = sorted({c for c in local if not UPN_LOCAL.match(c)})
+        return (
+            f"{value!r} contains {' '.join(repr(c) for c in bad)}; before the @ Entra ID allows only "
+            "letters A-Z, digits and ' . - _ ! # ^ ~"
+        )
+    if local.startswith(".") or local.endswith("."):
+        return f"{value!r}: the part before @ can't start or end with a dot"
+    if len(domain) > 48:
+        return f"the part after @ is {len(domain)} characters; Entra ID allows at most 48"
+    if not DOMAIN.match(domain):
+        return f"{value!r}: {domain!r} is not a domain name"
+    return None
+
+
 def _upn(value: str) -> str:
-    if not UPN.match(value):
-        raise ValueError(f"{value!r} is not a user principal name (name@domain)")
+    problem = upn_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _guid(value: str, what: str) -> str:
+    if not GUID.match(value):
+        raise ValueError(f"{value!r} is not {what} (a GUID such as 00000000-0000-0000-0000-000000000000)")
     return value
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML has real booleans and numbers, so `archive = "yes"` or `duration_days = true` is a mistake
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_min_length=1)
 
 
 class TenantConfig(Strict):
@@ -98,6 +148,11 @@ class AuthConfig(Strict):
     certificate: str | None = None
     managed_identity_client_id: str | None = None
     allow_unencrypted_token_cache: bool = False
+
+    @field_validator("client_id", "managed_identity_client_id")
+    @classmethod
+    def _ids(cls, value: str | None) -> str | None:
+        return None if value is None else _guid(value, "an application (client) id")
 
 
 class FullAccess(Strict):
@@ -125,12 +180,23 @@ class CatchallConfig(Strict):
     def _catchall(cls, value: str) -> str:
         return _upn(value)
 
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > DISPLAY_NAME_MAX:
+            raise ValueError(f"is {len(value)} characters; Entra ID allows at most {DISPLAY_NAME_MAX}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line without control characters")
+        return value
+
     @field_validator("usage_location")
     @classmethod
     def _location(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Z]{2}", value):
-            raise ValueError(f"{value!r} is not a two-letter ISO country code (e.g. US)")
-        return value
+        if value.upper() not in COUNTRIES:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 two-letter country code (e.g. US, GB, DE)")
+        return value.upper()
 
     @field_validator("full_access", mode="before")
     @classmethod
@@ -145,11 +211,16 @@ class HoldConfig(Strict):
     duration_days: int | Literal["unlimited"] = "unlimited"
     retention_policy: str | None = None
 
-    @field_validator("duration_days")
+    @field_validator("duration_days", mode="before")
     @classmethod
-    def _days(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value <= 0:
-            raise ValueError(f'must be a positive number of days or "unlimited", not {value}')
+    def _days(cls, value: Any) -> Any:
+        wanted = f'must be a number of days from 1 to {HOLD_DAYS_MAX:,} or "unlimited"'
+        if isinstance(value, str) and value.strip().lower() == "unlimited":
+            return "unlimited"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{wanted}, not {toml_repr(value)}")
+        if not 1 <= value <= HOLD_DAYS_MAX:
+            raise ValueError(f"{wanted}, not {value}")
         return value
 
     @model_validator(mode="after")
@@ -190,6 +261,16 @@ class UsersConfig(Strict):
     hold: bool = True
     max_concurrency: int = Field(default=8, ge=1, le=64)
 
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return [_guid(v, "a group object id") for v in value]
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude(cls, value: list[str]) -> list[str]:
+        return [_upn(v) for v in value]
+
     @model_validator(mode="after")
     def _scope(self) -> UsersConfig:
         if self.scope == "groups" and not self.groups:
@@ -216,9 +297,7 @@ class ConnectorConfig(Strict):
     @field_validator("partner_app_id")
     @classmethod
     def _app_id(cls, value: str | None) -> str | None:
-        if value is not None and not GUID.match(value):
-            raise ValueError(f"{value!r} is not an application (client) id (GUID)")
-        return value
+        return None if value is None else _guid(value, "an application (client) id")
 
     @field_validator("role_group_member")
     @classmethod
@@ -278,11 +357,15 @@ class ConfigError(Exception):
 
 def load_config(path: Path) -> Config:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file (create one with `m365archive init`)"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: {exc.strerror}"]) from None
+    try:
+        text = decode_text(raw)
+    except ValueError as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -290,17 +373,86 @@ def load_config(path: Path) -> Config:
     return parse_config(data, str(path))
 
 
+def decode_text(raw: bytes) -> str:
+    """UTF-8 text, with or without a byte-order mark; anything else is a ValueError saying where."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"
+        ) from None
+
+
+def toml_repr(value: Any) -> str:
+    """A value as it was written in TOML: true/false, numbers bare, text quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+_PLAIN = {
+    "bool_type": "must be true or false (without quotes)",
+    "int_type": "must be a whole number (without quotes)",
+    "float_type": "must be a number (without quotes)",
+    "string_type": "must be text in quotes",
+    "list_type": 'must be a list, e.g. ["a", "b"]',
+    "model_type": "must be a table",
+    "dict_type": "must be a table",
+    "missing": "is required",
+    "int_from_float": "must be a whole number",
+    "string_too_short": "must not be empty",
+}
+
+
+def _plain(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}, not {toml_repr(value)}"
+    if kind in _PLAIN:
+        return _PLAIN[kind] if kind in ("missing", "string_too_short") else f"{_PLAIN[kind]}, not {toml_repr(value)}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most"}
+        return f"must be {words.get(kind, 'less than')} {next(iter(ctx.values()))}, not {toml_repr(value)}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part + 1}]"  # people count list items from 1
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
 def parse_config(data: dict[str, Any], origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = []
+        lines: list[str] = []
+        seen: set[str] = set()
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif err["type"] == "literal_error":
-                message = f"must be one of {err['ctx']['expected']}, not {err['input']!r}"
-            lines.append(f"{origin}: {where}: {message}")
+            # a union (int | "unlimited") reports once per branch: keep the field's first line only
+            loc = tuple(
+                p
+                for p in err["loc"]
+                if not (isinstance(p, str) and (p.startswith(("literal[", "function-")) or p in ("int", "str")))
+            )
+            where = _where(loc)
+            if where in seen:
+                continue
+            seen.add(where)
+            lines.append(f"{origin}: {where}: {_plain(err)}")
         raise ConfigError(lines) from None

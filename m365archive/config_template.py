@@ -45,7 +45,7 @@ full_access = [
 
 [hold]
 kind = "litigation"            # litigation | retention-policy | none
-duration_days = "unlimited"    # a positive number of days, or "unlimited"
+duration_days = "unlimited"    # 1 to 36500 days, or "unlimited"
 # retention_policy = "Third-party data"   # for kind = "retention-policy"
 
 [audit]

@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     PARTIAL = 8  # some changes failed; the others were applied
     TIMEOUT = 9  # waited for the service and it did not show the change in time
     NO_SECRET_STORE = 10  # no keyring backend and no --password-file
+    LOCKED = 11  # another applying run holds this tenant's lock on this machine
     INTERRUPTED = 130  # Ctrl-C
 
 

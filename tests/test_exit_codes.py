@@ -33,6 +33,7 @@ def test_exit_codes_are_stable() -> None:
         "PARTIAL": 8,
         "TIMEOUT": 9,
         "NO_SECRET_STORE": 10,
+        "LOCKED": 11,
         "INTERRUPTED": 130,
     }
 

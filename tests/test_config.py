@@ -36,7 +36,10 @@ def test_init_template_validates() -> None:
         (lambda d: d["tenant"].update(cloud="mars"), "tenant.cloud: must be one of"),
         (lambda d: d["hold"].update(duration_days=-5), "hold.duration_days"),
         (lambda d: d.update(colour="blue"), "colour: unknown key"),
-        (lambda d: d["catchall"].update(usage_location="usa"), "catchall.usage_location: 'usa' is not an ISO 3166-1 two-letter"),
+        (
+            lambda d: d["catchall"].update(usage_location="usa"),
+            "catchall.usage_location: 'usa' is not an ISO 3166-1 two-letter",
+        ),
         (lambda d: d["audit"].update(owner=["Nope"]), "owner: unknown audit action(s) Nope"),
         (lambda d: d["hold"].update(kind="retention-policy"), "needs retention_policy"),
     ],

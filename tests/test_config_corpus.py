@@ -193,7 +193,11 @@ def test_the_command_line_refuses_every_invalid_value_with_exit_4_and_no_request
         ("hold.duration_days", 36_500, 36_500),
         ("catchall.usage_location", "gb", "GB"),
         ("catchall.display_name", "x" * 256, "x" * 256),
-        ("catchall.upn", "o'brien.archive_2#~^!@contoso.onmicrosoft.com", "o'brien.archive_2#~^!@contoso.onmicrosoft.com"),
+        (
+            "catchall.upn",
+            "o'brien.archive_2#~^!@contoso.onmicrosoft.com",
+            "o'brien.archive_2#~^!@contoso.onmicrosoft.com",
+        ),
         ("catchall.upn", "a" * 64 + "@contoso.onmicrosoft.com", "a" * 64 + "@contoso.onmicrosoft.com"),
     ],
 )

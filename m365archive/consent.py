@@ -67,17 +67,35 @@ def retirement_line() -> str:
 # --- Step 5: consent ------------------------------------------------------------------------------
 
 
+# The only redirect URI the reference page documents for the connector app (Step 5). No public source
+# shows which redirect URIs the app accepts in the national clouds, so none is invented for them.
+CONNECTOR_REDIRECT_URI = "https://portal.azure.com/"
+
+
 def consent_url(endpoints: Endpoints, state: str | None = None) -> str:
-    """The admin-consent link of Step 5 for the tenant's cloud (the simulator's login base with --sim)."""
+    """The admin-consent link of Step 5: the reference page's URL with the tenant id in place of `common`
+    when the tenant is known (an admin signed in to several tenants must not consent in the wrong one),
+    on the tenant's cloud's login host (the simulator's login base with --sim)."""
     from m365archive.tenant.clouds import get_cloud
 
     cloud = get_cloud(endpoints.cloud)
     return cloud.admin_consent_url(
-        None,
+        endpoints.tenant_id or None,
         CONNECTOR_APP_ID,
-        redirect_uri=cloud.azure_portal + "/",
+        redirect_uri=CONNECTOR_REDIRECT_URI,
         state=state,
         login_base=endpoints.login if endpoints.simulator else None,
+    )
+
+
+def consent_url_caveat(endpoints: Endpoints) -> str | None:
+    """What is unverified about the consent URL in this cloud, or None (the commercial cloud)."""
+    if endpoints.cloud == "global":
+        return None
+    return (
+        f"unverified for the {endpoints.cloud} cloud: the reference page documents only the redirect URI "
+        f"{CONNECTOR_REDIRECT_URI} for the connector app, and no public source shows the app or its redirect "
+        "URIs in this cloud; if the sign-in page answers AADSTS50011 or AADSTS700016, the app is not available here"
     )
 
 

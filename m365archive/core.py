@@ -280,7 +280,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
     import time
 
     from m365archive.engine.runner import Event
-    from m365archive.tenant.exchange import Cmdlet
+    from m365archive.tenant.exchange import Cmdlet, has_archive
 
     waiting = list(identities)
     deadline = time.monotonic() + timeout
@@ -291,7 +291,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
         waiting = [
             i
             for i, out in zip(waiting, outcomes, strict=True)
-            if not (out.ok and out.objects and out.objects[0].get("ArchiveStatus") == "Active")
+            if not (out.ok and out.objects and has_archive(out.objects[0]))
         ]
         if not waiting or time.monotonic() >= deadline:
             break

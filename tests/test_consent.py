@@ -72,15 +72,16 @@ def test_consent_url_for_every_cloud_uses_its_login_host(name: str) -> None:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     assert parts.scheme == "https" and parts.hostname == cloud.authority_host
-    assert parts.path == "/common/oauth2/authorize"
+    assert parts.path == "/contoso.onmicrosoft.com/oauth2/authorize"  # the known tenant, not `common`
     assert query["client_id"] == [CONNECTOR_APP_ID]
     assert query["prompt"] == ["admin_consent"] and query["response_type"] == ["code"]
-    assert query["redirect_uri"] == [cloud.azure_portal + "/"] and query["state"] == ["s1"]
+    # the reference page's redirect URI in every cloud: none is invented for the national clouds
+    assert query["redirect_uri"] == ["https://portal.azure.com/"] and query["state"] == ["s1"]
 
 
 def test_with_the_simulator_the_url_uses_its_login_base(sim: SimulatedTenant) -> None:
     url = consent_url(discover_simulator(sim.url))
-    assert url.startswith(sim.url + "/common/oauth2/authorize?")
+    assert url.startswith(f"{sim.url}/{sim.state.tenant_id}/oauth2/authorize?")
 
 
 # --- grant, status, revoke -------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def test_grant_status_revoke_round_trip(sim: SimulatedTenant, tmp_path: Path) ->
     try:
         assert proc.stdout is not None
         printed = proc.stdout.readline().strip()
-        assert printed.startswith(sim.url + "/common/oauth2/authorize?"), printed
+        assert printed.startswith(f"{sim.url}/{sim.state.tenant_id}/oauth2/authorize?"), printed
         assert f"client_id={CONNECTOR_APP_ID}" in printed and "prompt=admin_consent" in printed
         accept_consent(printed)
         stdout, stderr = proc.communicate(timeout=60)
@@ -163,7 +164,7 @@ def test_grant_times_out_with_exit_9_and_says_how_to_check_later(sim: SimulatedT
     assert run.code == ExitCode.TIMEOUT
     assert time.monotonic() - started < 10
     assert "m365archive consent status" in run.stderr and "did not appear within" in run.stderr
-    assert "/common/oauth2/authorize?" in run.stdout and sim.writes() == []
+    assert f"/{sim.state.tenant_id}/oauth2/authorize?" in run.stdout and sim.writes() == []
 
 
 def test_grant_when_already_consented_says_so(sim: SimulatedTenant) -> None:
@@ -194,7 +195,9 @@ def test_setup_reports_consent_and_handoff_as_steps(sim: SimulatedTenant, tmp_pa
     assert run.code == ExitCode.OK, run.stderr
     text = report.read_text(encoding="utf-8")
     assert "Partner chosen: Veritas" in text
-    assert "connector consent" in text and "/common/oauth2/authorize?client_id=" + CONNECTOR_APP_ID in text
+    assert (
+        "connector consent" in text and f"/{sim.state.tenant_id}/oauth2/authorize?client_id=" + CONNECTOR_APP_ID in text
+    )
     assert "m365archive partner-info" in text
     assert "office365ingestionsvc.gble1.protection.outlook.com" in text
 

@@ -678,7 +678,7 @@ def _consent_query(**overrides: str) -> dict[str, str]:
     query = {
         "client_id": CONNECTOR_APP_ID,
         "response_type": "code",
-        "redirect_uri": "https://partner.example/callback",
+        "redirect_uri": "https://portal.azure.com/",
         "prompt": "admin_consent",
         "state": "xyz",
     }
@@ -701,7 +701,7 @@ def _accept_and_wait(sim: SimulatedTenant) -> None:
     accepted = httpx.post(url, data=form, follow_redirects=False)
     assert accepted.status_code == 302
     location = urlsplit(accepted.headers["location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://partner.example/callback"
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://portal.azure.com/"
     params = parse_qs(location.query)
     assert params["admin_consent"] == ["True"] and params["tenant"] == [sim.state.tenant_id]
     assert params["state"] == ["xyz"]
@@ -745,7 +745,7 @@ def test_consent_page_cancel_v2_and_errors(sim: SimulatedTenant) -> None:
     v2 = f"{sim.url}/{sim.state.tenant_id}/v2.0/adminconsent"
     v2_query = {
         "client_id": CONNECTOR_APP_ID,
-        "redirect_uri": "https://partner.example/cb",
+        "redirect_uri": "https://portal.azure.com/",
         "scope": "https://outlook.office365.com/.default",
     }
     assert httpx.get(v2, params=v2_query).status_code == 200

@@ -53,6 +53,7 @@ async def _grant(cli: CliState, config: Any, env: Any, no_browser: bool, timeout
     from m365archive.consent import (
         consent_state,
         consent_url,
+        consent_url_caveat,
         new_consent_state_token,
         retirement_line,
         wait_for_consent,
@@ -68,6 +69,9 @@ async def _grant(cli: CliState, config: Any, env: Any, no_browser: bool, timeout
         _say(cli, "A global administrator must sign in and accept at:")
         # the URL is the answer in human mode; in JSON mode stdout holds only the envelope
         (cli.err if cli.output is Output.json else cli.out).print(url, markup=False, highlight=False, soft_wrap=True)
+        caveat = consent_url_caveat(session.endpoints)
+        if caveat:
+            _say(cli, "warning: " + caveat)
         if not no_browser:
             import webbrowser
 

@@ -34,6 +34,9 @@ class ConsentApp:
     publisher: str
     delegated: tuple[tuple[str, str], ...]  # (scope, description) on Office 365 Exchange Online
     app_roles: tuple[tuple[str, str, str], ...]  # (app role id, value, description)
+    # Redirect URIs registered for the app: the reference page's consent URL uses https://portal.azure.com/
+    # (the only one public sources show); Entra refuses any other with AADSTS50011.
+    redirect_uris: tuple[str, ...] = ("https://portal.azure.com/",)
 
 
 APPS: dict[str, ConsentApp] = {
@@ -183,7 +186,8 @@ def _validate(state: TenantState, fields: dict[str, str], *, v2: bool) -> tuple[
             )
     redirect_uri = fields.get("redirect_uri", "")
     parts = urlsplit(redirect_uri)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    unregistered = state.knobs.redirect_uri_check and redirect_uri not in app.redirect_uris
+    if parts.scheme not in ("http", "https") or not parts.netloc or unregistered:
         raise ConsentError(
             "AADSTS50011",
             f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "

@@ -333,6 +333,7 @@ class Knobs:
     fault_after_commit: bool = True  # a 503/504 on a write may happen after it took effect
     seed: int = 0
     audience_check: bool = True  # a token must be for this cloud's resource (False: any audience)
+    redirect_uri_check: bool = True  # consent: only the app's registered redirect URIs (False: any http(s) URI)
 
 
 @dataclass

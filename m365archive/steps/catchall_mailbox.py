@@ -7,13 +7,13 @@ from typing import Any
 
 from m365archive.engine.plan import Check, Severity
 from m365archive.steps.base import EXO, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
-from m365archive.steps.retention import new_policy
-from m365archive.tenant.exchange import Cmdlet
+from m365archive.steps.retention import location_names, new_policy
+from m365archive.tenant.exchange import NO_ARCHIVE_GUID, Cmdlet, has_archive
 
 NAME = "catchall_mailbox"
 NEW_MAILBOX_DEFAULTS: dict[str, Any] = {
     "HiddenFromAddressListsEnabled": False,
-    "ArchiveStatus": "None",
+    "ArchiveGuid": NO_ARCHIVE_GUID,
     "AutoExpandingArchiveEnabled": False,
     "LitigationHoldEnabled": False,
     "LitigationHoldDuration": "Unlimited",
@@ -137,12 +137,12 @@ async def plan(ctx: StepContext) -> StepPlan:
 
     # Archive, then auto-expanding archive (one-way).
     archive_id = f"{NAME}/archive/{upn}"
-    archive_on = current.get("ArchiveStatus") == "Active"
+    archive_on = bool(mailbox) and has_archive(current)  # ArchiveGuid, not ArchiveStatus (can read None)
     if cfg.archive:
         exo(
             "archive",
             "archive mailbox",
-            cur("ArchiveStatus") if new else current.get("ArchiveStatus"),
+            "(new mailbox) None" if new else ("Active" if archive_on else "None"),
             "Active",
             Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True}),
             ok_if_error=ALREADY_ARCHIVE,
@@ -239,7 +239,7 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
     policy = outcome.objects[0] if outcome.ok and outcome.objects else None
     if outcome.error is not None and not outcome.error.not_found:
         raise outcome.error
-    locations = [str(x).lower() for x in (policy or {}).get("ExchangeLocation") or []]
+    locations = location_names(policy)
     ctx.observe(f"policy.{name}", sorted(locations) if policy else None)
     missing = [m for m in mailboxes if m.lower() not in locations and "all" not in locations]
     if policy is None:

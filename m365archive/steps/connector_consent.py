@@ -16,7 +16,7 @@ NAME = "connector_consent"
 
 
 async def plan(ctx: StepContext) -> StepPlan:
-    from m365archive.consent import consent_state, consent_url
+    from m365archive.consent import consent_state, consent_url, consent_url_caveat
 
     out = StepPlan()
     ctx.progress(f"reading the connector's service principal (app {CONNECTOR_APP_ID})")
@@ -71,4 +71,7 @@ async def plan(ctx: StepContext) -> StepPlan:
         f"Step 5 (manual, global administrator, retired route): consent to the third-party data connector at "
         f"{url} , or run `m365archive consent grant`; check with `m365archive consent status`."
     )
+    caveat = consent_url_caveat(ctx.session.endpoints)
+    if caveat:
+        out.instructions.append(f"The consent URL is {caveat}.")
     return out

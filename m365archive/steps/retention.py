@@ -9,6 +9,22 @@ from m365archive.steps.base import SCC, change, cmdlet_operation
 from m365archive.tenant.exchange import Cmdlet
 
 
+def location_names(policy: dict[str, Any] | None, key: str = "ExchangeLocation") -> set[str]:
+    """A retention policy's locations, lower case. Each location is an object read through `.Name`
+    (Microsoft365DSC SCRetentionCompliancePolicy: `$policy.ExchangeLocation.Name`; Microsoft's
+    eDiscovery hold scripts do the same); a plain string is taken as it is, since how the REST JSON
+    serializes these objects is unverified."""
+    out: set[str] = set()
+    for item in (policy or {}).get(key) or []:
+        if isinstance(item, dict):
+            name = item.get("Name") or item.get("DisplayName") or item.get("Identity")
+            if name:
+                out.add(str(name).lower())
+        elif item is not None:
+            out.add(str(item).lower())
+    return out
+
+
 def new_policy(
     step: str, name: str, mailboxes: list[str], duration: str, *, after: Any, deps: list[str] | None = None
 ) -> list[Change]:

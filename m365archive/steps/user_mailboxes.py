@@ -16,8 +16,8 @@ from typing import Any
 from m365archive.engine.plan import Severity
 from m365archive.licences import plans_granting
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
-from m365archive.steps.retention import new_policy
-from m365archive.tenant.exchange import Cmdlet
+from m365archive.steps.retention import location_names, new_policy
+from m365archive.tenant.exchange import Cmdlet, has_archive
 
 NAME = "user_mailboxes"
 EXCHANGE_ARCHIVE_PLANS = plans_granting("archive")  # commercial and Government (data/service-plans.json)
@@ -27,7 +27,8 @@ MAILBOX_FIELDS = (
     "ExternalDirectoryObjectId",
     "UserPrincipalName",
     "RecipientTypeDetails",
-    "ArchiveStatus",
+    "ArchiveGuid",
+    "ArchiveDatabase",
     "AutoExpandingArchiveEnabled",
     "LitigationHoldEnabled",
     "LitigationHoldDuration",
@@ -175,7 +176,7 @@ def _plan_mailbox(
         )
         return
     synced = user.synced or bool(mbx.get("IsDirSynced"))
-    archive_active = mbx.get("ArchiveStatus") == "Active"
+    archive_active = has_archive(mbx)  # not ArchiveStatus, which can read None for an active archive
     archive_id = f"{NAME}/archive/{upn}"
     archive_planned = False
     if cfg.archive:
@@ -350,7 +351,7 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str
             Cmdlet("Get-RetentionCompliancePolicy", {"Identity": name, "DistributionDetail": True})
         )
         if outcome.ok and outcome.objects:
-            existing[name] = {str(x).lower() for x in outcome.objects[0].get("ExchangeLocation") or []}
+            existing[name] = location_names(outcome.objects[0])
         elif outcome.error is not None and not outcome.error.not_found:
             raise outcome.error
     ctx.observe("users.policies", {k: sorted(v) for k, v in existing.items()})

@@ -33,6 +33,22 @@ class Cmdlet:
         return " ".join(parts)
 
 
+NO_ARCHIVE_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+def has_archive(mailbox: dict[str, Any]) -> bool:
+    """Whether a Get-Mailbox object has an archive, read from ArchiveGuid (and ArchiveDatabase when the
+    object carries it), never from ArchiveStatus: ArchiveStatus can read None for an active cloud
+    archive (re-licensed users, mailboxes moved from on-premises). Source: MicrosoftDocs/SupportArticles-docs
+    archivestatus-set-none.md, shared/specs/exchange-facts.json `archivestatus_unreliable`."""
+    guid = str(mailbox.get("ArchiveGuid") or "").strip().strip("{}").lower()
+    if not guid or guid == NO_ARCHIVE_GUID:
+        return False
+    if "ArchiveDatabase" in mailbox:
+        return bool(mailbox.get("ArchiveDatabase"))
+    return True
+
+
 # Parameters typed Boolean (not SwitchParameter) are written `-Name $true`.
 _BOOLEAN_PARAMETERS = {
     "HiddenFromAddressListsEnabled",

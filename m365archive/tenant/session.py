@@ -16,7 +16,7 @@ import httpx
 
 from m365archive.engine.plan import Operation, Wait
 from m365archive.engine.runner import ExecResult
-from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner, TransportError
+from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner, TransportError, has_archive
 from m365archive.tenant.graph_types import GraphError, GraphRequest
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ class TenantSession:
         self.graph: GraphGateway = GraphGateway(
             endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=3.0 * scale
         )
+        self._scale = scale
         backoff_base, backoff_max = 0.5 * scale, 30.0 * scale
         host_map = dict(endpoints.host_map)
         # X-AnchorMailbox comes from the token (UPN of the user, or the system mailbox for an app): never from
@@ -201,7 +202,10 @@ class TenantSession:
     async def _graph(self, op: Operation, request: dict[str, Any]) -> ExecResult:
         req = GraphRequest(method=request["method"], path=request["path"], body=request.get("body"))
         resend = _safe_to_resend(op, req)
-        for attempt in range(4):
+        attempt = 0
+        lag_deadline = time.monotonic() + REPLICATION_BOUND * self._scale
+        lag_delay = 1.0 * self._scale
+        while True:
             try:
                 response = await self.graph.send(req)
                 return ExecResult(ok=True, body=response.body, request_id=response.request_id)
@@ -209,9 +213,15 @@ class TenantSession:
                 transient = exc.status == 0 or exc.status >= 500
                 if transient and resend and attempt < 3:
                     await asyncio.sleep(0.2 * 2**attempt)
+                    attempt += 1
+                    continue
+                if _replication_lag(req, exc) and time.monotonic() + lag_delay <= lag_deadline:
+                    # A write right after a create can answer "does not exist" until the new object has
+                    # replicated (seconds to minutes): the same request, again, within a bound.
+                    await asyncio.sleep(lag_delay)
+                    lag_delay = min(lag_delay * 2, 15.0 * self._scale)
                     continue
                 return await self._graph_failure(op, request, exc, transient)
-        raise AssertionError("unreachable")
 
     async def _graph_failure(
         self, op: Operation, request: dict[str, Any], exc: GraphError, transient: bool
@@ -256,8 +266,24 @@ class TenantSession:
             return await self.graph.service_principal_by_app_id(target) is None
         if kind == "archive-active":
             outcome = await self.exchange.invoke(Cmdlet("Get-Mailbox", {"Identity": target}))
-            return outcome.ok and bool(outcome.objects) and outcome.objects[0].get("ArchiveStatus") == "Active"
+            return outcome.ok and bool(outcome.objects) and has_archive(outcome.objects[0])
         raise ValueError(f"unknown wait kind {kind}")
+
+
+# How long a write is retried while the object it names may not have replicated yet: "tens of seconds,
+# up to a minute or two" (microsoftgraph/msgraph-sdk-dotnet#2772); "15-30 seconds" (Azure/azure-powershell#6493).
+REPLICATION_BOUND = 180.0
+
+
+def _replication_lag(req: GraphRequest, exc: GraphError) -> bool:
+    """The answer a write gets while an object it names has not replicated: 404 Request_ResourceNotFound
+    ("Resource '...' does not exist or one of its queried reference-property objects are not present"),
+    or 400 "Not a valid reference update" (microsoftgraph/msgraph-sdk-dotnet#2508)."""
+    if req.method not in ("POST", "PATCH"):
+        return False
+    return (exc.status == 404 and exc.code == "Request_ResourceNotFound") or (
+        exc.status == 400 and "Not a valid reference update" in exc.message
+    )
 
 
 def _safe_to_resend(op: Operation, req: GraphRequest) -> bool:

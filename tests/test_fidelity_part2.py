@@ -59,3 +59,34 @@ def test_an_unregistered_redirect_uri_is_refused_unless_the_knob_is_off(sim: Sim
     assert refused.status_code == 400 and "AADSTS50011" in refused.text
     sim.state.knobs.redirect_uri_check = False
     assert httpx.get(f"{sim.url}/common/oauth2/authorize", params=query).status_code == 200
+
+
+def test_a_default_vdir_refuses_ntlm_and_the_knob_lets_the_hybrid_scenario_accept_it() -> None:
+    import asyncio
+
+    import pytest
+
+    from m365archive.config import OnPremConfig
+    from m365archive.sim.server import simulated_tenant
+    from m365archive.tenant.exchange import Cmdlet, TransportError
+    from m365archive.tenant.onprem import OnPremExchangeRunner
+
+    assert OnPremConfig.model_fields["auth"].default == "kerberos"  # the product asks for Kerberos by default
+    admin = "CONTOSO\\exadmin"
+    with simulated_tenant("hybrid", time_scale=0.001, onprem_auth=("kerberos",)) as strict:
+        host, port = strict.url.split("//", 1)[1].rsplit(":", 1)
+        runner = OnPremExchangeRunner(
+            host, port=int(port), auth="ntlm", username=admin, password=strict.state.onprem_users[admin]
+        )
+        with pytest.raises(TransportError) as caught:  # the naive NTLM sign-in, with the right password
+            asyncio.run(runner.invoke(Cmdlet("Get-RemoteMailbox")))
+        assert caught.value.auth is True
+        assert any("not accepted" in str(e.get("auth_error", "")) for e in strict.requests)
+    with simulated_tenant("hybrid", time_scale=0.001) as lenient:  # the scenario allows NTLM (no KDC here)
+        assert "ntlm" in lenient.state.knobs.onprem_auth
+        host, port = lenient.url.split("//", 1)[1].rsplit(":", 1)
+        runner = OnPremExchangeRunner(
+            host, port=int(port), auth="ntlm", username=admin, password=lenient.state.onprem_users[admin]
+        )
+        outcome = asyncio.run(runner.invoke(Cmdlet("Get-RemoteMailbox")))
+        assert outcome.ok

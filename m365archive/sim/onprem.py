@@ -195,6 +195,14 @@ class OnPremEndpoint:
                 return _unauthorized()
             if not conn.complete:
                 return _unauthorized(reply_token)
+            protocol = str(getattr(conn.context, "negotiated_protocol", "") or "ntlm").lower()
+            if protocol not in self.state.knobs.onprem_auth:
+                # Exchange's /PowerShell is used with Kerberos (pypsrp maintainer, jborean93/pypsrp#187;
+                # Microsoft's "Connect to Exchange servers using remote PowerShell"): NTLM is refused
+                # unless the scenario's vdir allows it (knob onprem_auth).
+                self.connections.pop(key, None)
+                note(request, auth_error=f"{protocol} not accepted by this virtual directory")
+                return _unauthorized()
         elif scheme.lower() == "basic":
             return _unauthorized()  # Basic is not offered over http (it would send the password in clear)
         if conn is None or not conn.complete:
@@ -447,7 +455,10 @@ def describe(state: TenantState, base_url: str) -> list[str]:
     """Lines for `sim serve` and the demo: where the on-premises endpoint is and how to sign in."""
     if not state.onprem_users:
         return []
-    lines = [f"on-premises Exchange: {base_url.rstrip('/')}/PowerShell (configuration {CONFIGURATION_NAME}, NTLM)"]
+    accepted = ", ".join(a.upper() if a == "ntlm" else a.capitalize() for a in state.knobs.onprem_auth)
+    lines = [
+        f"on-premises Exchange: {base_url.rstrip('/')}/PowerShell (configuration {CONFIGURATION_NAME}, {accepted})"
+    ]
     for account, password in sorted(state.onprem_users.items()):
         lines.append(f"  {account}  password: {password}")
     return lines

@@ -334,6 +334,9 @@ class Knobs:
     seed: int = 0
     audience_check: bool = True  # a token must be for this cloud's resource (False: any audience)
     redirect_uri_check: bool = True  # consent: only the app's registered redirect URIs (False: any http(s) URI)
+    # What the on-premises /PowerShell virtual directory accepts: Kerberos (the simulator has no KDC, so
+    # nothing signs in unless a scenario also allows "ntlm", as the built-in hybrid scenario does).
+    onprem_auth: tuple[str, ...] = ("kerberos",)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from m365archive.partners import (
     find_partner,
     retirement_notice,
 )
+from m365archive.powershell import command, variable
 from m365archive.result import CommandError, ExitCode
 from m365archive.steps.base import GRAPH, graph_operation
 
@@ -236,7 +237,7 @@ def revoke_plan(state: ConsentState, tenant: dict[str, str], operator: str, proc
             operation=graph_operation(
                 "DELETE",
                 f"/servicePrincipals/{sp_id}",
-                powershell=f"Remove-MgServicePrincipal -ServicePrincipalId {sp_id}",
+                powershell=command("Remove-MgServicePrincipal", {"ServicePrincipalId": sp_id}),
                 ok_if_error=["does not exist"],
             ),
             side=GRAPH,
@@ -244,7 +245,8 @@ def revoke_plan(state: ConsentState, tenant: dict[str, str], operator: str, proc
                 "The partner connector can no longer sign in to this tenant; its delegated grants and app role "
                 "assignments are deleted with the service principal."
             ],
-            rollback="consent again: `m365archive consent grant` (a global administrator in a browser)",
+            rollback_note="no command: consent again with `m365archive consent grant` (a global administrator in a "
+            "browser)",
             wait=Wait(
                 "service-principal-gone",
                 CONNECTOR_APP_ID,
@@ -422,8 +424,13 @@ async def rotate_plan(config: Config, session: TenantSession, store: PasswordSto
                 "PATCH",
                 f"/users/{user_id}",
                 {"passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(ROTATE_SECRET)}},
-                powershell=f"Update-MgUser -UserId {upn} -PasswordProfile @{{Password=<generated>; "
-                "ForceChangePasswordNextSignIn=$false}",
+                powershell=command(
+                    "Update-MgUser",
+                    {
+                        "UserId": user_id,
+                        "PasswordProfile": {"ForceChangePasswordNextSignIn": False, "Password": variable("password")},
+                    },
+                ),
             ),
             side=GRAPH,
             sensitive=True,
@@ -432,7 +439,7 @@ async def rotate_plan(config: Config, session: TenantSession, store: PasswordSto
                 "catch-all account, which holds the Exchange Administrator role.",
                 f"The new password is generated here and kept only in {store.where}; it is never printed.",
             ],
-            rollback="none: the old password is not kept",
+            rollback_note="can't be undone: the old password is not kept",
             category="credentials",
         )
     )

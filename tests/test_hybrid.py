@@ -45,7 +45,7 @@ def test_without_onprem_synced_users_need_on_premises_action(hybrid: SimulatedTe
     assert needs == {upn(n) for n in SYNCED}
     for f in doc["findings"]:
         if f.get("category") == "needs-on-premises":
-            assert f"Enable-RemoteMailbox -Identity {f['target']} -Archive" in f["remedy"]
+            assert f"Enable-RemoteMailbox -Identity '{f['target']}' -Archive" in f["remedy"]
     archive_targets = {c["target"] for c in doc["changes"] if c["setting"] == "archive" and c["action"] != "no-op"}
     assert upn("records.manager") in archive_targets and not archive_targets & needs
     run = m365(hybrid.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"))
@@ -64,7 +64,7 @@ def test_with_onprem_setup_converges_through_directory_sync(hybrid: SimulatedTen
     onprem = {c["target"]: c for c in doc["changes"] if c["side"] == "on-premises Exchange" and c["action"] != "no-op"}
     assert set(onprem) == {upn(n) for n in SYNCED}
     assert onprem[upn("adele.vance")]["operation"]["powershell"] == (
-        "Enable-RemoteMailbox -Identity adele.vance@contoso.onmicrosoft.com -Archive"
+        "Enable-RemoteMailbox -Identity 'adele.vance@contoso.onmicrosoft.com' -Archive"
     )
     assert hybrid.writes() == []
 

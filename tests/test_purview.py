@@ -52,7 +52,7 @@ def test_fresh_converges_then_plans_nothing(sim: SimulatedTenant, tmp_path: Path
     text = report.read_text(encoding="utf-8")
     assert "POST /v1.0/servicePrincipals" in text
     group = sim.state.role_groups["ComplianceAdministrator"].guid  # addressed by its unique id, never by name
-    assert f"Add-RoleGroupMember -Identity {group} -Member {OPERATOR}" in text
+    assert f"Add-RoleGroupMember -Identity '{group}' -Member '{OPERATOR}'" in text
     assert "Set-OrganizationConfig -AuditDisabled $false" in text
     assert "No catch-all account is created" in text
     assert "2024-12-30" not in text.split("\n## ")[0]  # today's route: no retirement notice on top
@@ -116,7 +116,7 @@ def test_missing_role_and_audit_off_are_findings_with_exact_commands(sim: Simula
     text = report.read_text(encoding="utf-8")
     assert "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true" in text
     group = sim.state.role_groups["ComplianceAdministrator"].guid  # addressed by its unique id, never by name
-    assert f"Add-RoleGroupMember -Identity {group} -Member {OPERATOR}" in text
+    assert f"Add-RoleGroupMember -Identity '{group}' -Member '{OPERATOR}'" in text
     assert "HIGH" in text
     applied = m365(sim.url, "setup", "--yes", config=config)
     assert applied.code == ExitCode.OK

@@ -27,6 +27,7 @@ from m365archive.engine.plan import (
 )
 from m365archive.engine.runner import ApplyResult, ChangeOutcome
 from m365archive.report import console, csvout, jsonout, markdown
+from m365archive.steps import rollback
 
 NOTICE = (
     "This procedure is retired. EWS-based partner ingestion was retired on 2024-12-30. "
@@ -110,7 +111,8 @@ def role_change() -> Change:
         side="Microsoft Graph",
         depends_on=[CREATE_ID],
         warnings=[ROLE_WARNING],
-        rollback="Remove-MgRoleManagementDirectoryRoleAssignment -UnifiedRoleAssignmentId <id>",
+        rollback=rollback.role_assignment_removal(UPN, None, "29232cdf-9323-42fd-ade2-1d097af3e4de"),
+        rollback_note=rollback.EXCHANGE_ADMIN_REMOVE,
     )
 
 
@@ -325,7 +327,9 @@ def test_plan_report_exact_operations_show_request_body_powershell_and_rollback(
         '  "roleDefinitionId": "29232cdf-9323-42fd-ade2-1d097af3e4de",\n  "directoryScopeId": "/"\n}\n```'
     ) in ops
     assert "```powershell\nNew-MgRoleManagementDirectoryRoleAssignment -PrincipalId" in ops
-    assert "Rollback: Remove-MgRoleManagementDirectoryRoleAssignment -UnifiedRoleAssignmentId <id>" in ops
+    removal = rollback.role_assignment_removal(UPN, None, "29232cdf-9323-42fd-ade2-1d097af3e4de")
+    assert f"Rollback: {rollback.EXCHANGE_ADMIN_REMOVE}\n\n```powershell\n{removal}\n```" in ops
+    assert "(Get-MgUser -UserId 'third-party@contoso.com').Id" in removal  # the id, resolved when it exists
     # an Exchange cmdlet is its own PowerShell line: shown once
     hold = "Set-Mailbox -Identity third-party@contoso.com -LitigationHoldEnabled $true -LitigationHoldDuration 2555"
     assert ops.count(hold) == 1

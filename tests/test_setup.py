@@ -44,7 +44,7 @@ def test_fresh_dry_run_sends_only_reads_and_reports_every_change(sim: SimulatedT
         "FullAccess for compliance.officer@contoso.onmicrosoft.com",
     ):
         assert setting in text
-    assert "POST /v1.0/users" in text and "Enable-Mailbox -Identity thirdpartydata@contoso.onmicrosoft.com" in text
+    assert "POST /v1.0/users" in text and "Enable-Mailbox -Identity 'thirdpartydata@contoso.onmicrosoft.com'" in text
     assert "(known after apply)" in text
     for warning in (
         "can't be turned off",

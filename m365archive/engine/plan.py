@@ -73,10 +73,11 @@ class Change:
     depends_on: list[str] = field(default_factory=list)
     sensitive: bool = False
     warnings: list[str] = field(default_factory=list)
-    rollback: str | None = None
+    rollback: str | None = None  # the PowerShell line that undoes it (built by m365archive.powershell)
     wait: Wait | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # name -> dotted path in the response
     category: str = ""  # grouping for summaries at scale, e.g. "archive", "hold"
+    rollback_note: str = ""  # what undoing it does and loses (or why it can't be undone)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -102,6 +103,7 @@ class Change:
             wait=Wait(**wait) if wait else None,
             outputs=dict(data.get("outputs", {})),
             category=data.get("category", ""),
+            rollback_note=data.get("rollback_note", ""),
         )
 
 

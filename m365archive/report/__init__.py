@@ -94,6 +94,7 @@ class ChangeView:
     warnings: list[str] = field(default_factory=list)
     rollback: str = ""
     depends_on: list[str] = field(default_factory=list)
+    rollback_note: str = ""
 
     @functools.cached_property
     def operation(self) -> OperationView | None:
@@ -125,6 +126,7 @@ class ChangeView:
             "operation": self.operation.to_dict() if self.operation else None,
             "warnings": self.warnings,
             "rollback": self.rollback,
+            "rollback_note": self.rollback_note,
             "depends_on": self.depends_on,
         }
         return data
@@ -229,7 +231,9 @@ class Presenter:
             return OperationView(
                 kind=op.kind,
                 display=self.string(op.display, sensitive=s),
-                powershell=self.string(op.powershell, sensitive=s),
+                # PowerShell lines hold secrets only as `$password` variables (m365archive.powershell); the
+                # assignment masks below would cut a quoted literal in two, so they are not applied here.
+                powershell=self.string(op.powershell),
                 request=self.value(op.request, sensitive=s),
                 shape=operation_shape(op.kind, op.request, op.display),
             )
@@ -247,8 +251,9 @@ class Presenter:
             sensitive=s,
             make_operation=make_operation,
             warnings=[self.string(w, sensitive=s) for w in change.warnings],
-            rollback=self.string(change.rollback or "", sensitive=s),
+            rollback=self.string(change.rollback or ""),
             depends_on=[self.string(d) for d in change.depends_on],
+            rollback_note=self.string(change.rollback_note or "", sensitive=s),
         )
 
     def steps(self, appendix_threshold: int | None = None) -> list[StepView]:
@@ -332,7 +337,8 @@ class Presenter:
 
 def _mask_assignment(match: re.Match[str]) -> str:
     value = match.group(2).strip("'\"")
-    if value == SENSITIVE or value.startswith(("<", "(", "@{")) or value.lower() in ("$true", "$false", "$null"):
+    # `$password` is a variable the admin supplies, not a value: nothing to mask.
+    if value == SENSITIVE or value.startswith(("<", "(", "@{", "$")):
         return match.group(0)
     return match.group(1) + SENSITIVE
 

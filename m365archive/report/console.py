@@ -131,6 +131,8 @@ def _operation(console: Console, c: ChangeView, heading: str) -> None:
         console.print(Text("  PowerShell: " + op.powershell))
     if c.rollback:
         console.print(Text("  Rollback: " + c.rollback, style="dim"))
+    if c.rollback_note:
+        console.print(Text(("    " if c.rollback else "  Rollback: ") + c.rollback_note, style="dim"))
 
 
 def print_plan(console: Console, plan: Plan, *, verbose: bool = False, appendix_threshold: int = 50) -> None:

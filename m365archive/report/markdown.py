@@ -102,6 +102,16 @@ def _operation_block(c: ChangeView) -> list[str]:
     return out
 
 
+def _rollback_block(c: ChangeView) -> list[str]:
+    """How to undo it: the PowerShell line (fenced, so it is copied whole) and what undoing does."""
+    if not c.rollback and not c.rollback_note:
+        return []
+    out = ["Rollback:" + (f" {line(c.rollback_note)}" if c.rollback_note else ""), ""]
+    if c.rollback:
+        out += [fence(c.rollback, "powershell"), ""]
+    return out
+
+
 def _exact_operations(steps: list[StepView]) -> list[str]:
     out = ["## Exact operations", ""]
     if not any(s.pending for s in steps):
@@ -127,16 +137,14 @@ def _exact_operations(steps: list[StepView]) -> list[str]:
                     "",
                 ]
                 out += _operation_block(example)
-                if example.rollback:
-                    out += [f"Rollback: {line(example.rollback)}", ""]
+                out += _rollback_block(example)
             continue
         for number, c in enumerate(pending, 1):
             out += [f"#### {number}. {c.action.value}: {line(c.setting)} — {line(c.target)}", ""]
             if c.sensitive:
                 out += ["*Sensitive: secret values are masked and resolved only when applied.*", ""]
             out += _operation_block(c)
-            if c.rollback:
-                out += [f"Rollback: {line(c.rollback)}", ""]
+            out += _rollback_block(c)
     return out
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 from m365archive.engine.plan import Action, Check, Severity, Wait, ref, secret
 from m365archive.licences import PLAN2_NAMES, sku_grants
+from m365archive.powershell import command, variable
+from m365archive.powershell import user_id as ps_user_id
+from m365archive.steps import rollback
 from m365archive.steps.base import GRAPH, StepContext, StepError, StepPlan, change, finding, graph_operation
 
 NAME = "catchall_account"
@@ -82,6 +85,7 @@ async def plan(ctx: StepContext) -> StepPlan:
 
     create_id = f"{NAME}/create-user/{upn}"
     user_id = user["id"] if user else ref(create_id, "id")
+    ps_id = ps_user_id(upn, user["id"] if user else None)  # the id, or the lookup that yields it after apply
     ctx.facts["catchall_user_id"] = user_id
     ctx.facts["catchall_exists"] = user is not None
     ctx.facts["catchall_depends"] = []
@@ -114,9 +118,20 @@ async def plan(ctx: StepContext) -> StepPlan:
                     "POST",
                     "/users",
                     body,
-                    powershell=f"New-MgUser -UserPrincipalName {upn} -DisplayName '{cfg.display_name}' "
-                    f"-MailNickname {upn.split('@')[0]} -UsageLocation {cfg.usage_location} "
-                    "-AccountEnabled -PasswordProfile @{Password=<generated>}",
+                    powershell=command(
+                        "New-MgUser",
+                        {
+                            "AccountEnabled": True,
+                            "DisplayName": cfg.display_name,
+                            "MailNickname": upn.split("@")[0],
+                            "UserPrincipalName": upn,
+                            "UsageLocation": cfg.usage_location,
+                            "PasswordProfile": {
+                                "ForceChangePasswordNextSignIn": False,
+                                "Password": variable("password"),
+                            },
+                        },
+                    ),
                     ok_if_error=["already exists"],
                     on_conflict_get=f"/users/{upn}",
                 ),
@@ -124,7 +139,8 @@ async def plan(ctx: StepContext) -> StepPlan:
                 sensitive=True,
                 outputs={"id": "id"},
                 warnings=["The password is generated on this machine and kept in its keyring; it is never printed."],
-                rollback=f"Remove-MgUser -UserId {upn} (deletes the account; its mailbox is soft-deleted for 30 days)",
+                rollback=command("Remove-MgUser", {"UserId": ps_id}),
+                rollback_note=rollback.USER_DELETE,
             )
         )
     else:
@@ -152,10 +168,15 @@ async def plan(ctx: StepContext) -> StepPlan:
                         "PATCH",
                         f"/users/{user['id']}",
                         {"usageLocation": cfg.usage_location},
-                        powershell=f"Update-MgUser -UserId {upn} -UsageLocation {cfg.usage_location}",
+                        powershell=command("Update-MgUser", {"UserId": ps_id, "UsageLocation": cfg.usage_location}),
                     ),
                     side=GRAPH,
-                    rollback=f"Update-MgUser -UserId {upn} -UsageLocation {current_location or '$null'}",
+                    rollback=command("Update-MgUser", {"UserId": ps_id, "UsageLocation": current_location})
+                    if current_location
+                    else None,
+                    rollback_note="restores the previous usage location"
+                    if current_location
+                    else "none needed: a licensed user must keep a usage location",
                 )
             )
         else:
@@ -202,8 +223,14 @@ async def plan(ctx: StepContext) -> StepPlan:
                     "POST",
                     f"/users/{user_id}/assignLicense",
                     {"addLicenses": [{"skuId": sku["skuId"], "disabledPlans": []}], "removeLicenses": []},
-                    powershell=f"Set-MgUserLicense -UserId {upn} -AddLicenses @{{SkuId='{sku['skuId']}'}} "
-                    "-RemoveLicenses @()",
+                    powershell=command(
+                        "Set-MgUserLicense",
+                        {
+                            "UserId": ps_id,
+                            "AddLicenses": [{"SkuId": sku["skuId"], "DisabledPlans": []}],
+                            "RemoveLicenses": [],
+                        },
+                    ),
                 ),
                 side=GRAPH,
                 depends_on=deps,
@@ -214,7 +241,10 @@ async def plan(ctx: StepContext) -> StepPlan:
                     ctx.config.mailbox_wait_timeout,
                     f"waiting for Exchange Online to provision the mailbox of {upn}",
                 ),
-                rollback=f"Set-MgUserLicense -UserId {upn} -AddLicenses @() -RemoveLicenses @('{sku['skuId']}')",
+                rollback=command(
+                    "Set-MgUserLicense", {"UserId": ps_id, "AddLicenses": [], "RemoveLicenses": [sku["skuId"]]}
+                ),
+                rollback_note=rollback.LICENCE_REMOVE,
                 warnings=[f"uses one seat of {sku['skuPartNumber']}"],
             )
         )
@@ -239,8 +269,10 @@ async def plan(ctx: StepContext) -> StepPlan:
                 "POST",
                 "/roleManagement/directory/roleAssignments",
                 {"principalId": user_id, "roleDefinitionId": EXCHANGE_ADMIN_ROLE, "directoryScopeId": "/"},
-                powershell=f"New-MgRoleManagementDirectoryRoleAssignment -PrincipalId {upn} "
-                f"-RoleDefinitionId {EXCHANGE_ADMIN_ROLE} -DirectoryScopeId '/'",
+                powershell=command(
+                    "New-MgRoleManagementDirectoryRoleAssignment",
+                    {"PrincipalId": ps_id, "RoleDefinitionId": EXCHANGE_ADMIN_ROLE, "DirectoryScopeId": "/"},
+                ),
                 ok_if_error=["conflicting object"],
             ),
             side=GRAPH,
@@ -249,7 +281,8 @@ async def plan(ctx: StepContext) -> StepPlan:
                 "The catch-all account holds the Exchange Administrator role, and the documented procedure "
                 "hands its password to the partner: an administrator credential leaves the organization."
             ],
-            rollback="Remove-MgRoleManagementDirectoryRoleAssignment -UnifiedRoleAssignmentId <id>",
+            rollback=rollback.role_assignment_removal(upn, user["id"] if user else None, EXCHANGE_ADMIN_ROLE),
+            rollback_note=rollback.EXCHANGE_ADMIN_REMOVE,
         )
     )
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from m365archive.engine.plan import Check, Severity
+from m365archive.powershell import command
+from m365archive.steps import rollback
 from m365archive.steps.base import EXO, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.tenant.exchange import NO_ARCHIVE_GUID, Cmdlet, has_archive
@@ -103,7 +105,8 @@ async def plan(ctx: StepContext) -> StepPlan:
         cur("HiddenFromAddressListsEnabled") if new else hidden_now,
         cfg.hidden_from_address_lists,
         Cmdlet("Set-Mailbox", {"Identity": upn, "HiddenFromAddressListsEnabled": cfg.hidden_from_address_lists}),
-        rollback=f"Set-Mailbox -Identity {upn} -HiddenFromAddressListsEnabled ${str(bool(hidden_now)).lower()}",
+        rollback=command("Set-Mailbox", {"Identity": upn, "HiddenFromAddressListsEnabled": bool(hidden_now)}),
+        rollback_note="shows the mailbox in address lists again" if not hidden_now else "",
     )
 
     # FullAccess for each reviewer.
@@ -132,7 +135,11 @@ async def plan(ctx: StepContext) -> StepPlan:
                     "AutoMapping": principal.automapping,
                 },
             ),
-            rollback=f"Remove-MailboxPermission -Identity {upn} -User {principal.user} -AccessRights FullAccess",
+            rollback=command(
+                "Remove-MailboxPermission",
+                {"Identity": upn, "User": principal.user, "AccessRights": ["FullAccess"], "InheritanceType": "All"},
+            ),
+            rollback_note=f"{principal.user} can no longer open the mailbox",
         )
 
     # Archive, then auto-expanding archive (one-way).
@@ -146,7 +153,8 @@ async def plan(ctx: StepContext) -> StepPlan:
             "Active",
             Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True}),
             ok_if_error=ALREADY_ARCHIVE,
-            rollback=f"Disable-Mailbox -Identity {upn} -Archive (the archive's content is kept 30 days)",
+            rollback=command("Disable-Mailbox", {"Identity": upn, "Archive": True}),
+            rollback_note=rollback.ARCHIVE_DISABLE,
             warnings=[COMMUNICATION_COMPLIANCE],
         )
     if cfg.auto_expanding_archive:
@@ -160,6 +168,7 @@ async def plan(ctx: StepContext) -> StepPlan:
             ok_if_error=["already enabled"],
             after_ids=[archive_id] if cfg.archive and not archive_on else [],
             warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+            rollback_note=rollback.AUTO_EXPANDING,
         )
 
     # Hold: Litigation Hold on the mailbox, or the mailbox in a retention policy.
@@ -180,7 +189,12 @@ async def plan(ctx: StepContext) -> StepPlan:
                 {"Identity": upn, "LitigationHoldEnabled": True, "LitigationHoldDuration": want},
             ),
             warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
-            rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false (preservation stops)",
+            rollback=command("Set-Mailbox", {"Identity": upn, "LitigationHoldDuration": duration})
+            if mailbox and on
+            else command("Set-Mailbox", {"Identity": upn, "LitigationHoldEnabled": False}),
+            rollback_note=f"restores the previous hold duration ({duration})"
+            if mailbox and on
+            else rollback.HOLD_RELEASE,
         )
     elif hold.kind == "retention-policy":
         if ctx.config.users.scope != "none" and ctx.config.users.hold:
@@ -199,18 +213,24 @@ async def plan(ctx: StepContext) -> StepPlan:
             cur("AuditEnabled") if new else current.get("AuditEnabled"),
             True,
             Cmdlet("Set-Mailbox", {"Identity": upn, "AuditEnabled": True}),
-            rollback=f"Set-Mailbox -Identity {upn} -AuditEnabled $false",
+            rollback=command("Set-Mailbox", {"Identity": upn, "AuditEnabled": False}),
+            rollback_note="mailbox audit logging for this mailbox is off again (unless auditing is on by default)",
         )
         for kind, wanted in (("Owner", audit.owner), ("Delegate", audit.delegate), ("Admin", audit.admin)):
             have = current.get(f"Audit{kind}") if mailbox else None
             have_set = sorted(have) if isinstance(have, list) else have
+            default_set = current.get("DefaultAuditSet") if mailbox else [kind]
+            undo, undo_note = rollback.audit_restore(
+                upn, kind, have_set, kind in (default_set if isinstance(default_set, list) else [default_set])
+            )
             exo(
                 f"audit-{kind.lower()}",
                 f"Audit{kind}",
                 have_set if mailbox else "(new mailbox) Microsoft's default set",
                 sorted(wanted),
                 Cmdlet("Set-Mailbox", {"Identity": upn, f"Audit{kind}": sorted(wanted)}),
-                rollback=f"Set-Mailbox -Identity {upn} -Audit{kind} <previous set shown as 'before'>",
+                rollback=undo,
+                rollback_note=undo_note,
             )
     org = await ctx.session.exchange.invoke(Cmdlet("Get-OrganizationConfig", {}))
     audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
@@ -262,7 +282,10 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
                     ),
                     side=SCC,
                     depends_on=list(deps),
-                    rollback=f"Set-RetentionCompliancePolicy -Identity '{name}' -RemoveExchangeLocation {mbx}",
+                    rollback=command(
+                        "Set-RetentionCompliancePolicy", {"Identity": name, "RemoveExchangeLocation": [mbx]}
+                    ),
+                    rollback_note=rollback.POLICY_RELEASE,
                 )
             )
     return out

@@ -14,6 +14,8 @@ from typing import Any
 
 from m365archive.engine.plan import Check, Severity, Wait
 from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
+from m365archive.powershell import command
+from m365archive.steps import rollback
 from m365archive.steps.base import (
     EXO,
     GRAPH,
@@ -30,7 +32,7 @@ from m365archive.tenant.exchange import Cmdlet
 
 NAME = "connector_readiness"
 HANDOFF = "connector_handoff"
-UNIFIED_AUDIT_COMMAND = "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true"
+UNIFIED_AUDIT_COMMAND = command("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
 NO_CATCHALL = (
     "No catch-all account is created: a Microsoft Purview data connector imports each item into the mapped "
     "user's own mailbox, and items whose user can't be mapped are not imported."
@@ -140,7 +142,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
                 "POST",
                 "/servicePrincipals",
                 {"appId": app_id},
-                powershell=f"New-MgServicePrincipal -AppId {app_id}",
+                powershell=command("New-MgServicePrincipal", {"AppId": app_id}),
                 ok_if_error=["already in use", "already exists"],
             ),
             side=GRAPH,
@@ -151,8 +153,8 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
                 f"waiting for the service principal of {app_id} to replicate",
             ),
             warnings=[f"gives {connector.provider}'s app ({app_id}) an identity in this tenant"],
-            rollback=f'Remove-MgServicePrincipal -ServicePrincipalId (Get-MgServicePrincipal -Filter "appId eq '
-            f"'{app_id}'\").Id",
+            rollback=rollback.service_principal_removal(app_id),
+            rollback_note=f"removes {connector.provider}'s app from the tenant, with every permission granted to it",
         )
     )
     if sp is not None:
@@ -220,7 +222,8 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
                 cmdlet_operation("compliance", cmd, ["already a member"]),
                 side=SCC,
                 warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
-                rollback=f"Remove-RoleGroupMember -Identity {target['Name']} -Member {member}",
+                rollback=command("Remove-RoleGroupMember", {"Identity": group_id(target), "Member": member}),
+                rollback_note=f"{member} loses every role {target['Name']} carries",
             )
         )
         return
@@ -273,7 +276,8 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
             want_disabled,
             cmdlet_operation("exchange", cmd),
             side=EXO,
-            rollback=f"Set-OrganizationConfig -AuditDisabled ${str(audit_disabled).lower()}",
+            rollback=command("Set-OrganizationConfig", {"AuditDisabled": audit_disabled}),
+            rollback_note="restores the organization's previous mailbox-auditing switch",
         )
     )
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from m365archive.engine.plan import Action, Operation, Severity, Wait, secret
 from m365archive.partners import CONNECTOR_APP_ID
+from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
 from m365archive.tenant.exchange import Cmdlet
 from m365archive.tenant.graph_types import GraphRequest
@@ -229,7 +230,7 @@ def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> N
         graph_operation(
             "DELETE",
             f"/servicePrincipals/{sp['id']}",
-            powershell=f"Remove-MgServicePrincipal -ServicePrincipalId {sp['id']}",
+            powershell=command("Remove-MgServicePrincipal", {"ServicePrincipalId": sp["id"]}),
             ok_if_error=["does not exist"],
         )
         if sp
@@ -256,7 +257,10 @@ def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> N
             if sp
             else None,
             warnings=["Deleting the service principal revokes every consent given to the connector app."] if sp else [],
-            rollback="an admin consents to the app again (the retired route can't import anyway)" if sp else None,
+            rollback_note="no command: an admin consents to the app again in a browser (the retired route can't "
+            "import anyway)"
+            if sp
+            else "",
         )
     )
     if sp:
@@ -290,7 +294,9 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
         op = graph_operation(
             "DELETE",
             f"/directoryRoles/{role_id}/members/$ref?$id={ref}",
-            powershell=f"Remove-MgDirectoryRoleMemberByRef -DirectoryRoleId {role_id} -DirectoryObjectId {uid}",
+            powershell=command(
+                "Remove-MgDirectoryRoleMemberByRef", {"DirectoryRoleId": role_id, "DirectoryObjectId": uid}
+            ),
             ok_if_error=["does not exist"],
         )
     out.changes.append(
@@ -305,10 +311,13 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
             side=GRAPH,
             action=Action.DELETE if acct.tenant_wide_role else Action.NOOP,
             category="catchall",
-            rollback=f"New-MgRoleManagementDirectoryRoleAssignment -PrincipalId {uid} "
-            f"-RoleDefinitionId {EXCHANGE_ADMIN_ROLE} -DirectoryScopeId '/'"
+            rollback=command(
+                "New-MgRoleManagementDirectoryRoleAssignment",
+                {"PrincipalId": uid, "RoleDefinitionId": EXCHANGE_ADMIN_ROLE, "DirectoryScopeId": "/"},
+            )
             if acct.tenant_wide_role
             else None,
+            rollback_note="gives the account the Exchange Administrator role back" if acct.tenant_wide_role else "",
         )
     )
     scoped = [a for a in acct.roles if a.get("directoryScopeId", "/") != "/"]
@@ -340,12 +349,22 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
                     "PATCH",
                     f"/users/{uid}",
                     body,
-                    powershell=f"Update-MgUser -UserId {upn} -PasswordProfile @{{Password=<random>}}",
+                    powershell=command(
+                        "Update-MgUser",
+                        {
+                            "UserId": uid,
+                            "PasswordProfile": {
+                                "ForceChangePasswordNextSignIn": False,
+                                "Password": variable("password"),
+                            },
+                        },
+                    ),
                 ),
                 side=GRAPH,
                 sensitive=True,
                 category="catchall",
                 warnings=["The new password is random and kept nowhere: nobody can sign in as this account."],
+                rollback_note="can't be undone: the old password is not kept",
             )
         )
     else:
@@ -362,11 +381,12 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
                     "PATCH",
                     f"/users/{uid}",
                     {"accountEnabled": False},
-                    powershell=f"Update-MgUser -UserId {upn} -AccountEnabled:$false",
+                    powershell=command("Update-MgUser", {"UserId": uid, "AccountEnabled": False}),
                 ),
                 side=GRAPH,
                 category="catchall",
-                rollback=f"Update-MgUser -UserId {upn} -AccountEnabled:$true",
+                rollback=command("Update-MgUser", {"UserId": uid, "AccountEnabled": True}),
+                rollback_note="the account can sign in again with the password the partner knows",
             )
         )
     # 3. The password this machine kept for the partner (a local change, done after apply succeeds).
@@ -448,8 +468,11 @@ def _kept(out: StepPlan, acct: Account) -> None:
                 upn,
                 Severity.WARNING,
                 f"kept for review: {user} has FullAccess to the catch-all mailbox",
-                f"if {user} no longer reviews this data: Remove-MailboxPermission -Identity {upn} -User {user} "
-                "-AccessRights FullAccess -InheritanceType All",
+                f"if {user} no longer reviews this data: "
+                + command(
+                    "Remove-MailboxPermission",
+                    {"Identity": upn, "User": user, "AccessRights": ["FullAccess"], "InheritanceType": "All"},
+                ),
                 category="review",
             )
         )

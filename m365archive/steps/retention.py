@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from m365archive.engine.plan import Change
+from m365archive.powershell import command
 from m365archive.steps.base import SCC, change, cmdlet_operation
 from m365archive.tenant.exchange import Cmdlet
 
@@ -34,7 +35,9 @@ def new_policy(
         cmdlet_operation("compliance", Cmdlet("New-RetentionCompliancePolicy",
                                               {"Name": name, "ExchangeLocation": mailboxes})),
         side=SCC, category="retention-policy", depends_on=list(deps or []),
-        rollback=f"Remove-RetentionCompliancePolicy -Identity '{name}'",
+        rollback=command("Remove-RetentionCompliancePolicy", {"Identity": name}),
+        rollback_note="deletes the policy and its rule; the mailboxes it covered keep their items under a 30-day "
+        "delay hold first (source: Microsoft Purview 'Manage mailboxes on delay hold')",
     )  # fmt: skip
     rule = change(
         step, "retention-rule", name, "retention rule", None, duration,

@@ -15,6 +15,8 @@ from typing import Any
 
 from m365archive.engine.plan import Severity
 from m365archive.licences import plans_granting
+from m365archive.powershell import command
+from m365archive.steps import rollback
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.tenant.exchange import Cmdlet, has_archive
@@ -195,7 +197,9 @@ def _plan_mailbox(
                     Severity.WARNING,
                     "directory-synced user: Exchange Online refuses Enable-Mailbox -Archive; the archive must be "
                     "enabled on-premises",
-                    f"in the Exchange Management Shell on-premises: Enable-RemoteMailbox -Identity {upn} -Archive "
+                    "in the Exchange Management Shell on-premises: "
+                    + command("Enable-RemoteMailbox", {"Identity": upn, "Archive": True})
+                    + " "
                     "(or configure [onprem] so m365archive runs it)",
                     category="needs-on-premises",
                 )
@@ -213,7 +217,8 @@ def _plan_mailbox(
                     cmdlet_operation("exchange", cmd, ["already has an archive", "already enabled"]),
                     side=EXO,
                     category="archive",
-                    rollback=f"Disable-Mailbox -Identity {upn} -Archive",
+                    rollback=command("Disable-Mailbox", {"Identity": upn, "Archive": True}),
+                    rollback_note=rollback.ARCHIVE_DISABLE,
                 )
             )
             archive_planned = True
@@ -233,6 +238,7 @@ def _plan_mailbox(
                 category="auto-expanding-archive",
                 depends_on=[archive_id] if archive_planned else [],
                 warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+                rollback_note=rollback.AUTO_EXPANDING,
             )
         )
     if hold_kind == "litigation":
@@ -266,7 +272,10 @@ def _plan_mailbox(
                 side=EXO,
                 category="litigation-hold",
                 warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
-                rollback=f"Set-Mailbox -Identity {upn} -LitigationHoldEnabled $false",
+                rollback=command("Set-Mailbox", {"Identity": upn, "LitigationHoldDuration": have})
+                if on
+                else command("Set-Mailbox", {"Identity": upn, "LitigationHoldEnabled": False}),
+                rollback_note=f"restores the previous hold duration ({have})" if on else rollback.HOLD_RELEASE,
             )
         )
     elif hold_kind == "retention-policy":
@@ -323,7 +332,8 @@ async def _plan_onprem_archives(ctx: StepContext, upns: list[str]) -> StepPlan:
                     cmdlet_operation("onprem", cmd, ["already"]),
                     side=ONPREM,
                     category="archive-on-premises",
-                    rollback=f"Disable-RemoteMailbox -Identity {upn} -Archive (on-premises)",
+                    rollback=command("Disable-RemoteMailbox", {"Identity": upn, "Archive": True}),
+                    rollback_note="on-premises: " + rollback.ARCHIVE_DISABLE,
                 )
             )
     return out

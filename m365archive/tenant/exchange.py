@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from m365archive.powershell import command
+
 
 @dataclass(frozen=True)
 class Cmdlet:
@@ -23,14 +25,8 @@ class Cmdlet:
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def powershell(self) -> str:
-        """The line an Exchange admin would type for this call."""
-        parts = [self.name]
-        for key, value in self.parameters.items():
-            if value is True and key not in _BOOLEAN_PARAMETERS:
-                parts.append(f"-{key}")
-            else:
-                parts.append(f"-{key} {ps_literal(value)}")
-        return " ".join(parts)
+        """The line an Exchange admin would type for this call (every value a quoted literal)."""
+        return command(self.name, self.parameters)
 
 
 NO_ARCHIVE_GUID = "00000000-0000-0000-0000-000000000000"
@@ -47,39 +43,6 @@ def has_archive(mailbox: dict[str, Any]) -> bool:
     if "ArchiveDatabase" in mailbox:
         return bool(mailbox.get("ArchiveDatabase"))
     return True
-
-
-# Parameters typed Boolean (not SwitchParameter) are written `-Name $true`.
-_BOOLEAN_PARAMETERS = {
-    "HiddenFromAddressListsEnabled",
-    "LitigationHoldEnabled",
-    "AuditEnabled",
-    "AutoMapping",
-    "AuditDisabled",
-    "Enabled",
-    "UnifiedAuditLogIngestionEnabled",
-    "AutoExpandingArchiveEnabled",
-}
-
-
-def ps_literal(value: Any) -> str:
-    if value is True:
-        return "$true"
-    if value is False:
-        return "$false"
-    if value is None:
-        return "$null"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return ",".join(ps_literal(v) for v in value) if value else "@()"
-    if isinstance(value, dict):
-        inner = "; ".join(f"{k}={ps_literal(v)}" for k, v in value.items())
-        return "@{" + inner + "}"
-    text = str(value)
-    if text and all(c.isalnum() or c in "-_.@" for c in text):
-        return text
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Layout of one simulator URL (clients configure themselves from `GET /`):
 
     /                                   discovery document
-    /v1.0/...                           Microsoft Graph v1.0 subset       (graph.py)
-    /adminapi/beta/{tenant}/...         Exchange Online admin API         (exchange.py)
-    /scc/adminapi/beta/{tenant}/...     Security & Compliance admin API   (exchange.py)
+    /v1.0/...                           Microsoft Graph v1.0 subset       (graph/)
+    /adminapi/beta/{tenant}/...         Exchange Online admin API         (exchange/)
+    /scc/adminapi/beta/{tenant}/...     Security & Compliance admin API   (exchange/)
     /common/oauth2/authorize            admin consent page                (consent.py)
     /PowerShell                         on-premises Exchange (WSMan/PSRP) (onprem.py)
 """

@@ -1,6 +1,6 @@
 """Shared HTTP plumbing for the simulator's routes: tokens, error bodies, request notes.
 
-Route modules (graph.py, exchange.py, consent.py, onprem.py) each expose
+Route modules (graph/, exchange/, consent.py, onprem.py) each expose
 `routes(state) -> list[starlette.routing.BaseRoute]`; app.py mounts them.
 """
 

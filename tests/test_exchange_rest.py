@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from m365archive.sim.exchange import service_for
+from m365archive.sim.hosts import front_door, host_map
 from m365archive.sim.scenario import build_state
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import TenantState
@@ -26,8 +27,12 @@ def runner_for(sim: SimulatedTenant, *, compliance: bool = False, **kwargs: Any)
     state = sim.state
     kwargs.setdefault("backoff_base", 0.001)
     kwargs.setdefault("backoff_max", 0.01)
+    if compliance:
+        # The front door's real name, sent to the simulator through its host map; the runner finds the region.
+        kwargs.setdefault("discover_region", True)
+        kwargs.setdefault("host_map", host_map(state, sim.url))
     return RestExchangeRunner(
-        f"{sim.url}/scc" if compliance else sim.url,
+        f"https://{front_door(state)}" if compliance else sim.url,
         state.tenant_id,
         AsyncSimulatorCredential(state.tenant_id, upn=state.signed_in_user),
         scope=kwargs.pop("scope", COMPLIANCE_SCOPE if compliance else EXCHANGE_SCOPE),

@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from m365archive.sim.exchange import service_for
+from m365archive.sim.hosts import host_map, regional_host
 from m365archive.sim.scenario import build_state
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import KNOWN_SKUS, User, new_id
+from m365archive.tenant.hostmap import SyncHostMapTransport
 from m365archive.tenant.simcredential import SimulatorCredential
 
 ADELE = "adele.vance@contoso.onmicrosoft.com"
@@ -31,12 +33,14 @@ class Wire:
         )
         token = SimulatorCredential(state.tenant_id).get_token(f"{resource}/.default").token
         self.headers = {"Authorization": f"Bearer {token}", "X-AnchorMailbox": f"UPN:{state.signed_in_user}"}
-        prefix = "" if service == "exchange" else "/scc"
-        self.base = f"{sim.url}{prefix}/adminapi/beta/{state.tenant_id}"
+        # Security & Compliance by its real regional host name, sent to the simulator through its host map.
+        host = sim.url if service == "exchange" else f"https://{regional_host(state)}"
+        self.base = f"{host}/adminapi/beta/{state.tenant_id}"
+        self.client = httpx.Client(transport=SyncHostMapTransport(host_map(state, sim.url)), timeout=30)
 
     def invoke(self, name: str, params: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
         body = {"CmdletInput": {"CmdletName": name, "Parameters": params or {}}}
-        return httpx.post(f"{self.base}/InvokeCommand", json=body, headers={**self.headers, **headers}, timeout=30)
+        return self.client.post(f"{self.base}/InvokeCommand", json=body, headers={**self.headers, **headers})
 
     def batch(self, items: list[tuple[str, dict[str, Any]]]) -> httpx.Response:
         requests = [
@@ -48,7 +52,7 @@ class Wire:
             }
             for i, (name, params) in enumerate(items)
         ]
-        return httpx.post(f"{self.base}/$batch", json={"requests": requests}, headers=self.headers, timeout=30)
+        return self.client.post(f"{self.base}/$batch", json={"requests": requests}, headers=self.headers)
 
 
 def logged(sim: SimulatedTenant, count: int) -> list[dict[str, Any]]:
@@ -157,7 +161,7 @@ def test_tokens_and_tenants(sim: SimulatedTenant) -> None:
     r = httpx.post(f"{wire.base}/InvokeCommand", json=body, headers={"Authorization": f"Bearer {graph}"})
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers
     compliance = Wire(sim, "compliance")
-    r = httpx.post(f"{compliance.base}/InvokeCommand", json=body, headers=wire.headers)
+    r = compliance.client.post(f"{compliance.base}/InvokeCommand", json=body, headers=wire.headers)
     assert r.status_code == 401  # an Exchange token is not a compliance token
     by_domain = f"{sim.url}/adminapi/beta/{sim.state.domain}/InvokeCommand"
     assert httpx.post(by_domain, json=body, headers=wire.headers).status_code == 200

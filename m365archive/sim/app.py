@@ -2,6 +2,10 @@
 
 Layout of one simulator URL (clients configure themselves from `GET /`):
 
+Security & Compliance is reached by its real host names (hosts.py): the discovery document's `hostMap`
+sends them to this origin with the name in the Host header; the front door redirects to the tenant's
+regional host, whose requests are served by the /scc mount below.
+
     /                                   discovery document
     /v1.0/...                           Microsoft Graph v1.0 subset       (graph/)
     /adminapi/beta/{tenant}/...         Exchange Online admin API         (exchange/)
@@ -25,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from m365archive.sim import hosts
 from m365archive.sim.load import FaultModel, Latency
 from m365archive.sim.state import TenantState
 
@@ -91,9 +96,15 @@ class LoadMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         method: str = scope["method"]
-        service = service_of(path)
+        host = (_header(scope, b"host") or "").split(":")[0].lower()
+        decision = hosts.route(self.state, host, scope["path"], scope.get("query_string", b"").decode("latin-1"))
+        if decision.action == "serve":
+            scope["path"] = decision.path
+            scope["raw_path"] = decision.path.encode()
+            scope.setdefault("state", {})["public_prefix"] = hosts.SCC_PREFIX
+        path: str = scope["path"]
+        service = "compliance" if decision.action in ("redirect", "refuse") else service_of(path)
         started = time.time()
         body_chunks: list[bytes] = []
 
@@ -142,7 +153,9 @@ class LoadMiddleware:
             self.peak_in_flight[service] = max(self.peak_in_flight.get(service, 0), self.in_flight[service])
         scope.setdefault("state", {})["in_flight"] = self.in_flight
         try:
-            if fault and not (k.fault_after_commit and method in ("POST", "PATCH", "DELETE")):
+            if decision.action in ("redirect", "refuse"):
+                await _send_decision(decision, send_logged)
+            elif fault and not (k.fault_after_commit and method in ("POST", "PATCH", "DELETE")):
                 await self._send_fault(fault, send_logged, status_holder, finish)
             elif fault:
                 # The write takes effect, then the gateway fails: the client can't tell.
@@ -211,11 +224,22 @@ class LoadMiddleware:
         entry: dict[str, Any] = {
             "time": started,
             "method": method,
+            "host": (_header(scope, b"host") or "").split(":")[0].lower(),
             "path": path,
             "query": scope.get("query_string", b"").decode("latin-1"),
             "service": service,
             "status": status_holder.get("status", 500),
         }
+        # What the request-log check reads: who sent it, and the headers the real services route and batch by.
+        for field, name in (
+            ("client", b"x-clientapplication"),
+            ("anchor", b"x-anchormailbox"),
+            ("prefer", b"prefer"),
+            ("userAgent", b"user-agent"),
+        ):
+            value = _header(scope, name)
+            if value is not None:
+                entry[field] = value
         if body is not None:
             entry["body"] = redact(body)
         if fault:
@@ -226,6 +250,20 @@ class LoadMiddleware:
         self.log.add(entry)
 
 
+async def _send_decision(decision: hosts.Decision, send: Send) -> None:
+    """The front door's redirect, or a host that does not serve the admin API."""
+    headers = [(b"content-type", b"application/json")]
+    if decision.action == "redirect":
+        body = b""
+        headers.append((b"location", decision.location.encode()))
+    else:
+        error = {"error": {"code": "NotFound", "message": decision.message}}
+        body = json.dumps(error).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": decision.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -233,7 +271,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-SECRET_KEYS = ("password", "secret", "credential")
+SECRET_KEYS = ("password", "secret", "credential", "authorization")
 
 
 def redact(value: Any) -> Any:
@@ -254,6 +292,8 @@ async def _discard_send(message: Message) -> None:
 
 def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
     return {
+        # Real host names a client sends here (Host header kept): see hosts.py.
+        "hostMap": hosts.host_map(state, base_url),
         "tenantId": state.tenant_id,
         "domain": state.domain,
         "displayName": state.display_name,
@@ -261,7 +301,7 @@ def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
         "services": {
             "graph": f"{base_url}/v1.0",
             "exchange": base_url,
-            "compliance": f"{base_url}/scc",
+            "compliance": f"https://{hosts.front_door(state)}",
             "login": base_url,
             "onprem": f"{base_url}/PowerShell",
         },

@@ -337,6 +337,9 @@ class Knobs:
     # What the on-premises /PowerShell virtual directory accepts: Kerberos (the simulator has no KDC, so
     # nothing signs in unless a scenario also allows "ntlm", as the built-in hybrid scenario does).
     onprem_auth: tuple[str, ...] = ("kerberos",)
+    # Security & Compliance: the front door redirects to the tenant's regional host, which alone serves
+    # (False: the front door, and the loopback /scc mount, serve directly).
+    scc_regional_redirect: bool = True
 
 
 @dataclass
@@ -363,6 +366,7 @@ class TenantState:
     remote_mailboxes: dict[str, RemoteMailbox] = field(default_factory=dict)  # by user id
     onprem_users: dict[str, str] = field(default_factory=dict)  # "DOMAIN\\user" -> password
     signed_in_user: str | None = None  # UPN of the operator the credential represents
+    compliance_region: str = "nam12b"  # the S&C regional label the front door redirects this tenant to
     # How often each setting actually changed ("Archive:<mailbox guid>": 1): a change applied twice shows as 2.
     transitions: Counter[str] = field(default_factory=Counter)
     verified_domains: list[str] = field(default_factory=list)  # besides `domain`

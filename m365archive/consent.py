@@ -42,6 +42,7 @@ from m365archive.partners import (
     retirement_notice,
 )
 from m365archive.powershell import command, variable
+from m365archive.report.markdown import secret_block
 from m365archive.result import CommandError, ExitCode
 from m365archive.steps.base import GRAPH, graph_operation
 
@@ -528,15 +529,15 @@ class Handoff:
             f"| Ingestion endpoint | {md(self.ingestion_endpoint or '(none known: see the note)')} |",
             f"| Catch-all account (sign-in) | {md(self.catchall_upn)} |",
         ]
-        if include_secret:
-            lines.append(f"| Catch-all password | `{self.password}` |")
         consent = (
             f"present (service principal {self.consent.sp_id})" if self.consent.present else "absent (not consented)"
         )
         lines += [f"| Connector consent (app {CONNECTOR_APP_ID}) | {consent} |", ""]
         if self.endpoint_note:
             lines += [f"Note: {self.endpoint_note}", ""]
-        if not include_secret:
+        if include_secret:
+            lines += secret_block(f"Catch-all password ({self.catchall_upn})", self.password or "")
+        else:
             lines += [
                 "The catch-all password is not in this packet. It is handed over separately "
                 "(`m365archive partner-info --include-secret --out FILE` writes a file only you can read).",

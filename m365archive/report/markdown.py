@@ -52,6 +52,19 @@ def fence(body: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{body}\n{ticks}"
 
 
+def secret_block(heading: str, value: str) -> list[str]:
+    """A secret on a line of its own in a fenced block: no Markdown renderer can cut or reformat it
+    (in a table cell, a `|` ends the cell; outside code, `_` or `*` become emphasis)."""
+    return [
+        f"## {line(heading)}",
+        "",
+        "Copy the line inside the block exactly; nothing around it is part of the value.",
+        "",
+        fence(value, "text"),
+        "",
+    ]
+
+
 def table(headers: list[str], rows: list[list[Any]], align: list[str] | None = None) -> list[str]:
     marks = align or ["---"] * len(headers)
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks) + "|"]
@@ -368,4 +381,4 @@ def render_apply_result(
     return "\n".join(out).rstrip() + "\n"
 
 
-__all__ = ["render_apply_result", "render_plan", "render_status"]
+__all__ = ["fence", "render_apply_result", "render_plan", "render_status", "secret_block"]

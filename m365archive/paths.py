@@ -14,9 +14,15 @@ def data_dir() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_data_dir("m365archive", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    from m365archive.files import private_dir
+
+    return private_dir(path)
 
 
 def journal_path() -> Path:
-    return data_dir() / "journal.sqlite3"
+    """The journal, created owner-only first: SQLite gives its -wal and -shm files the same mode."""
+    from m365archive.files import create_private
+
+    path = data_dir() / "journal.sqlite3"
+    create_private(path)
+    return path

@@ -127,12 +127,15 @@ def read_password_file(path: str | os.PathLike[str]) -> str:
 
 def write_password_file(path: str | os.PathLike[str], value: str) -> None:
     """Write `value` to a new or existing file that only its owner can read (mode 0600)."""
+    from m365archive.files import UnsafeTarget, write_private
+
     file = Path(path)
-    if file.exists():
+    if file.exists() and not file.is_symlink():
         _check_mode(file)
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
+    try:
+        write_private(file, value + "\n")  # a new 0600 file renamed over the old: never through a link
+    except UnsafeTarget as exc:
+        raise PasswordFileError(str(exc)) from None
 
 
 # --- generated passwords -----------------------------------------------------------------------

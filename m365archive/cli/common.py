@@ -7,7 +7,6 @@ azure-identity, pydantic) are imported inside commands so that `--help` stays fa
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -160,11 +159,19 @@ def confirm_apply(
     return typer.confirm(question, default=False)
 
 
-def write_text(path: Path, text: str, *, mode: int | None = None) -> None:
-    if mode is None:
-        path.write_text(text, encoding="utf-8")
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, mode)
+def write_text(path: Path, text: str) -> None:
+    """Write an output file owner-only (m365archive.files); an unwritable path is a usage error."""
+    from m365archive.files import write_private
+
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise CommandError(output_error(path, exc), ExitCode.USAGE) from None
+
+
+def output_error(path: Path, exc: OSError) -> str:
+    from m365archive.files import UnsafeTarget
+
+    if isinstance(exc, UnsafeTarget):
+        return str(exc)
+    return f"can't write {path}: {exc.strerror or exc}"

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from m365archive.cli.common import state
+from m365archive.cli.common import output_error, state
+from m365archive.files import write_private
 from m365archive.result import ExitCode
 
 
@@ -29,5 +30,9 @@ def register(app: typer.Typer) -> None:
             cli.err.print(f"error: {target} exists; use --force to overwrite", markup=False)
             raise typer.Exit(ExitCode.USAGE)
         dom = domain or (tenant if "." in tenant else "contoso.onmicrosoft.com")
-        target.write_text(render(tenant_id=tenant, domain=dom), encoding="utf-8")
+        try:
+            write_private(target, render(tenant_id=tenant, domain=dom))
+        except OSError as exc:
+            cli.err.print(f"error: {output_error(target, exc)}", markup=False)
+            raise typer.Exit(ExitCode.USAGE) from None
         cli.out.print(f"wrote {target}: edit it, then run `m365archive setup --dry-run --report plan.md`", markup=False)

@@ -105,7 +105,7 @@ async def _partner_info(
             if as_json
             else packet.markdown(include_secret=True)
         )
-        write_text(out, text + "\n", mode=0o600)
+        write_text(out, text + "\n")
         return Result(
             "partner-info",
             ExitCode.OK,

@@ -13,6 +13,7 @@ from typing import IO
 
 from m365archive.engine.plan import Plan
 from m365archive.engine.runner import ApplyResult
+from m365archive.files import open_private
 from m365archive.report import Presenter, outcomes_by_change, text
 
 COLUMNS = ["target", "step", "setting", "before", "after", "action", "side", "outcome", "detail"]
@@ -52,7 +53,7 @@ def write_changes(
 ) -> None:
     """Write the rows to a path (UTF-8, created or replaced) or to an open text file."""
     if isinstance(path_or_file, str | os.PathLike):
-        with open(path_or_file, "w", encoding="utf-8", newline="") as handle:
+        with open_private(path_or_file, newline="") as handle:
             _write(handle, plan, result)
     else:
         _write(path_or_file, plan, result)

@@ -10,6 +10,8 @@
      Wall time, HTTP requests per mailbox change, peak RSS of the tool, and the ratio of its
      time to the throttle-bound limit (changes / allowed cmdlet rate).
   3. A read-only plan over BENCH_PLAN_USERS (default 100,000) mailboxes: requests and peak RSS.
+  4. The simulated tenant at BENCH_PLAN_USERS: time to generate and start it, and to page every
+     mailbox (Exchange Get-Mailbox) and every user (Graph /users) through the real clients.
 
 Simulator and tool run in separate processes, so each RSS is its own. Results are printed
 and appended to benchmarks/RESULTS.md.
@@ -247,6 +249,59 @@ def bench_plan(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def bench_sim_paging() -> dict[str, Any]:
+    """Generate and start a BENCH_PLAN_USERS tenant, then page all of it through the product's clients."""
+    import asyncio
+
+    from m365archive.sim.scenario import build_state
+    from m365archive.sim.server import simulated_tenant
+    from m365archive.tenant.exchange import Cmdlet
+    from m365archive.tenant.exchange_rest import RestExchangeRunner
+    from m365archive.tenant.graph import GraphGateway
+    from m365archive.tenant.simcredential import AsyncSimulatorCredential
+
+    started = time.perf_counter()
+    state = build_state({"tenant": {"id": TENANT, "domain": DOMAIN}, "generate": {"users": PLAN_USERS, "seed": 7}})
+    with simulated_tenant(state, time_scale=0.001) as sim:
+        start_s = time.perf_counter() - started
+        credential = AsyncSimulatorCredential(state.tenant_id, upn=state.signed_in_user)
+
+        async def mailboxes() -> int:
+            runner = RestExchangeRunner(
+                sim.url, state.tenant_id, credential, scope="https://outlook.office365.com/.default"
+            )
+            try:
+                return sum(
+                    [len(page) async for page in runner.pages(Cmdlet("Get-Mailbox", {"ResultSize": "Unlimited"}))]
+                )
+            finally:
+                await runner.aclose()
+
+        async def users() -> int:
+            gateway = GraphGateway(sim.url + "/v1.0", credential, scopes=["https://graph.microsoft.com/.default"])
+            try:
+                return sum(
+                    [len(page) async for page in gateway.iter_users(select=["id", "userPrincipalName"], page_size=999)]
+                )
+            finally:
+                await gateway.aclose()
+
+        at = time.perf_counter()
+        mailbox_count = asyncio.run(mailboxes())
+        exchange_s = time.perf_counter() - at
+        at = time.perf_counter()
+        user_count = asyncio.run(users())
+        graph_s = time.perf_counter() - at
+    return {
+        "users": PLAN_USERS,
+        "start_s": round(start_s, 2),
+        "exchange_mailboxes": mailbox_count,
+        "exchange_paging_s": round(exchange_s, 2),
+        "graph_users": user_count,
+        "graph_paging_s": round(graph_s, 2),
+    }
+
+
 def bench_faults(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     """5% faults (503, 504, resets) and throttling storms at BENCH_FAULT_USERS mailboxes (default 10,000).
 
@@ -313,6 +368,8 @@ def main() -> int:
         if PLAN_USERS:
             results["plan"] = bench_plan(tmp, env)
             print(json.dumps(results["plan"], indent=2), flush=True)
+            results["sim_paging"] = bench_sim_paging()
+            print(json.dumps(results["sim_paging"], indent=2), flush=True)
         if os.environ.get("BENCH_FAULT_USERS", "10000") != "0":
             results["faults"] = bench_faults(tmp, env)
             print(json.dumps(results["faults"], indent=2), flush=True)
@@ -344,6 +401,13 @@ def summary(r: dict[str, Any]) -> str:
         lines.append(
             f"- read-only plan over {p['users']:,} mailboxes: {p['requests']} requests (target <= 300), "
             f"peak RSS {p['peak_rss_mb']} MB (target < 500), {p['wall_s']:.1f} s, exit {p['exit_code']}"
+        )
+    if "sim_paging" in r:
+        g = r["sim_paging"]
+        lines.append(
+            f"- simulated tenant of {g['users']:,} users: generated and started in {g['start_s']:.1f} s; "
+            f"{g['exchange_mailboxes']:,} mailboxes paged through Get-Mailbox in {g['exchange_paging_s']:.1f} s, "
+            f"{g['graph_users']:,} users through Graph /users in {g['graph_paging_s']:.1f} s"
         )
     if "faults" in r:
         f = r["faults"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -644,31 +643,6 @@ def test_throttled_requests_are_retried_after_retry_after() -> None:
         assert all(len(r) == 2 for r in results)
         statuses = [r["status"] for r in sim.requests if r["path"] == "/v1.0/subscribedSkus"]
         assert 429 in statuses and statuses.count(200) == 8
-
-
-# -- scale -------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_100k_users_page_fast() -> None:
-    from m365archive.sim.scenario import generate_users
-
-    state = load_scenario("fresh")
-    generate_users(state, 100_000, seed=1)
-    total = len(state.users)
-    with simulated_tenant(state, time_scale=0.001) as sim:
-
-        async def body(gw: GraphGateway) -> int:
-            seen = 0
-            async for page in gw.iter_users(select=["id", "userPrincipalName", "assignedLicenses"], page_size=999):
-                seen += len(page)
-            return seen
-
-        started = time.monotonic()
-        seen = run(sim, body)
-        elapsed = time.monotonic() - started
-    assert seen == total
-    assert elapsed < 15, f"paging {total} users took {elapsed:.1f} s"
 
 
 # -- admin consent page ------------------------------------------------------------------------------------

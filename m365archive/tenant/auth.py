@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from m365archive.permissions import delegated_scopes
 from m365archive.tenant.clouds import Cloud
 
 if TYPE_CHECKING:
@@ -35,16 +36,10 @@ GRAPH_POWERSHELL_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
 # "Microsoft Exchange REST API Based PowerShell" (Connect-ExchangeOnline / Connect-IPPSSession).
 EXCHANGE_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
 
-# Delegated Graph permissions the steps need. Graph PowerShell's `.default` yields only what was
-# consented to it before, so with that client we ask for these by name (consent is requested once).
-GRAPH_DELEGATED_SCOPES = (
-    "User.ReadWrite.All",  # the catch-all account, usageLocation
-    "LicenseAssignment.ReadWrite.All",  # assignLicense
-    "Organization.Read.All",  # subscribedSkus
-    "RoleManagement.ReadWrite.Directory",  # Exchange Administrator role assignment
-    "Application.ReadWrite.All",  # connector service principal (consent check, revoke)
-    "Group.Read.All",  # group-scoped user selection
-)
+# Delegated Graph permissions the steps need (m365archive/permissions.py is the one table). Graph
+# PowerShell's `.default` yields only what was consented to it before, so with that client we ask for
+# these by name (consent is requested once).
+GRAPH_DELEGATED_SCOPES = delegated_scopes()
 
 CLIENT_SECRET_ENV = ("M365ARCHIVE_CLIENT_SECRET", "AZURE_CLIENT_SECRET")
 

@@ -327,6 +327,13 @@ class OnPremConfig(Strict):
         return self
 
 
+class AcceptedRisk(Strict):
+    """A finding the organization accepts, by its id (shown in every report), with the reason."""
+
+    id: str = Field(min_length=1, description="the finding's id, as the report shows it")
+    reason: str = Field(min_length=1, description="why it is accepted (shown next to the finding)")
+
+
 class Config(Strict):
     procedure: Literal["partner-ews", "purview-connector"] = "partner-ews"
     partner: str | None = None
@@ -339,6 +346,7 @@ class Config(Strict):
     connector: ConnectorConfig = ConnectorConfig()
     onprem: OnPremConfig | None = None
     mailbox_wait_timeout: Annotated[float, Field(gt=0)] = 1800.0
+    accepted_risks: list[AcceptedRisk] = []
 
     @model_validator(mode="after")
     def _procedure(self) -> Config:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from m365archive import __version__
 from m365archive.engine.plan import Plan, fingerprint
+from m365archive.risks import accept_risks
 from m365archive.steps.base import StepContext, StepPlan
 
 if TYPE_CHECKING:
@@ -66,4 +67,5 @@ async def make_plan(ctx: StepContext, procedure: str) -> Plan:
     plan.notices += combined.notices
     plan.coverage = combined.coverage
     plan.fingerprint = fingerprint(ctx.observed)
+    accept_risks(plan, ctx.config)
     return plan

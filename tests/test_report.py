@@ -567,7 +567,7 @@ def test_plan_document_is_a_presented_report() -> None:
     assert doc["summary"] == {
         "changes": {"create": 3, "update": 1, "delete": 0, "no-op": 1},
         "pending": 4,
-        "findings": {"critical": 0, "high": 1, "warning": 1, "info": 0},
+        "findings": {"critical": 0, "high": 1, "warning": 1, "info": 0, "accepted": 0},
     }
     assert doc["checks"][1] == {
         "name": "roles",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 
@@ -10,23 +11,39 @@ from m365archive.cli.common import CliState, Output, finish, run, state
 from m365archive.result import ExitCode, Result
 
 
+class FailOn(StrEnum):
+    high = "high"
+    critical = "critical"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("status")
-    def status(ctx: typer.Context) -> None:
-        """Compare the tenant with m365archive.toml. Exit 0 in sync, 2 drift found, 1 error.
+    def status(
+        ctx: typer.Context,
+        fail_on: Annotated[
+            FailOn | None,
+            typer.Option(
+                "--fail-on",
+                help="Exit 13 if a finding at or above this severity is not an accepted risk.",
+            ),
+        ] = None,
+    ) -> None:
+        """Compare the tenant with m365archive.toml. Exit 0 in sync, 2 drift found, 13 unaccepted findings
+        at or above --fail-on, 1 error.
 
         Example:
 
         \b
           m365archive status --output markdown > drift.md
+          m365archive status --fail-on high
         """
         cli = state(ctx)
         config = cli.load_config()
         env = cli.env()
-        finish(cli, run(cli, lambda: _status(cli, config, env)))
+        finish(cli, run(cli, lambda: _status(cli, config, env, fail_on)))
 
 
-async def _status(cli: CliState, config: Any, env: Any) -> Result:
+async def _status(cli: CliState, config: Any, env: Any, fail_on: FailOn | None = None) -> Result:
     from m365archive.core import build_plan, connect
     from m365archive.report import console as console_report
     from m365archive.report import jsonout, markdown
@@ -45,9 +62,21 @@ async def _status(cli: CliState, config: Any, env: Any) -> Result:
             if drift
             else "In sync: every setting matches the desired state."
         )
+    code = ExitCode.CHANGES if drift else ExitCode.OK
+    if fail_on is not None:
+        from m365archive.engine.plan import Severity
+        from m365archive.risks import failing
+
+        blocking = failing(plan, Severity(fail_on.value))
+        if blocking:
+            code = ExitCode.FINDINGS
+            messages.append(
+                f"{len(blocking)} finding(s) at or above {fail_on.value} are not accepted risks "
+                "(accept one with [[accepted_risks]] id and reason in the config)."
+            )
     return Result(
         "status",
-        ExitCode.CHANGES if drift else ExitCode.OK,
+        code,
         data=jsonout.status_document(plan) if cli.output is Output.json else {},
         messages=messages,
     )

@@ -117,6 +117,13 @@ class Finding:
     message: str
     remedy: str = ""
     category: str = ""
+    id: str = ""  # stable across runs: "<step>/<category>/<target>"; what [[accepted_risks]] names
+    accepted: str = ""  # why the risk is accepted, when it is
+    accepted_by: str = ""  # "procedure" (the documented procedure requires it) or "config"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = f"{self.step}/{self.category or 'finding'}/{self.target}"
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))

@@ -47,6 +47,14 @@ def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(re.sub(r"[^a-z]", "", key.lower())))
 
 
+def accepted_text(finding: dict[str, str]) -> str:
+    """ "accepted by the procedure: <reason>" / "accepted in the config: <reason>", or ""."""
+    if not finding.get("accepted"):
+        return ""
+    by = "the procedure" if finding.get("accepted_by") == "procedure" else "the config"
+    return f"accepted by {by}: {finding['accepted']}"
+
+
 def text(value: Any) -> str:
     """One line of plain text for an already presented value (no escaping)."""
     if value is None:
@@ -279,6 +287,9 @@ class Presenter:
             "message": self.string(finding.message),
             "remedy": self.string(finding.remedy),
             "category": finding.category,
+            "id": self.string(finding.id),
+            "accepted": self.string(finding.accepted),
+            "accepted_by": finding.accepted_by,
         }
 
     def findings(self) -> list[dict[str, str]]:
@@ -405,8 +416,12 @@ def shape_groups(changes: Iterable[ChangeView]) -> list[tuple[str, int, ChangeVi
 
 
 def findings_by_severity(plan: Plan) -> dict[str, int]:
-    counts = Counter(f.severity for f in plan.findings)
-    return {s.value: counts.get(s, 0) for s in SEVERITY_ORDER}
+    """Open findings per severity, and how many more are accepted risks (shown, not counted above)."""
+    counts = Counter(f.severity for f in plan.findings if not f.accepted)
+    return {
+        **{s.value: counts.get(s, 0) for s in SEVERITY_ORDER},
+        "accepted": sum(1 for f in plan.findings if f.accepted),
+    }
 
 
 def outcomes_by_change(plan: Plan, result: ApplyResult) -> dict[str, ChangeOutcome]:
@@ -437,6 +452,7 @@ __all__ = [
     "OperationView",
     "Presenter",
     "StepView",
+    "accepted_text",
     "action_counts",
     "category_summary",
     "findings_by_severity",

@@ -23,6 +23,7 @@ from m365archive.report import (
     ChangeView,
     Presenter,
     StepView,
+    accepted_text,
     action_counts,
     category_summary,
     findings_by_severity,
@@ -77,11 +78,14 @@ def _findings(console: Console, p: Presenter) -> None:
     for column in ("Severity", "Step", "Target", "Message", "Remedy"):
         table.add_column(column, overflow="fold")
     for f in findings:
+        accepted = accepted_text(f)
         table.add_row(
-            Text(f["severity"].upper(), style=SEVERITY_STYLE.get(f["severity"], "")),
+            Text(
+                f["severity"].upper() + (" (accepted)" if accepted else ""), style=SEVERITY_STYLE.get(f["severity"], "")
+            ),
             Text(f["step"]),
             Text(f["target"]),
-            Text(f["message"]),
+            Text(f["message"] + (f"\n{accepted}" if accepted else "")),
             Text(f["remedy"] or "—"),
         )
     console.print(table)

@@ -20,6 +20,7 @@ from m365archive.report import (
     ChangeView,
     Presenter,
     StepView,
+    accepted_text,
     action_counts,
     category_summary,
     findings_by_severity,
@@ -88,8 +89,19 @@ def _header(p: Presenter) -> list[str]:
 
 def _findings_table(findings: list[dict[str, str]]) -> list[str]:
     return table(
-        ["Severity", "Step", "Target", "Message", "Remedy"],
-        [[f["severity"].upper(), f["step"], f["target"], f["message"], f["remedy"] or "—"] for f in findings],
+        ["Severity", "Step", "Target", "Message", "Remedy", "Accepted risk", "Id"],
+        [
+            [
+                f["severity"].upper(),
+                f["step"],
+                f["target"],
+                f["message"],
+                f["remedy"] or "—",
+                accepted_text(f) or "no",
+                f"`{f['id']}`" if "`" not in f["id"] else f["id"],
+            ]
+            for f in findings
+        ],
     )
 
 
@@ -180,9 +192,9 @@ def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_
     out += table([a.value for a in ACTIONS], [[counts[a.value] for a in ACTIONS]], ["---:"] * len(ACTIONS))
     out += [""]
     out += table(
-        [f"findings: {s.value}" for s in SEVERITY_ORDER],
-        [[by_severity[s.value] for s in SEVERITY_ORDER]],
-        ["---:"] * len(SEVERITY_ORDER),
+        [*[f"findings: {s.value}" for s in SEVERITY_ORDER], "accepted risks"],
+        [[*[by_severity[s.value] for s in SEVERITY_ORDER], by_severity["accepted"]]],
+        ["---:"] * (len(SEVERITY_ORDER) + 1),
     )
     out += [""]
 
@@ -290,9 +302,9 @@ def render_status(plan: Plan, *, title: str = "m365archive status") -> str:
     by_severity = findings_by_severity(plan)
     out += ["## Summary", ""]
     out += table(
-        ["in sync", "DRIFT", *[f"findings: {s.value}" for s in SEVERITY_ORDER]],
-        [[in_sync, drift, *[by_severity[s.value] for s in SEVERITY_ORDER]]],
-        ["---:"] * (2 + len(SEVERITY_ORDER)),
+        ["in sync", "DRIFT", *[f"findings: {s.value}" for s in SEVERITY_ORDER], "accepted risks"],
+        [[in_sync, drift, *[by_severity[s.value] for s in SEVERITY_ORDER], by_severity["accepted"]]],
+        ["---:"] * (3 + len(SEVERITY_ORDER)),
     )
     out += [""]
     for step in steps:

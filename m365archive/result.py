@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     TIMEOUT = 9  # waited for the service and it did not show the change in time
     NO_SECRET_STORE = 10  # no keyring backend and no --password-file
     LOCKED = 11  # another applying run holds this tenant's lock on this machine
+    PLAN_MISMATCH = 12  # the saved plan's changes or digest differ from what this config plans now; nothing sent
     FINDINGS = 13  # status --fail-on: unaccepted findings at or above the level
     INTERRUPTED = 130  # Ctrl-C
 

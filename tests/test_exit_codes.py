@@ -34,6 +34,7 @@ def test_exit_codes_are_stable() -> None:
         "TIMEOUT": 9,
         "NO_SECRET_STORE": 10,
         "LOCKED": 11,
+        "PLAN_MISMATCH": 12,
         "FINDINGS": 13,
         "INTERRUPTED": 130,
     }

@@ -4,6 +4,12 @@ A Change carries the exact operation apply will send (an opaque `Operation` that
 interprets), its before/after values and how to present it. Values unknown until apply are
 `${ref:<change id>#<output>}` placeholders; secrets are `${secret:<name>}` placeholders that
 only the runner resolves, so a plan (and anything rendered from it) never holds a secret.
+
+Format 2 binds a plan to what produced it: `digest` is a sha256 over the canonical changes, the
+fingerprint of what was read, the config's own digest, tenant, cloud, procedure, tool version and the
+selection (steps, options) that produced it. The approved ticket quotes the digest; apply recomputes
+it and re-plans before sending anything (see engine/binding.py). `appliable` and `checks[]` are
+reserved here for prerequisite checks (a failed blocking check makes a plan not appliable).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+REPLAN = "make a new plan with `--dry-run --plan-out FILE` and have it approved"
 KNOWN_AFTER_APPLY = "(known after apply)"
 REF = re.compile(r"\$\{ref:([^}#]+)#([^}]+)\}")
 SECRET = re.compile(r"\$\{secret:([^}]+)\}")
@@ -131,14 +138,34 @@ class Finding:
 
 @dataclass
 class Check:
-    """A prerequisite read before planning: seats, roles, connectivity."""
+    """A prerequisite read before planning: seats, roles, connectivity.
+
+    Stored in the plan file in format 2's shape (id, title, blocking, passed, remedy)."""
 
     name: str
     ok: bool
     detail: str
+    blocking: bool = False
+    remedy: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "id": self.name,
+            "title": self.detail,
+            "blocking": self.blocking,
+            "passed": self.ok,
+            "remedy": self.remedy,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        return cls(
+            name=str(data["id"]),
+            ok=bool(data["passed"]),
+            detail=str(data.get("title", "")),
+            blocking=bool(data.get("blocking", False)),
+            remedy=str(data.get("remedy", "")),
+        )
 
 
 @dataclass
@@ -157,7 +184,38 @@ class Plan:
     plan_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: str = FORMAT_VERSION
-    kind: str = "setup"  # "setup" or "legacy-cleanup"
+    kind: str = "setup"  # "setup", "legacy-cleanup", "consent-revoke", "credentials-rotate"
+    config_digest: str = ""  # the digest of the validated config that produced the plan
+    selection: dict[str, Any] = field(default_factory=dict)  # which steps and options produced it (replayed at apply)
+    appliable: bool = True  # false when a blocking check failed
+    digest: str = ""  # set by seal(); see the module docstring
+
+    def digest_input(self) -> dict[str, Any]:
+        """Everything the digest covers besides the changes (display-only fields such as notices and
+        findings are not applied, so not covered)."""
+        return {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "procedure": self.procedure,
+            "tenant": {"id": self.tenant.get("id", ""), "cloud": self.tenant.get("cloud", "")},
+            "tool_version": self.tool_version,
+            "fingerprint": self.fingerprint,
+            "config_digest": self.config_digest,
+            "selection": self.selection,
+        }
+
+    def compute_digest(self) -> str:
+        """sha256 over the canonical header, then each change's canonical JSON on its own line (one
+        change at a time, so a plan of 100,000 changes is never one string in memory)."""
+        digest = hashlib.sha256(canonical_json(self.digest_input()).encode())
+        for change in self.changes:
+            digest.update(b"\n" + canonical_json(change.to_dict()).encode())
+        return "sha256:" + digest.hexdigest()
+
+    def seal(self) -> str:
+        """Compute and keep the digest (once the plan is complete)."""
+        self.digest = self.compute_digest()
+        return self.digest
 
     @property
     def pending(self) -> list[Change]:
@@ -180,6 +238,10 @@ class Plan:
             "tenant": self.tenant,
             "operator": self.operator,
             "fingerprint": self.fingerprint,
+            "config_digest": self.config_digest,
+            "selection": self.selection,
+            "digest": self.digest or self.seal(),
+            "appliable": self.appliable,
             "notices": self.notices,
             "summary": self.counts(),
             "checks": [c.to_dict() for c in self.checks],
@@ -194,10 +256,15 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
+        if not isinstance(data, dict):
+            raise PlanFormatError("not a valid m365archive plan: the file is not a JSON object")
         version = str(data.get("format_version", ""))
+        if version == "1":
+            raise PlanFormatError(f"plan format_version 1 is from an older m365archive and is not applied: {REPLAN}")
         if version != FORMAT_VERSION:
             raise PlanFormatError(
-                f"plan format_version {version or '(missing)'} is not supported (this tool reads {FORMAT_VERSION})"
+                f"plan format_version {version or '(missing)'} is not supported "
+                f"(this tool reads {FORMAT_VERSION}): {REPLAN}"
             )
         try:
             return cls(
@@ -207,7 +274,7 @@ class Plan:
                 tool_version=data.get("tool_version", ""),
                 changes=[Change.from_dict(c) for c in data.get("changes", [])],
                 findings=[Finding(**{**f, "severity": Severity(f["severity"])}) for f in data.get("findings", [])],
-                checks=[Check(**c) for c in data.get("checks", [])],
+                checks=[Check.from_dict(c) for c in data.get("checks", [])],
                 notices=list(data.get("notices", [])),
                 instructions=list(data.get("instructions", [])),
                 coverage=list(data.get("coverage", [])),
@@ -215,8 +282,12 @@ class Plan:
                 plan_id=data["plan_id"],
                 created=data.get("created", ""),
                 kind=data.get("kind", "setup"),
+                config_digest=str(data["config_digest"]),
+                selection=dict(data["selection"]),
+                appliable=bool(data.get("appliable", True)),
+                digest=str(data["digest"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanFormatError(f"not a valid m365archive plan: {exc}") from exc
 
 
@@ -224,10 +295,30 @@ class PlanFormatError(ValueError):
     pass
 
 
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace: the same data always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def sha256_digest(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
 def fingerprint(observed: dict[str, Any]) -> str:
     """A digest of everything the plan read: equal iff the tenant looked the same."""
-    canonical = json.dumps(observed, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return sha256_digest(observed)
+
+
+def short_digest(digest: str) -> str:
+    """The form a report header and a ticket line show: enough to tell plans apart."""
+    return digest.removeprefix("sha256:")[:12]
+
+
+def digest_matches(digest: str, expected: str) -> bool:
+    """Does `expected` (from a ticket: the full digest, or its short form of at least 12 hex digits) name `digest`?"""
+    want = expected.strip().lower().removeprefix("sha256:")
+    have = digest.lower().removeprefix("sha256:")
+    return len(want) >= 12 and all(c in "0123456789abcdef" for c in want) and have.startswith(want)
 
 
 def ref(change_id: str, output: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from m365archive.engine.journal import Journal
+from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.plan import REF, SECRET, Action, Change, Operation, Plan, Wait
 
 
@@ -64,6 +64,7 @@ class ApplyResult:
     run_id: str
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     interrupted: bool = False
+    crashed: str = ""  # why the run stopped before its end (an unexpected error, a journal it could not write)
     pending: list[str] = field(default_factory=list)  # applied, not yet visible (e.g. awaiting directory sync)
 
     @property
@@ -72,6 +73,8 @@ class ApplyResult:
 
     @property
     def status(self) -> str:
+        if self.crashed:
+            return "crashed"
         if self.interrupted:
             return "interrupted"
         if not self.failed:
@@ -94,6 +97,7 @@ class Runner:
         on_event: Callable[[Event], None] | None = None,
         chunk_size: int = 1000,
         tool_version: str = "",
+        command: str = "",
     ) -> None:
         self.executor = executor
         self.journal = journal
@@ -101,25 +105,49 @@ class Runner:
         self.on_event = on_event or (lambda e: None)
         self.chunk_size = chunk_size
         self.tool_version = tool_version
+        self.command = command
         self.stop_requested = False
 
     async def apply(self, plan: Plan) -> ApplyResult:
+        """Apply the plan's pending changes. The run ends in the journal as success, partial, error,
+        interrupted (Ctrl-C) or crashed (an unexpected error; the error is raised again after it is
+        recorded). A journal that can't be written stops the run before anything more is sent."""
         run_id = str(uuid.uuid4())
         tenant = plan.tenant.get("id", "")
-        self.journal.start_run(run_id, plan.plan_id, plan.kind, tenant, plan.operator, self.tool_version)
+        self.journal.start_run(
+            run_id,
+            plan.plan_id,
+            plan.kind,
+            tenant,
+            plan.operator,
+            self.tool_version,
+            command=self.command,
+            plan_digest=plan.digest,
+        )
         result = ApplyResult(run_id=run_id)
         run = _Run(plan, run_id, result, self.journal.completed(plan.plan_id), total=len(plan.pending))
         self.on_event(Event("start", 0, run.total, "applying"))
+        error: BaseException | None = None
         try:
             # Chains that wait on the service (a new account, its licence, its mailbox) run beside the
             # bulk of batchable changes instead of after it: the bulk is throttle-bound, the chains are
             # latency-bound, so together they take as long as the longer of the two.
-            await asyncio.gather(*(self._run_lane(run, lane) for lane in self._lanes(plan.pending) if lane))
+            await _all_or_stop(self._run_lane(run, lane) for lane in self._lanes(plan.pending) if lane)
         except (asyncio.CancelledError, KeyboardInterrupt):
             result.interrupted = True
+        except BaseException as exc:
+            error = exc
+            result.crashed = f"{type(exc).__name__}: {exc}".splitlines()[0]
         finally:
-            self.journal.finish_run(run_id, result.status)
+            try:
+                self.journal.finish_run(run_id, result.status, result.crashed)
+            except JournalError:
+                self.journal.mark_crashed(run_id)
+                if error is None:
+                    raise
             self.on_event(Event("done", run.progress, run.total, result.status))
+        if error is not None:
+            raise error
         return result
 
     def _lanes(self, pending: list[Change]) -> list[list[Change]]:
@@ -196,11 +224,12 @@ class Runner:
                         result.interrupted = True
                         return
                     chunk = group[start : start + size]
+                    ids = self.journal.sending([self._row(run, change) for change in chunk])
                     if key is None:
                         results = [await self._send_one(chunk[0], run.outputs)]
                     else:
                         results = await self._send_many(chunk, run.outputs)
-                    await self._settle(run, list(zip(chunk, results, strict=True)))
+                    await self._settle(run, list(zip(chunk, results, strict=True)), ids)
                     run.progress += len(chunk)
                     self.on_event(Event("progress", run.progress, run.total, chunk[0].target if key is None else ""))
 
@@ -238,8 +267,21 @@ class Runner:
             ops.append((change.operation, self.resolve(change.operation.request, outputs)))
         return await self.executor.execute_many(ops)
 
-    async def _settle(self, run: _Run, pairs: list[tuple[Change, ExecResult]]) -> None:
-        plan, run_id, outputs, failed, result = run.plan, run.run_id, run.outputs, run.failed, run.result
+    @staticmethod
+    def _row(run: _Run, change: Change) -> dict[str, Any]:
+        return {
+            "run_id": run.run_id,
+            "plan_id": run.plan.plan_id,
+            "change_id": change.id,
+            "tenant": run.plan.tenant.get("id", ""),
+            "target": change.target,
+            "setting": change.setting,
+            "action": change.action.value,
+            "operation": change.operation.display if change.operation else "",
+        }
+
+    async def _settle(self, run: _Run, pairs: list[tuple[Change, ExecResult]], ids: list[int]) -> None:
+        outputs, failed, result = run.outputs, run.failed, run.result
         rows = []
         for change, res in pairs:
             detail = res.error or ("already in the desired state" if res.already else "")
@@ -262,21 +304,13 @@ class Runner:
             )
             rows.append(
                 {
-                    "run_id": run_id,
-                    "plan_id": plan.plan_id,
-                    "change_id": change.id,
-                    "tenant": plan.tenant.get("id", ""),
-                    "target": change.target,
-                    "setting": change.setting,
-                    "action": change.action.value,
-                    "operation": change.operation.display if change.operation else "",
                     "outcome": outcome,
                     "request_id": res.request_id,
                     "detail": detail,
                     "outputs": outputs.get(change.id) if res.ok else None,
                 }
             )
-        self.journal.record(rows)
+        self.journal.settle(ids, rows)
 
     async def _wait(self, wait: Wait, outputs: dict[str, dict[str, Any]], change: Change) -> bool:
         target = REF.sub(lambda m: str(outputs.get(m.group(1), {}).get(m.group(2), "")), wait.target)
@@ -302,6 +336,28 @@ class _Run:
     progress: int = 0
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+
+
+async def _all_or_stop(coros: Any) -> None:
+    """Run the lanes together; the first one that raises stops the others (nothing more is sent)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    if not tasks:
+        return
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+        if task.cancelled():
+            raise asyncio.CancelledError
 
 
 def _dig(body: Any, path: str) -> Any:

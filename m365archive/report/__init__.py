@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from m365archive.engine.plan import REF, SECRET, Action, Change, Finding, Plan, Severity, present
+from m365archive.engine.plan import REF, SECRET, Action, Change, Finding, Plan, Severity, present, short_digest
 from m365archive.engine.runner import ApplyResult, ChangeOutcome
 
 SENSITIVE = "(sensitive value)"
@@ -311,6 +311,7 @@ class Presenter:
             ("Created", p.created),
             ("Tool version", p.tool_version or "(unknown)"),
             ("Plan id", p.plan_id),
+            ("Plan digest", short_digest(p.digest or p.seal()) + " (full digest in the appendix)"),
             ("Fingerprint", p.fingerprint or "(none)"),
         ]
 

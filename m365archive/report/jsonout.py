@@ -35,6 +35,7 @@ def _base(plan: Plan, p: Presenter, report: str) -> dict[str, Any]:
         "tenant": p.value(plan.tenant),
         "operator": p.string(plan.operator),
         "fingerprint": plan.fingerprint,
+        "digest": plan.digest or plan.seal(),
         "notices": p.notices(),
     }
 

@@ -287,6 +287,14 @@ def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_
         out += ["## Appendix: findings", ""]
         out += _findings_table(findings)
         out += [""]
+    out += [
+        "## Appendix: plan digest",
+        "",
+        f"`{plan.digest or plan.seal()}`",
+        "",
+        "Apply exactly this plan with `--plan FILE --expect-digest` and this digest: any other plan is refused.",
+        "",
+    ]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -425,7 +425,8 @@ def test_findings_coverage_and_manual_steps_at_the_end() -> None:
         "| Set-OrganizationConfig -AuditDisabled $false |"
     ) in report
     assert "- retention policy 'Archive' covers 12 of 12 mailboxes" in report
-    assert report.split("## Appendix: plan digest")[0].rstrip().endswith(  # the digest appendix comes last
+    before_digest = report.split("## Appendix: plan digest")[0]  # the digest appendix comes last
+    assert before_digest.rstrip().endswith(
         "1. Open the Purview portal > Data connectors and create the connector.\n"
         "2. Give the partner the catch-all sign-in through a channel you trust."
     )

@@ -236,3 +236,15 @@ def test_a_reviewer_who_does_not_exist_stops_the_plan_before_any_write(sim: Simu
     assert run.code == ExitCode.PREREQUISITE
     assert "nobody.here@contoso.onmicrosoft.com does not exist" in run.stderr
     assert sim.writes() == []
+
+
+def test_apply_events_reach_the_cli_progress_moves_and_the_mailbox_wait_is_printed(tmp_path: Path) -> None:
+    # The Env is built before the progress display starts; the runner must still reach the display.
+    with simulated_tenant("fresh", time_scale=0.001, mailbox_provisioning_delay=60.0) as sim:
+        run = m365(sim.url, "-v", "setup", "--yes", "--password-file", str(tmp_path / "pw"))
+    assert run.code == ExitCode.OK, run.stderr
+    counts = [line.split()[-1] for line in run.stderr.splitlines() if line.startswith("… applying ")]
+    done = [int(c.split("/")[0]) for c in counts if "/" in c]
+    assert len(set(done)) >= 3 and done == sorted(done), counts
+    assert done[-1] == int(counts[-1].split("/")[1])  # ends at the total
+    assert any(line.startswith("… waiting") and "mailbox" in line for line in run.stderr.splitlines()), run.stderr

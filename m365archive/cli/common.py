@@ -45,6 +45,9 @@ class CliState:
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
     # Error lines never wrap: one line per problem, whatever the terminal's width (scripts grep them).
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    # Where apply events go right now: swapped by cli/progress.py while applying. The Env holds the
+    # bound `on_event` below, which looks this up on every event, so a later swap still reaches it.
+    event_sink: Callable[[Event], None] = field(default=lambda event: None, repr=False)
 
     def load_config(self) -> Config:
         from m365archive.config import ConfigError, load_config
@@ -69,7 +72,8 @@ class CliState:
             self.err.print(f"… {message}", markup=False, highlight=False)
 
     def on_event(self, event: Event) -> None:
-        """Replaced by a live progress display while applying (see cli/progress.py)."""
+        """Forward to the current sink (a live progress display while applying, see cli/progress.py)."""
+        self.event_sink(event)
 
 
 def state(ctx: typer.Context) -> CliState:

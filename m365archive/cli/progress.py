@@ -1,8 +1,11 @@
-"""Live progress while applying: a bar with counts and ETA, a spinner line for waits."""
+"""Live progress while applying: a bar with counts and ETA, a spinner line for waits.
+
+Without a terminal (CI logs, pipes) and with -v, the same events are logged as lines instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -13,19 +16,31 @@ if TYPE_CHECKING:
 
 
 @contextmanager
+def _sink(cli: CliState, sink: Callable[[Event], None]) -> Iterator[None]:
+    previous = cli.event_sink
+    cli.event_sink = sink
+    try:
+        yield
+    finally:
+        cli.event_sink = previous
+
+
+@contextmanager
 def live_progress(cli: CliState, description: str = "applying") -> Iterator[None]:
     if cli.output is not Output.human or not cli.err.is_terminal:
+        said = [-1]
 
-        def quiet(event: Event) -> None:
-            if cli.verbose and event.kind in ("wait", "waited") and event.message:
+        def log(event: Event) -> None:
+            if not cli.verbose or cli.output is not Output.human:
+                return
+            if event.kind in ("wait", "waited") and event.message:
                 cli.err.print(f"… {event.message}", markup=False, highlight=False)
+            elif event.kind in ("start", "progress", "done") and event.total and event.done != said[0]:
+                said[0] = event.done
+                cli.err.print(f"… {description} {event.done}/{event.total}", markup=False, highlight=False)
 
-        previous = cli.on_event
-        cli.on_event = quiet  # type: ignore[method-assign]
-        try:
+        with _sink(cli, log):
             yield
-        finally:
-            cli.on_event = previous  # type: ignore[method-assign]
         return
     from rich.progress import (
         BarColumn,
@@ -56,10 +71,5 @@ def live_progress(cli: CliState, description: str = "applying") -> Iterator[None
             progress.console.print(f"  {event.message}", markup=False, highlight=False)
             progress.update(task, description=description)
 
-    previous = cli.on_event
-    cli.on_event = update  # type: ignore[method-assign]
-    try:
-        with progress:
-            yield
-    finally:
-        cli.on_event = previous  # type: ignore[method-assign]
+    with _sink(cli, update), progress:
+        yield

@@ -89,3 +89,10 @@ def create_private(path: str | os.PathLike[str]) -> None:
     if os.name != "nt" and stat.S_IMODE(target.stat().st_mode) != FILE_MODE:
         with contextlib.suppress(OSError):
             target.chmod(FILE_MODE)
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError) -> str:
+    """One line saying why an output file could not be written."""
+    if isinstance(exc, UnsafeTarget):
+        return str(exc)
+    return f"can't write {path}: {exc.strerror or exc}"

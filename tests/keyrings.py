@@ -7,7 +7,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
 from m365archive import secrets
-from m365archive.consent import PENDING_SUFFIX
+from m365archive.app.credentials import PENDING_SUFFIX
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"  # the built-in scenarios' tenant
 CATCHALL = "thirdpartydata@contoso.onmicrosoft.com"

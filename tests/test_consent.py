@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from m365archive.consent import consent_url
 from m365archive.engine.journal import Journal
 from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.paths import journal_path
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant
+from m365archive.steps.connector_consent import consent_url
 from m365archive.tenant.clouds import CLOUDS
 from m365archive.tenant.session import discover_simulator, endpoints_for_cloud
 from tests.clihelp import EXAMPLE, m365
@@ -206,3 +206,46 @@ def test_setup_reports_consent_and_handoff_as_steps(sim: SimulatedTenant, tmp_pa
     run = m365(sim.url, "setup", "--dry-run", "--report", str(report))
     text = report.read_text(encoding="utf-8")
     assert "consent revoke" in text and "/oauth2/authorize?client_id=" not in text
+
+
+# --- revoke through the pipeline -------------------------------------------------------------------
+
+
+def test_revoke_saved_plan_is_refused_when_stale_and_applied_exactly_when_fresh(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    accept_consent(consent_url(discover_simulator(sim.url)))
+    sim.state.clock.advance(60)
+    plan_file, csv = tmp_path / "revoke.json", tmp_path / "revoke.csv"
+    dry = m365(
+        sim.url,
+        "consent",
+        "revoke",
+        "--dry-run",
+        "--detailed-exitcode",
+        "--plan-out",
+        str(plan_file),
+        "--csv",
+        str(csv),
+    )
+    assert dry.code == ExitCode.CHANGES, dry.stdout + dry.stderr
+    assert "connector_consent,connector app service principal" in csv.read_text(encoding="utf-8")
+    writes = len(sim.writes())  # the consent page's POST is one
+
+    with sim.state.lock:
+        sim.state.oauth2_grants.clear()  # someone removed the connector's grant by hand since
+    stale = m365(sim.url, "consent", "revoke", "--plan", str(plan_file), "--yes")
+    assert stale.code == ExitCode.STALE_PLAN, stale.stdout + stale.stderr
+    assert "stale" in stale.stderr and "consent revoke --dry-run --plan-out" in stale.stderr
+    assert len(sim.writes()) == writes and connector_present(sim)  # nothing sent
+
+    fresh = m365(sim.url, "consent", "revoke", "--dry-run", "--plan-out", str(plan_file))
+    assert fresh.code == ExitCode.OK
+    applied = m365(sim.url, "consent", "revoke", "--plan", str(plan_file), "--yes")
+    assert applied.code == ExitCode.OK, applied.stdout + applied.stderr
+    assert not connector_present(sim) and "verified" in applied.stdout
+
+    setup_plan = tmp_path / "setup.json"
+    assert m365(sim.url, "setup", "--dry-run", "--plan-out", str(setup_plan)).code == ExitCode.OK
+    wrong = m365(sim.url, "consent", "revoke", "--plan", str(setup_plan), "--yes")
+    assert wrong.code == ExitCode.USAGE and "not a consent revoke plan" in wrong.stderr

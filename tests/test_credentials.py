@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from m365archive import secrets
-from m365archive.consent import PENDING_SUFFIX, PasswordStore
+from m365archive.app.credentials import PENDING_SUFFIX, PasswordStore
 from m365archive.engine.journal import Journal
 from m365archive.paths import journal_path
 from m365archive.result import ExitCode
@@ -199,3 +199,26 @@ def test_rotate_with_a_password_file_checks_its_mode_and_replaces_it(sim: Simula
     assert stat.S_IMODE(pw.stat().st_mode) == 0o600
     assert not (tmp_path / "catchall.pw.pending").exists()
     assert new not in run.stdout + run.stderr
+
+
+def test_rotate_saved_plan_is_refused_when_stale_and_applied_exactly_when_fresh(
+    sim: SimulatedTenant, memory_keyring: MemoryKeyring, tmp_path: Path
+) -> None:
+    secrets.store_secret(TENANT, CATCHALL, "Old-Password-123!")
+    add_catchall(sim, "Old-Password-123!")
+    plan_file = tmp_path / "rotate.json"
+    dry = m365(sim.url, "credentials", "rotate", "--dry-run", "--detailed-exitcode", "--plan-out", str(plan_file))
+    assert dry.code == ExitCode.CHANGES, dry.stdout + dry.stderr
+    assert "Old-Password-123!" not in plan_file.read_text(encoding="utf-8")
+
+    add_catchall(sim, "Other-Password-456!")  # the account was deleted and made again since the plan
+    stale = m365(sim.url, "credentials", "rotate", "--plan", str(plan_file), "--yes")
+    assert stale.code == ExitCode.STALE_PLAN, stale.stdout + stale.stderr
+    assert sim.writes() == [] and memory_keyring.pending is None and memory_keyring.current == "Old-Password-123!"
+
+    fresh = m365(sim.url, "credentials", "rotate", "--dry-run", "--plan-out", str(plan_file))
+    assert fresh.code == ExitCode.OK
+    applied = m365(sim.url, "credentials", "rotate", "--plan", str(plan_file), "--yes")
+    assert applied.code == ExitCode.OK, applied.stdout + applied.stderr
+    assert sim_password(sim) == memory_keyring.current != "Old-Password-123!"
+    assert [w["method"] for w in sim.writes()] == ["PATCH"]

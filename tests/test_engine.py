@@ -22,6 +22,7 @@ class RecordingExecutor:
         self.sent: list[dict[str, Any]] = []
         self.fail = fail or set()
         self.waited: list[str] = []
+        self.batches: list[list[str]] = []  # the names sent by each execute_many call
 
     def batch_key(self, op: Operation) -> str | None:
         return "batch" if op.kind == "exchange" else None
@@ -33,6 +34,7 @@ class RecordingExecutor:
         return ExecResult(ok=True, body={"id": f"id-of-{request.get('name')}"}, request_id="rid")
 
     async def execute_many(self, ops: list[tuple[Operation, dict[str, Any]]]) -> list[ExecResult]:
+        self.batches.append([str(req.get("name")) for _, req in ops])
         return [await self.execute(op, req) for op, req in ops]
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
@@ -104,11 +106,12 @@ def test_failure_skips_dependents_and_the_rest_converges(tmp_path: Path) -> None
 
 
 def test_noops_are_not_sent_and_batchable_changes_go_together(tmp_path: Path) -> None:
-    changes = [c(f"m{i}", op(f"m{i}", kind="exchange")) for i in range(5)] + [c("same", None)]
+    changes = [c(f"m{i}", op(f"m{i}", kind="exchange")) for i in range(5)] + [c("same", None), c("g", op("g"))]
     executor = RecordingExecutor()
     result = run(make_plan(*changes), executor, Journal(tmp_path / "j.sqlite3"))
-    assert len(executor.sent) == 5
-    assert len(result.outcomes) == 5
+    assert len(executor.sent) == 6
+    assert executor.batches == [[f"m{i}" for i in range(5)]]  # one execute_many call; "g" is not batchable
+    assert len(result.outcomes) == 6
 
 
 def test_a_resumed_plan_does_not_resend_completed_changes(tmp_path: Path) -> None:

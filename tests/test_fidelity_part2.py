@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from m365archive.consent import consent_url, consent_url_caveat
 from m365archive.sim.server import SimulatedTenant
 from m365archive.sim.state import CONNECTOR_APP_ID
+from m365archive.steps.connector_consent import consent_url, consent_url_caveat
 from m365archive.steps.retention import location_names
 from m365archive.tenant.exchange import has_archive
 from m365archive.tenant.session import discover_simulator, endpoints_for_cloud

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from m365archive.preflight import tcp_reachable
+from m365archive.app.preflight import tcp_reachable
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from tests.clihelp import EXAMPLE, m365

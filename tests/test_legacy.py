@@ -124,21 +124,53 @@ def test_apply_converges_keeps_the_data_and_a_second_run_plans_nothing(
     assert leftovers.writes() == []
 
 
-def test_keyring_deletion_is_journaled(
+def test_keyring_deletion_is_a_journaled_change_sent_after_the_account_changes(
     leftovers: SimulatedTenant, tmp_path: Path, memory_keyring: MemoryKeyring
 ) -> None:
-
     memory_keyring.set_password("m365archive", f"{TENANT}/{CATCHALL}", "x")
     applied = m365(leftovers.url, "legacy", "cleanup", "--yes", config=purview_config(tmp_path))
     assert applied.code == ExitCode.OK, applied.stdout + applied.stderr
+    assert memory_keyring.get_password("m365archive", f"{TENANT}/{CATCHALL}") is None
     from m365archive.paths import journal_path
 
-    path = journal_path()
-    with sqlite3.connect(path) as db:
-        events = db.execute("SELECT tenant, kind, detail FROM events").fetchall()
-        changes = db.execute("SELECT change_id, outcome FROM changes").fetchall()
-    assert (TENANT, "legacy-keyring-deleted", CATCHALL) in events
-    assert len(changes) == 3 and all(outcome == "ok" for _, outcome in changes)
+    with sqlite3.connect(journal_path()) as db:
+        changes = db.execute("SELECT change_id, outcome, operation FROM changes ORDER BY rowid").fetchall()
+    assert len(changes) == 4 and all(outcome == "ok" for _, outcome, _ in changes)
+    assert changes[-1][0] == f"legacy_cleanup/keyring/{CATCHALL}"  # after the role and sign-in changes
+    assert "on this machine" in changes[-1][2]
+
+
+def test_the_keyring_change_is_resumed_like_any_change(
+    leftovers: SimulatedTenant, tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    import asyncio
+
+    from m365archive.app.context import Env, connect
+    from m365archive.app.legacy import CleanupOptions, LegacyCleanup
+    from m365archive.app.pipeline import apply_plan
+    from m365archive.config import load_config
+
+    memory_keyring.set_password("m365archive", f"{TENANT}/{CATCHALL}", "x")
+    config = load_config(purview_config(tmp_path))
+    env = Env(sim_url=leftovers.url)
+    procedure = LegacyCleanup(env, config, CleanupOptions())
+
+    async def plan_and_apply() -> tuple[list[str], list[str]]:
+        async with connect(env, config) as session:
+            plan = await procedure.plan(session)
+            first = await apply_plan(env, session, plan, procedure.secrets(plan), procedure=procedure)
+            second = await apply_plan(env, session, plan, procedure.secrets(plan), procedure=procedure)
+        keyring = f"legacy_cleanup/keyring/{CATCHALL}"
+        return (
+            [o.outcome for o in first.outcomes if o.change_id == keyring],
+            [o.outcome for o in second.outcomes if o.change_id == keyring],
+        )
+
+    first, second = asyncio.run(plan_and_apply())
+    assert first == ["ok"]
+    memory_keyring.set_password("m365archive", f"{TENANT}/{CATCHALL}", "put back by hand")
+    assert second == ["resumed"]  # the same plan again: journaled as done, not sent twice
+    assert memory_keyring.get_password("m365archive", f"{TENANT}/{CATCHALL}") == "put back by hand"
 
 
 def test_account_flag_confirms_a_discovered_candidate_and_rotation_replaces_blocking(

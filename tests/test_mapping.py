@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from m365archive.app.context import Env, connect
+from m365archive.app.mapping import ORDER, RowStatus, check_mapping
 from m365archive.config import parse_config
-from m365archive.core import Env, connect
-from m365archive.mapping import ORDER, RowStatus, check_mapping
 from m365archive.result import ExitCode
 from m365archive.sim.scenario import generate_users, load_scenario
 from m365archive.sim.server import SimulatedTenant, simulated_tenant

@@ -38,7 +38,7 @@ def test_markdown_packet_has_everything_step_4_hands_over(sim: SimulatedTenant) 
 
 
 def test_json_packet_and_consent_state(sim: SimulatedTenant) -> None:
-    from m365archive.consent import consent_url
+    from m365archive.steps.connector_consent import consent_url
     from m365archive.tenant.session import discover_simulator
 
     accept_consent(consent_url(discover_simulator(sim.url)))

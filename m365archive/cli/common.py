@@ -19,8 +19,8 @@ from rich.console import Console
 from m365archive.result import CommandError, ExitCode, Result
 
 if TYPE_CHECKING:
+    from m365archive.app.context import Env
     from m365archive.config import Config
-    from m365archive.core import Env
     from m365archive.engine.runner import Event
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class CliState:
             raise typer.Exit(ExitCode.USAGE) from None
 
     def env(self, **kwargs: Any) -> Env:
-        from m365archive.core import Env
+        from m365archive.app.context import Env
 
         return Env.from_environment(self.sim_url, progress=self.progress, on_event=self.on_event, **kwargs)
 
@@ -89,8 +89,13 @@ def run(cli: CliState, coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn known failures into one clear line and a documented exit code."""
     import asyncio
 
+    return call(cli, lambda: asyncio.run(coro_factory()))
+
+
+def call(cli: CliState, fn: Callable[[], T]) -> T:
+    """Call a use case; turn known failures into one clear line and a documented exit code."""
     try:
-        return asyncio.run(coro_factory())
+        return fn()
     except CommandError as exc:
         fail(cli, exc.message, exc.code, exc.hint)
     except KeyboardInterrupt:
@@ -174,8 +179,6 @@ def write_text(path: Path, text: str) -> None:
 
 
 def output_error(path: Path, exc: OSError) -> str:
-    from m365archive.files import UnsafeTarget
+    from m365archive.files import write_error
 
-    if isinstance(exc, UnsafeTarget):
-        return str(exc)
-    return f"can't write {path}: {exc.strerror or exc}"
+    return write_error(path, exc)

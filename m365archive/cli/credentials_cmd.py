@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, confirm_apply, finish, run, state, write_text
-from m365archive.result import CommandError, ExitCode, Result
+from m365archive.cli import changes
+from m365archive.cli.common import call, finish, run, state
+from m365archive.result import ExitCode, Result
 
 app = typer.Typer(
     help="The catch-all account's password: where it is kept, and rotating it.",
@@ -35,40 +36,43 @@ def show(
     \b
       m365archive credentials show
     """
+    from m365archive.app import credentials
+    from m365archive.app.consent import retirement_line
+
     cli = state(ctx)
     config = cli.load_config()
     env = cli.env(password_file=password_file)
-    finish(cli, run(cli, lambda: _show(cli, config, env, show_secret)))
-
-
-async def _show(cli: CliState, config: Any, env: Any, show_secret: bool) -> Result:
-    from m365archive.consent import PasswordStore, retirement_line
-
-    store = PasswordStore.for_config(env, config)
-    store.check()
-    current = store.current()
-    pending = store.pending()
-    data: dict[str, Any] = {"upn": store.upn, "store": store.where, "stored": bool(current), "pending": bool(pending)}
-    messages = [f"Catch-all account: {store.upn}", f"Password kept in: {store.where}"]
-    messages.append("Password: stored" if current else "Password: none stored")
-    if pending:
+    stored = call(cli, lambda: credentials.show(env, config, include_secret=show_secret))
+    data: dict[str, Any] = {
+        "upn": stored.upn,
+        "store": stored.where,
+        "stored": stored.stored,
+        "pending": stored.pending,
+    }
+    messages = [f"Catch-all account: {stored.upn}", f"Password kept in: {stored.where}"]
+    messages.append("Password: stored" if stored.stored else "Password: none stored")
+    if stored.pending:
         messages.append(
             "A rotation was interrupted: a pending password is kept beside the current one. "
             "Run `m365archive credentials rotate` to send it again and finish."
         )
-    if show_secret and current:
-        data["password"] = current
-        messages.append(f"Password value: {current}")
+    if stored.value:
+        data["password"] = stored.value
+        messages.append(f"Password value: {stored.value}")
         messages.append("warning: " + retirement_line())
-    return Result("credentials show", ExitCode.OK, data=data, messages=messages)
+    finish(cli, Result("credentials show", ExitCode.OK, data=data, messages=messages))
 
 
 @app.command("rotate")
 def rotate(
     ctx: typer.Context,
+    dry_run: changes.DryRun = False,
+    report: changes.Report = None,
+    plan_out: changes.PlanOut = None,
+    plan_file: changes.PlanIn = None,
+    csv: changes.Csv = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Rotate without asking.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change; send nothing.")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write the change-ticket report (Markdown).")] = None,
+    detailed_exitcode: changes.DetailedExitcode = False,
     password_file: PasswordFile = None,
 ) -> None:
     """Reset the catch-all password through Microsoft Graph and keep the new one (journaled, never printed).
@@ -78,57 +82,25 @@ def rotate(
     Examples:
 
     \b
-      m365archive credentials rotate --dry-run --report rotate.md
-      m365archive credentials rotate --yes
+      m365archive credentials rotate --dry-run --report rotate.md --plan-out rotate.json
+      m365archive credentials rotate --plan rotate.json --yes
     """
+    from m365archive.app import pipeline
+    from m365archive.app.credentials import CredentialsRotate
+
     cli = state(ctx)
     config = cli.load_config()
     env = cli.env(password_file=password_file)
-    finish(cli, run(cli, lambda: _rotate(cli, config, env, yes, dry_run, report)))
-
-
-async def _rotate(cli: CliState, config: Any, env: Any, yes: bool, dry_run: bool, report: Path | None) -> Result:
-    from m365archive.consent import PasswordStore, rotate_plan
-    from m365archive.consent import rotate as apply_rotation
-    from m365archive.core import connect
-    from m365archive.report import console as console_report
-    from m365archive.report import jsonout, markdown
-
-    store = PasswordStore.for_config(env, config)
-    store.check()  # before connecting: no keyring means nothing is read or written
-    async with connect(env, config) as session:
-        rotation = await rotate_plan(config, session, store)
-        plan = rotation.plan
-        if report:
-            write_text(report, markdown.render_plan(plan, title="m365archive credentials rotate"))
-        if cli.output is Output.human:
-            console_report.print_plan(cli.out, plan, verbose=True)
-        elif cli.output is Output.markdown:
-            cli.out.print(markdown.render_plan(plan), markup=False, highlight=False, soft_wrap=True)
-        notes = [f"Report written to {report}"] if report else []
-        if rotation.resumed:
-            notes.insert(0, "An interrupted rotation is finished: its pending password is sent again.")
-        if dry_run:
-            return Result(
-                "credentials rotate",
-                ExitCode.OK,
-                data=jsonout.plan_document(plan),
-                messages=["Dry run: the password would be reset; nothing sent.", *notes],
-            )
-        question = f"Reset the password of {store.upn}?"
-        if not confirm_apply(cli, yes, question, action="rotate", hint="add --yes to reset the password shown above"):
-            return Result("credentials rotate", ExitCode.OK, messages=["Nothing changed."])
-        result = await apply_rotation(env, session, store, rotation)
-    if result.status != "success":
-        detail = result.outcomes[0].detail if result.outcomes else result.status
-        raise CommandError(
-            f"the password was not reset: {detail}",
-            ExitCode.ERROR,
-            "the stored password is unchanged; a pending value is kept only when Graph may have accepted it",
-        )
-    return Result(
-        "credentials rotate",
-        ExitCode.OK,
-        data=jsonout.result_document(plan, result),
-        messages=[*notes, f"Password of {store.upn} reset and stored in {store.where} (not shown)."],
+    procedure = call(cli, lambda: CredentialsRotate(env, config))
+    ui = changes.frontend(
+        cli,
+        yes,
+        f"Reset the password of {procedure.store.upn}?",
+        title=procedure.report_title,
+        verbose=True,
+        action="rotate",
+        hint="add --yes to reset the password shown above",
     )
+    opts = changes.options(dry_run, report, plan_out, plan_file, csv)
+    result = run(cli, lambda: pipeline.run(env, config, procedure, opts, ui))
+    finish(cli, changes.render(cli, result, detailed=detailed_exitcode, noun=procedure.noun))

@@ -55,8 +55,8 @@ def check(
 
 
 async def _check(cli: CliState, config: Any, env: Any, file: Path, source: str, out: Path | None, limit: int) -> Result:
-    from m365archive.core import connect
-    from m365archive.mapping import NOT_IMPORTED, MappingError, check_mapping
+    from m365archive.app.context import connect
+    from m365archive.app.mapping import NOT_IMPORTED, MappingError, check_mapping
 
     async with connect(env, config) as session:
         try:
@@ -111,8 +111,8 @@ def export(
 
 
 async def _export(config: Any, env: Any, source: str, out: Path) -> Result:
-    from m365archive.core import connect
-    from m365archive.mapping import export_mapping
+    from m365archive.app.context import connect
+    from m365archive.app.mapping import export_mapping
 
     async with connect(env, config) as session:
         rows = await export_mapping(session, config, source, out, progress=env.progress)

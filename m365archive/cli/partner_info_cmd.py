@@ -71,8 +71,10 @@ async def _partner_info(
     ingestion_endpoint: str | None,
     yes: bool,
 ) -> Result:
-    from m365archive.consent import PasswordStore, handoff, retirement_line
-    from m365archive.core import connect
+    from m365archive.app.consent import retirement_line
+    from m365archive.app.context import connect
+    from m365archive.app.credentials import PasswordStore
+    from m365archive.app.handoff import handoff
 
     store = None
     if include_secret:

@@ -41,8 +41,8 @@ def register(app: typer.Typer) -> None:
 async def _onprem(cli: CliState, config: Any, env: Any) -> Result:
     from urllib.parse import urlparse
 
-    from m365archive.core import make_onprem_runner
-    from m365archive.preflight import onprem_checks
+    from m365archive.app.context import make_onprem_runner
+    from m365archive.app.preflight import onprem_checks
     from m365archive.tenant.session import discover_simulator
 
     cfg = config.onprem

@@ -1,13 +1,13 @@
-"""`m365archive status`: desired vs actual for every setting; exit 0 in sync, 2 drift, 1 error."""
+"""`m365archive status`: desired vs actual for every setting; exit 0 in sync, 2 drift, 13 findings, 1 error."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from m365archive.cli.common import CliState, Output, finish, run, state
+from m365archive.cli.common import Output, finish, run, state
 from m365archive.result import ExitCode, Result
 
 
@@ -37,46 +37,37 @@ def register(app: typer.Typer) -> None:
           m365archive status --output markdown > drift.md
           m365archive status --fail-on high
         """
+        from m365archive.app import setup
+        from m365archive.report import console as console_report
+        from m365archive.report import jsonout, markdown
+
         cli = state(ctx)
         config = cli.load_config()
         env = cli.env()
-        finish(cli, run(cli, lambda: _status(cli, config, env, fail_on)))
-
-
-async def _status(cli: CliState, config: Any, env: Any, fail_on: FailOn | None = None) -> Result:
-    from m365archive.core import build_plan, connect
-    from m365archive.report import console as console_report
-    from m365archive.report import jsonout, markdown
-
-    async with connect(env, config) as session:
-        plan = await build_plan(env, config, session)
-    drift = plan.pending
-    if cli.output is Output.human:
-        console_report.print_status(cli.out, plan)
-    elif cli.output is Output.markdown:
-        cli.out.print(markdown.render_status(plan), markup=False, highlight=False, soft_wrap=True)
-    messages = []
-    if cli.output is Output.human:
-        messages.append(
-            f"Drift: {len(drift)} setting(s) differ from the desired state."
-            if drift
-            else "In sync: every setting matches the desired state."
-        )
-    code = ExitCode.CHANGES if drift else ExitCode.OK
-    if fail_on is not None:
-        from m365archive.engine.plan import Severity
-        from m365archive.risks import failing
-
-        blocking = failing(plan, Severity(fail_on.value))
-        if blocking:
-            code = ExitCode.FINDINGS
+        plan = run(cli, lambda: setup.status(env, config))
+        drift = plan.pending
+        if cli.output is Output.human:
+            console_report.print_status(cli.out, plan)
+        elif cli.output is Output.markdown:
+            cli.out.print(markdown.render_status(plan), markup=False, highlight=False, soft_wrap=True)
+        messages = []
+        if cli.output is Output.human:
             messages.append(
-                f"{len(blocking)} finding(s) at or above {fail_on.value} are not accepted risks "
-                "(accept one with [[accepted_risks]] id and reason in the config)."
+                f"Drift: {len(drift)} setting(s) differ from the desired state."
+                if drift
+                else "In sync: every setting matches the desired state."
             )
-    return Result(
-        "status",
-        code,
-        data=jsonout.status_document(plan) if cli.output is Output.json else {},
-        messages=messages,
-    )
+        code = ExitCode.CHANGES if drift else ExitCode.OK
+        if fail_on is not None:
+            from m365archive.engine.plan import Severity
+            from m365archive.risks import failing
+
+            blocking = failing(plan, Severity(fail_on.value))
+            if blocking:
+                code = ExitCode.FINDINGS
+                messages.append(
+                    f"{len(blocking)} finding(s) at or above {fail_on.value} are not accepted risks "
+                    "(accept one with [[accepted_risks]] id and reason in the config)."
+                )
+        data = jsonout.status_document(plan) if cli.output is Output.json else {}
+        finish(cli, Result("status", code, data=data, messages=messages))

@@ -57,6 +57,7 @@ class ChangeOutcome:
     outcome: str  # "ok", "failed", "skipped", "resumed"
     detail: str = ""
     request_id: str | None = None
+    timed_out: bool = False  # sent, then the service did not show its effect within the wait's timeout
 
 
 @dataclass
@@ -285,11 +286,13 @@ class Runner:
         rows = []
         for change, res in pairs:
             detail = res.error or ("already in the desired state" if res.already else "")
+            timed_out = False
             if res.ok:
                 outputs[change.id] = {name: _dig(res.body, path) for name, path in change.outputs.items()}
                 if change.wait:
                     ok = await self._wait(change.wait, outputs, change)
                     if not ok:
+                        timed_out = True
                         res = ExecResult(
                             ok=False,
                             request_id=res.request_id,
@@ -300,7 +303,7 @@ class Runner:
             if not res.ok:
                 failed.add(change.id)
             result.outcomes.append(
-                ChangeOutcome(change.id, change.target, change.setting, outcome, detail, res.request_id)
+                ChangeOutcome(change.id, change.target, change.setting, outcome, detail, res.request_id, timed_out)
             )
             rows.append(
                 {

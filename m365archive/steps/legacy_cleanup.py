@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.engine.plan import Action, Operation, Severity, Wait, secret
+from m365archive.engine.plan import Action, Operation, Severity, secret
 from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
+from m365archive.steps.connector_consent import ConsentState, consent_state, revoke_change
 from m365archive.tenant.exchange import Cmdlet
 from m365archive.tenant.graph_types import GraphRequest
 
@@ -111,12 +112,8 @@ async def _full_access(ctx: StepContext, acct: Account) -> None:
 async def read_leftovers(ctx: StepContext) -> Leftovers:
     graph = ctx.session.graph
     ctx.progress("reading the connector app's service principal")
-    sp = await graph.service_principal_by_app_id(CONNECTOR_APP_ID)
-    grants: list[dict[str, Any]] = []
-    app_roles: list[dict[str, Any]] = []
-    if sp is not None:
-        grants = await graph.oauth2_permission_grants(str(sp["id"]))
-        app_roles = await graph.app_role_assignments(str(sp["id"]))
+    consent = await consent_state(ctx.session)
+    sp, grants, app_roles = consent.service_principal, consent.oauth2_permission_grants, consent.app_role_assignments
     confirmed = confirmed_accounts(ctx)
     accounts: dict[str, Account] = {}
     ctx.progress("reading Exchange Administrators")
@@ -175,14 +172,6 @@ async def read_leftovers(ctx: StepContext) -> Leftovers:
     return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates)
 
 
-def _sp_summary(lo: Leftovers) -> str:
-    scopes = sorted({s for g in lo.grants for s in str(g.get("scope", "")).split() if s})
-    roles = sorted({f"{a.get('resourceDisplayName')} app role {a.get('appRoleId')}" for a in lo.app_roles})
-    parts = [f"{len(lo.grants)} delegated grant(s)" + (f" ({', '.join(scopes)})" if scopes else "")]
-    parts.append(f"{len(lo.app_roles)} application permission(s)" + (f" ({'; '.join(roles)})" if roles else ""))
-    return ", ".join(parts)
-
-
 async def plan(ctx: StepContext) -> StepPlan:
     out = StepPlan()
     lo = await read_leftovers(ctx)
@@ -225,44 +214,24 @@ async def plan(ctx: StepContext) -> StepPlan:
 
 def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> None:
     sp = lo.sp
-    before = f"present: {_sp_summary(lo)}" if sp else None
-    op = (
-        graph_operation(
-            "DELETE",
-            f"/servicePrincipals/{sp['id']}",
-            powershell=command("Remove-MgServicePrincipal", {"ServicePrincipalId": sp["id"]}),
-            ok_if_error=["does not exist"],
-        )
-        if sp
-        else None
-    )
-    out.changes.append(
-        change(
-            NAME,
-            "service-principal",
-            CONNECTOR_APP_ID,
-            "connector app service principal (and its grants)",
-            before,
-            None,
-            op,
-            side=GRAPH,
-            action=Action.DELETE if sp else Action.NOOP,
-            category="service-principal",
-            wait=Wait(
-                "service-principal-gone",
+    if sp:
+        state = ConsentState(True, sp, lo.grants, lo.app_roles)
+        out.changes.append(revoke_change(state, step=NAME, timeout=ctx.config.mailbox_wait_timeout))
+    else:
+        out.changes.append(
+            change(
+                NAME,
+                "service-principal",
                 CONNECTOR_APP_ID,
-                ctx.config.mailbox_wait_timeout,
-                "waiting until the connector app's service principal is gone",
+                "connector app service principal (and its grants)",
+                None,
+                None,
+                None,
+                side=GRAPH,
+                action=Action.NOOP,
+                category="consent",
             )
-            if sp
-            else None,
-            warnings=["Deleting the service principal revokes every consent given to the connector app."] if sp else [],
-            rollback_note="no command: an admin consents to the app again in a browser (the retired route can't "
-            "import anyway)"
-            if sp
-            else "",
         )
-    )
     if sp:
         out.findings.append(
             finding(
@@ -389,7 +358,9 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
                 rollback_note="the account can sign in again with the password the partner knows",
             )
         )
-    # 3. The password this machine kept for the partner (a local change, done after apply succeeds).
+    # 3. The password this machine kept for the partner: a local change, sent only after every change to the
+    # account succeeded (while the tenant still trusts the old password, this copy is the way back in).
+    account_changes = [c.id for c in out.changes if c.target == upn and c.step == NAME and c.action is not Action.NOOP]
     has_secret: Callable[[str], bool | None] | None = ctx.facts.get("legacy_keyring")
     held = has_secret(upn) if has_secret else None
     if held is None:
@@ -417,6 +388,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
             side=LOCAL,
             action=Action.DELETE if held else Action.NOOP,
             category="catchall",
+            depends_on=account_changes if held else [],
         )
     )
     # 4. What stays: the data, and who can read it.
@@ -424,7 +396,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
 
 
 def local_operation(what: str, request: dict[str, Any]) -> Operation:
-    """A change on this machine (never sent to the tenant; legacy.apply_cleanup runs it after apply)."""
+    """A change on this machine, never sent to the tenant: the apply executor runs kind "local" itself."""
     return Operation(
         kind="local",
         request={"action": what, **request},
@@ -489,7 +461,8 @@ async def leftover_findings(ctx: StepContext) -> StepPlan:
                 FINDINGS,
                 CONNECTOR_APP_ID,
                 Severity.HIGH,
-                f"the retired route's connector app still has a service principal in the tenant: {_sp_summary(lo)}",
+                "the retired route's connector app still has a service principal in the tenant: "
+                + ConsentState(True, lo.sp, lo.grants, lo.app_roles).summary(),
                 f"{CLEANUP} deletes it (the imported data stays)",
                 category="legacy-service-principal",
             )

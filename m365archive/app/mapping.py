@@ -315,7 +315,7 @@ async def export_mapping(
     The identity column is left empty for the admin (or the source's export) to fill, except for the
     email source, where it starts as the mailbox's own address. Returns the number of rows written.
     """
-    from m365archive.core import tenant_info
+    from m365archive.app.context import tenant_info
     from m365archive.steps import user_mailboxes
     from m365archive.steps.base import StepContext
 

@@ -1,7 +1,7 @@
-"""The importable core behind the CLI: connect, plan, apply, status. No typer, no terminals.
+"""What every use case shares: the injected context (`Env`) and connecting to the tenant.
 
 `Env` is the one injected context (STYLE.md 6): where state lives, how to reach the tenant,
-how secrets are kept, and how progress is reported. Tests build their own Env.
+how secrets are kept, and how progress is reported. Tests build their own Env. No typer, no terminals.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m365archive.config import Config
 from m365archive.engine.journal import Journal
-from m365archive.engine.plan import SECRET, Plan
-from m365archive.engine.runner import ApplyResult, Event, Runner
+from m365archive.engine.runner import Event
 from m365archive.paths import journal_path
 from m365archive.result import CommandError, ExitCode
-from m365archive.steps.base import StepContext, StepError
+from m365archive.steps.base import StepError
 from m365archive.tenant.exchange import ExchangeError, TransportError
 from m365archive.tenant.graph_types import GraphError
 from m365archive.tenant.session import Endpoints, SimulatorUnreachable, TenantSession
@@ -169,163 +168,17 @@ def tenant_info(session: TenantSession) -> dict[str, str]:
     return {"id": e.tenant_id, "domain": e.domain, "cloud": e.cloud}
 
 
-async def build_plan(env: Env, config: Config, session: TenantSession, *, kind: str = "setup") -> Plan:
-    from m365archive.procedures import make_plan
-
-    ctx = StepContext(
-        config=config,
-        session=session,
-        tenant=tenant_info(session),
-        operator=session.operator,
-        progress=env.progress,
-    )
+@contextmanager
+def reading() -> Iterator[None]:
+    """While planning: a refused read or a failed prerequisite becomes one clear line with its reason."""
     try:
-        return await make_plan(ctx, config.procedure)
+        yield
     except StepError as exc:
         raise CommandError(str(exc), ExitCode.PREREQUISITE) from None
     except ExchangeError as exc:
         raise CommandError(f"Exchange refused a read: {exc.message}", ExitCode.ERROR) from None
     except GraphError as exc:
-        raise CommandError(
-            f"Microsoft Graph refused a read: {exc.status} {exc.code}: {exc.message}", _graph_exit(exc)
-        ) from None
+        code = ExitCode.AUTH if exc.status in (401, 403) else ExitCode.ERROR
+        raise CommandError(f"Microsoft Graph refused a read: {exc.status} {exc.code}: {exc.message}", code) from None
     except TransportError as exc:
         raise CommandError(str(exc), ExitCode.AUTH if exc.auth else ExitCode.ERROR) from None
-
-
-def _graph_exit(exc: GraphError) -> ExitCode:
-    return ExitCode.AUTH if exc.status in (401, 403) else ExitCode.ERROR
-
-
-def secret_names(plan: Plan) -> set[str]:
-    return set(SECRET.findall(plan.to_json()))
-
-
-class SecretStore:
-    """Secrets a plan needs, resolved before the first write so a missing keyring changes nothing."""
-
-    def __init__(self, env: Env, config: Config) -> None:
-        self.env = env
-        self.config = config
-        self.values: dict[str, str] = {}
-
-    def prepare(self, names: set[str]) -> None:
-        from m365archive import secrets
-
-        for name in sorted(names):
-            if name != "catchall-password":
-                raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
-            assert self.config.catchall is not None
-            upn = self.config.catchall.upn
-            try:
-                if self.env.password_file:
-                    value = _password_from_file(self.env.password_file, upn)
-                else:
-                    value = secrets.get_secret(self.config.tenant.id, upn) or ""
-                    if not value:
-                        value = secrets.generate_password(avoid=upn)
-                        secrets.store_secret(self.config.tenant.id, upn, value)
-            except secrets.NoKeyringError as exc:
-                raise CommandError(str(exc), ExitCode.NO_SECRET_STORE) from None
-            except secrets.PasswordFileError as exc:
-                raise CommandError(str(exc), ExitCode.USAGE) from None
-            self.values[name] = value
-
-    def __call__(self, name: str) -> str:
-        return self.values[name]
-
-
-def _password_from_file(path: Path, upn: str) -> str:
-    from m365archive import secrets
-
-    if path.exists():
-        return secrets.read_password_file(path)
-    value = secrets.generate_password(avoid=upn)
-    secrets.write_password_file(path, value)
-    return value
-
-
-async def apply_plan(
-    env: Env,
-    config: Config,
-    session: TenantSession,
-    plan: Plan,
-    runner_hook: Callable[[Runner], None] | None = None,
-) -> ApplyResult:
-    store = SecretStore(env, config)
-    store.prepare(secret_names(plan))
-    journal = env.journal()
-    from m365archive import __version__
-
-    runner = Runner(session, journal, secrets=store, on_event=env.on_event, tool_version=__version__)
-    if runner_hook:
-        runner_hook(runner)
-    try:
-        result = await runner.apply(plan)
-    finally:
-        journal.close()
-    onprem_archives = {c.id for c in plan.changes if c.category == "archive-on-premises"}
-    synced = [o.target for o in result.outcomes if o.outcome == "ok" and o.change_id in onprem_archives]
-    if synced and config.onprem is not None:
-        result.pending = await wait_for_directory_sync(env, session, synced, config.onprem.sync_timeout)
-    return result
-
-
-async def wait_for_directory_sync(env: Env, session: TenantSession, identities: list[str], timeout: float) -> list[str]:
-    """Poll Exchange Online until the archives enabled on-premises show up; return those still pending.
-
-    Directory synchronization runs every 30 minutes by default, so not seeing an archive yet is
-    not a failure: the identities are reported as pending and the next `status` shows them.
-    """
-    import time
-
-    from m365archive.engine.runner import Event
-    from m365archive.tenant.exchange import Cmdlet, has_archive
-
-    waiting = list(identities)
-    deadline = time.monotonic() + timeout
-    interval = 0.05
-    started = time.monotonic()
-    while waiting:
-        outcomes = await session.exchange.invoke_many([Cmdlet("Get-Mailbox", {"Identity": i}) for i in waiting])
-        waiting = [
-            i
-            for i, out in zip(waiting, outcomes, strict=True)
-            if not (out.ok and out.objects and has_archive(out.objects[0]))
-        ]
-        if not waiting or time.monotonic() >= deadline:
-            break
-        env.on_event(
-            Event(
-                "wait",
-                message=f"waiting for directory sync: {len(waiting)} archive(s) not yet in "
-                f"Exchange Online ({time.monotonic() - started:.0f} s)",
-            )
-        )
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, 30.0)
-    env.on_event(
-        Event(
-            "waited",
-            message=f"directory sync: {len(identities) - len(waiting)} of {len(identities)} "
-            "archive(s) visible in Exchange Online",
-        )
-    )
-    return waiting
-
-
-async def check_fresh(env: Env, config: Config, session: TenantSession, saved: Plan) -> Plan:
-    """Re-read the tenant; refuse a saved plan whose fingerprint no longer matches."""
-    if saved.tenant.get("id", "").lower() != session.endpoints.tenant_id.lower():
-        raise CommandError(
-            f"the plan is for tenant {saved.tenant.get('id')}, not {session.endpoints.tenant_id}",
-            ExitCode.STALE_PLAN,
-        )
-    current = await build_plan(env, config, session)
-    if current.fingerprint != saved.fingerprint:
-        raise CommandError(
-            "Saved plan is stale: the tenant changed since the plan was made, so nothing was sent. "
-            "Make a new plan with `m365archive setup --dry-run --plan-out FILE`.",
-            ExitCode.STALE_PLAN,
-        )
-    return current

@@ -1,0 +1,279 @@
+"""The one pipeline every command that changes the tenant goes through:
+
+    load_saved_plan -> connect -> plan (or validate_saved) -> save -> confirm -> apply_lock -> apply -> result
+
+What differs between commands is a `Procedure` (which steps plan, how a saved plan is re-planned,
+which secrets its placeholders need, what to keep locally around apply). What the operator sees
+and answers comes in through a `Frontend` (the CLI's; tests may pass their own). The pipeline never
+chooses an exit code: it returns a `PipelineResult` whose `outcome` and apply result the CLI maps
+(cli/exits.py), and raises `CommandError` with a reason for refusals.
+
+Each stage is its own function so later work has one obvious place:
+- `load_saved_plan`: reading `--plan FILE` (format checks);
+- `validate_saved`: whether a saved plan may be applied here and now (kind, tenant, freshness;
+  plan binding adds its digest and allow-list checks here);
+- `apply_lock`: held around apply (the per-tenant apply lock goes here);
+- `apply_plan`: the plan's Changes and nothing else, through one Runner over one Executor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from m365archive import __version__
+from m365archive.app.context import Env, connect
+from m365archive.app.executor import ApplyExecutor
+from m365archive.config import Config
+from m365archive.engine.journal import Journal
+from m365archive.engine.plan import SECRET, Plan, PlanFormatError
+from m365archive.engine.runner import ApplyResult, Runner, SecretResolver
+from m365archive.files import write_error, write_private
+from m365archive.result import CommandError, ExitCode
+from m365archive.tenant.session import TenantSession
+
+
+class Outcome(StrEnum):
+    """How a pipeline run ended (the CLI maps it, with the apply result, to an exit code)."""
+
+    NO_CHANGES = "no-changes"  # the tenant is already as planned: nothing to confirm or send
+    DRY_RUN = "dry-run"  # planned and reported, nothing sent
+    DECLINED = "declined"  # the operator said no
+    APPLIED = "applied"  # the plan was applied (see `applied` for how it went)
+
+
+@dataclass
+class PipelineOptions:
+    """What every changing command takes: the flags of `setup` (see the README)."""
+
+    dry_run: bool = False
+    report: Path | None = None
+    plan_out: Path | None = None
+    plan_file: Path | None = None
+    csv: Path | None = None
+
+
+@dataclass
+class Frontend:
+    """How the pipeline talks to whoever runs it. The CLI shows the plan, asks, shows progress and
+    installs its Ctrl-C handling on the runner; the defaults show nothing and say yes."""
+
+    show_plan: Callable[[Plan], None] = lambda plan: None
+    confirm: Callable[[Plan], bool] = lambda plan: True
+    applying: Callable[[], AbstractContextManager[Any]] = nullcontext
+    on_runner: Callable[[Runner], None] = lambda runner: None
+
+
+@dataclass
+class PipelineResult:
+    command: str
+    plan: Plan
+    outcome: Outcome
+    applied: ApplyResult | None = None
+    report: Path | None = None
+    plan_out: Path | None = None
+    notes: list[str] = field(default_factory=list)  # the procedure's own lines for the operator
+    errors: list[str] = field(default_factory=list)  # the procedure's own one-line failures
+    data: dict[str, Any] = field(default_factory=dict)  # the procedure's own fields for the JSON envelope
+
+    @property
+    def pending(self) -> int:
+        return len(self.plan.pending)
+
+
+class Procedure:
+    """What one changing command plans and keeps; the pipeline does the rest.
+
+    Subclasses set `command`, `kind` and `noun` and implement `plan`; the other methods have
+    defaults for procedures without secrets or local state."""
+
+    command = ""  # "setup", "legacy cleanup", ...: named in hints
+    kind = ""  # the Plan.kind it makes; a saved plan of another kind is refused
+    noun = "change(s)"  # what a pending change is called in messages ("removal(s)")
+    report_title = ""  # the Markdown report's title ("" = the renderer's default)
+    max_concurrency = 8
+
+    def check(self) -> None:
+        """Before connecting: fail now (nothing read, nothing written) when something local is missing."""
+
+    async def plan(self, session: TenantSession) -> Plan:
+        raise NotImplementedError
+
+    async def replan(self, session: TenantSession, saved: Plan) -> Plan:
+        """The plan this command makes now, with the options the saved plan was made with."""
+        return await self.plan(session)
+
+    def secrets(self, plan: Plan) -> SecretResolver:
+        """The values the plan's ${secret:...} placeholders stand for, resolved before the first write."""
+        names = secret_names(plan)
+        if names:
+            raise CommandError(f"the plan needs an unknown secret {sorted(names)[0]!r}", ExitCode.USAGE)
+        return _no_secret
+
+    def before_apply(self, plan: Plan) -> None:
+        """After confirmation, right before the first write."""
+
+    async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
+        """After the runner finished (also when it failed or was interrupted)."""
+
+    def notes(self, result: PipelineResult) -> list[str]:
+        """Lines for the operator about this run (the CLI prints them after the plan or result)."""
+        return []
+
+
+def _no_secret(name: str) -> str:
+    raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+
+
+def secret_names(plan: Plan) -> set[str]:
+    return set(SECRET.findall(plan.to_json()))
+
+
+# --- the stages ------------------------------------------------------------------------------------
+
+
+def load_saved_plan(path: Path) -> Plan:
+    """Read `--plan FILE`; a missing, unreadable or foreign file is a usage error (exit 4)."""
+    try:
+        return Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such plan file", ExitCode.USAGE) from None
+    except (ValueError, PlanFormatError) as exc:
+        raise CommandError(f"{path}: {exc}", ExitCode.USAGE) from None
+
+
+async def validate_saved(procedure: Procedure, session: TenantSession, saved: Plan) -> Plan:
+    """Refuse a saved plan that is not this command's, not this tenant's, or made before the tenant
+    changed (its fingerprint no longer matches a fresh read). Returns the fresh plan."""
+    if saved.kind != procedure.kind:
+        raise CommandError(
+            f"this is a {saved.kind} plan, not a {procedure.command} plan ({procedure.kind})", ExitCode.USAGE
+        )
+    if saved.tenant.get("id", "").lower() != session.endpoints.tenant_id.lower():
+        raise CommandError(
+            f"the plan is for tenant {saved.tenant.get('id')}, not {session.endpoints.tenant_id}",
+            ExitCode.STALE_PLAN,
+        )
+    current = await procedure.replan(session, saved)
+    if current.fingerprint != saved.fingerprint:
+        raise CommandError(
+            "Saved plan is stale: the tenant changed since the plan was made, so nothing was sent. "
+            f"Make a new plan with `m365archive {procedure.command} --dry-run --plan-out FILE`.",
+            ExitCode.STALE_PLAN,
+        )
+    return current
+
+
+def save(procedure: Procedure, plan: Plan, options: PipelineOptions, result: ApplyResult | None = None) -> None:
+    """Write the report, the plan file and the CSV the operator asked for (owner-only files); before apply
+    all three, after apply the CSV again with outcomes. An unwritable path is a usage error."""
+    from m365archive.report import csvout, markdown
+
+    if result is None and options.report:
+        title = procedure.report_title
+        text = markdown.render_plan(plan, title=title) if title else markdown.render_plan(plan)
+        _write(options.report, lambda path: write_private(path, text))
+    if result is None and options.plan_out:
+        _write(options.plan_out, lambda path: write_private(path, plan.to_json()))
+    if options.csv:
+        _write(options.csv, lambda path: csvout.write_changes(path, plan, result))
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise CommandError(write_error(path, exc), ExitCode.USAGE) from None
+
+
+@contextmanager
+def apply_lock(env: Env, plan: Plan) -> Iterator[None]:
+    """Held from the last check to the end of apply: one applying run per tenant goes here."""
+    yield
+
+
+async def apply_plan(
+    env: Env,
+    session: TenantSession,
+    plan: Plan,
+    secrets: SecretResolver,
+    *,
+    procedure: Procedure | None = None,
+    on_runner: Callable[[Runner], None] | None = None,
+) -> ApplyResult:
+    """The plan's Changes and nothing else: one Runner, one Executor (the tenant, and this machine for
+    "local" changes), every outcome journaled, then the procedure's after_apply."""
+    journal = env.journal()
+    try:
+        runner = Runner(
+            ApplyExecutor(session), journal, secrets=secrets, on_event=env.on_event, tool_version=__version__
+        )
+        if on_runner:
+            on_runner(runner)
+        result = await runner.apply(plan)
+        if procedure is not None:
+            await procedure.after_apply(session, plan, result, journal)
+        return result
+    finally:
+        journal.close()
+
+
+async def run(
+    env: Env,
+    config: Config,
+    procedure: Procedure,
+    options: PipelineOptions,
+    frontend: Frontend | None = None,
+) -> PipelineResult:
+    """Plan (or load and validate a saved plan), save, show, confirm, apply, and say how it went."""
+    ui = frontend or Frontend()
+    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    procedure.check()
+    async with connect(env, config, max_concurrency=procedure.max_concurrency) as session:
+        if saved is not None:
+            await validate_saved(procedure, session, saved)
+            plan = saved
+        else:
+            plan = await procedure.plan(session)
+        save(procedure, plan, options)
+        result = PipelineResult(procedure.command, plan, Outcome.DRY_RUN, report=options.report)
+        result.plan_out = options.plan_out
+        if not plan.pending:
+            result.outcome = Outcome.NO_CHANGES
+        ui.show_plan(plan)
+        if options.dry_run or not plan.pending:
+            result.notes = procedure.notes(result)
+            return result
+        if not ui.confirm(plan):
+            result.outcome = Outcome.DECLINED
+            result.notes = procedure.notes(result)
+            return result
+        secrets = procedure.secrets(plan)
+        with apply_lock(env, plan), ui.applying():
+            procedure.before_apply(plan)
+            result.applied = await apply_plan(env, session, plan, secrets, procedure=procedure, on_runner=ui.on_runner)
+        result.outcome = Outcome.APPLIED
+        save(procedure, plan, options, result.applied)
+        result.notes = procedure.notes(result)
+        return result
+
+
+__all__ = [
+    "Frontend",
+    "Outcome",
+    "PipelineOptions",
+    "PipelineResult",
+    "Procedure",
+    "apply_lock",
+    "apply_plan",
+    "load_saved_plan",
+    "run",
+    "save",
+    "secret_names",
+    "validate_saved",
+]

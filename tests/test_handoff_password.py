@@ -3,11 +3,12 @@ markdown-it-py come back exactly, and so does a user-supplied one full of Markdo
 
 from __future__ import annotations
 
-from m365archive.consent import ConsentState, Handoff
 from markdown_it import MarkdownIt
 
 from m365archive import secrets
+from m365archive.app.handoff import Handoff
 from m365archive.report.markdown import secret_block
+from m365archive.steps.connector_consent import ConsentState
 
 MD = MarkdownIt("commonmark").enable("table")
 

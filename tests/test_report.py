@@ -307,7 +307,9 @@ def test_plan_report_header_summary_and_checks() -> None:
     assert "| create | update | delete | no-op |\n|---:|---:|---:|---:|\n| 3 | 1 | 0 | 1 |" in report
     assert "| 0 | 1 | 1 | 0 |" in report  # critical, high, warning, info
     assert "| licence seats | pass | ENTERPRISEPACK: 3 free seat(s) |" in report
-    assert "| roles | **FAIL** | the operator lacks Privileged Role Administrator |" in report
+    # a failed check in a plan is advisory (a failed blocking one stops planning): said so, not "FAIL"
+    advisory = report[report.index("Advisory: shown with what to do") :]
+    assert "| roles | not met (advisory) | the operator lacks Privileged Role Administrator |" in advisory
 
 
 def test_plan_report_step_tables_in_plan_order() -> None:
@@ -425,11 +427,12 @@ def test_findings_coverage_and_manual_steps_at_the_end() -> None:
         "| Set-OrganizationConfig -AuditDisabled $false |"
     ) in report
     assert "- retention policy 'Archive' covers 12 of 12 mailboxes" in report
-    before_digest = report.split("## Appendix: plan digest")[0]  # the digest appendix comes last
-    assert before_digest.rstrip().endswith(
+    manual = report[report.index("## Manual steps") : report.index("## Sign-off")]
+    assert manual.rstrip().endswith(
         "1. Open the Purview portal > Data connectors and create the connector.\n"
         "2. Give the partner the catch-all sign-in through a channel you trust."
     )
+    assert "| Change window |   |" in report.split("## Appendix: plan digest")[0]  # sign-off before the digest
 
 
 def test_a_large_step_is_summarized_with_an_appendix() -> None:
@@ -574,6 +577,7 @@ def test_plan_document_is_a_presented_report() -> None:
         "name": "roles",
         "ok": False,
         "detail": "the operator lacks Privileged Role Administrator",
+        "blocking": False,
     }
     assert {"warning": HOLD_WARNING, "targets": [UPN]} in doc["warnings"]
     role = doc["changes"][1]

@@ -34,6 +34,7 @@ from m365archive.engine.journal import Journal
 from m365archive.engine.plan import SECRET, Plan, PlanFormatError
 from m365archive.engine.runner import ApplyResult, Runner, SecretResolver
 from m365archive.files import write_error, write_private
+from m365archive.report.ticket import TicketContext
 from m365archive.result import CommandError, ExitCode
 from m365archive.tenant.session import TenantSession
 
@@ -56,6 +57,7 @@ class PipelineOptions:
     plan_out: Path | None = None
     plan_file: Path | None = None
     csv: Path | None = None
+    ticket: TicketContext | None = None  # the change ticket's target, config digest and apply command
 
 
 @dataclass
@@ -176,7 +178,11 @@ def save(procedure: Procedure, plan: Plan, options: PipelineOptions, result: App
 
     if result is None and options.report:
         title = procedure.report_title
-        text = markdown.render_plan(plan, title=title) if title else markdown.render_plan(plan)
+        text = (
+            markdown.render_plan(plan, title=title, ticket=options.ticket)
+            if title
+            else markdown.render_plan(plan, ticket=options.ticket)
+        )
         _write(options.report, lambda path: write_private(path, text))
     if result is None and options.plan_out:
         _write(options.plan_out, lambda path: write_private(path, plan.to_json()))

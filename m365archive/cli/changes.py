@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from m365archive.app.pipeline import Frontend, PipelineOptions, PipelineResult
     from m365archive.engine.plan import Plan
     from m365archive.engine.runner import Runner
+    from m365archive.report.ticket import TicketContext
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Plan and report; send no write.")]
 Report = Annotated[Path | None, typer.Option("--report", help="Write the change-ticket report (Markdown) here.")]
@@ -31,11 +32,28 @@ DetailedExitcode = Annotated[
 
 
 def options(
-    dry_run: bool, report: Path | None, plan_out: Path | None, plan_file: Path | None, csv: Path | None
+    dry_run: bool,
+    report: Path | None,
+    plan_out: Path | None,
+    plan_file: Path | None,
+    csv: Path | None,
+    *,
+    ticket: TicketContext | None = None,
 ) -> PipelineOptions:
     from m365archive.app.pipeline import PipelineOptions
 
-    return PipelineOptions(dry_run=dry_run, report=report, plan_out=plan_out, plan_file=plan_file, csv=csv)
+    return PipelineOptions(
+        dry_run=dry_run, report=report, plan_out=plan_out, plan_file=plan_file, csv=csv, ticket=ticket
+    )
+
+
+def ticket(cli: CliState, command: str, plan_file: Path | None, cloud: str) -> TicketContext:
+    """The change ticket's fields only the command line knows: target, config file, the apply command."""
+    from m365archive.report.ticket import context_for
+
+    return context_for(
+        sim_url=cli.sim_url, cloud=cloud, config_path=cli.config_path, plan_out=plan_file, command=command
+    )
 
 
 def frontend(
@@ -123,7 +141,8 @@ def render(cli: CliState, result: PipelineResult, *, detailed: bool = False, nou
                 f"`m365archive {result.command} --plan {result.plan_out}`"
             )
         if cli.output is Output.json:
-            data = jsonout.plan_document(plan)
+            cloud = str(plan.tenant.get("cloud") or "global")
+            data = jsonout.plan_document(plan, ticket(cli, result.command, result.plan_out, cloud))
     if cli.output is Output.json:
         data.update(result.data)
         messages = []

@@ -55,6 +55,7 @@ def cleanup(
     env = cli.env()
     procedure = LegacyCleanup(env, config, CleanupOptions(list(account or []), rotate_password))
     ui = changes.frontend(cli, yes, "Apply {count} removal(s) to {domain}?", title=procedure.report_title)
-    opts = changes.options(dry_run, report, plan_out, plan_file, csv)
+    ticket = changes.ticket(cli, "legacy cleanup", plan_out or plan_file, config.tenant.cloud)
+    opts = changes.options(dry_run, report, plan_out, plan_file, csv, ticket=ticket)
     result = run(cli, lambda: pipeline.run(env, config, procedure, opts, ui))
     finish(cli, changes.render(cli, result, detailed=detailed_exitcode, noun=procedure.noun))

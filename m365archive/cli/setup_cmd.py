@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         config = cli.load_config()
         env = cli.env(password_file=password_file)
         ui = changes.frontend(cli, yes, "Apply {count} change(s) to {domain}?")
-        opts = changes.options(dry_run, report, plan_out, plan_file, csv)
+        ticket = changes.ticket(cli, "setup", plan_out or plan_file, config.tenant.cloud)
+        opts = changes.options(dry_run, report, plan_out, plan_file, csv, ticket=ticket)
         result = run(cli, lambda: pipeline.run(env, config, Setup(env, config), opts, ui))
         finish(cli, changes.render(cli, result, detailed=detailed_exitcode))

@@ -325,7 +325,21 @@ class Presenter:
         return [self.string(c) for c in self.plan.coverage]
 
     def checks(self) -> list[tuple[str, bool, str]]:
-        return [(self.string(c.name), c.ok, self.string(c.detail)) for c in self.plan.checks]
+        return [(n, ok, d) for n, ok, d, _blocking in self.check_rows()]
+
+    def check_rows(self) -> list[tuple[str, bool, str, bool]]:
+        """(name, passed, detail, blocking) for each check, whichever Check model the plan carries. A
+        check without `blocking` that failed is advisory: a failed blocking one stops planning (exit 7)."""
+        rows = []
+        for c in self.plan.checks:
+            name = getattr(c, "title", None) or getattr(c, "name", "")
+            passed = bool(getattr(c, "passed", getattr(c, "ok", False)))
+            detail = getattr(c, "remedy", None) if hasattr(c, "title") else getattr(c, "detail", "")
+            blocking = getattr(c, "blocking", None)
+            rows.append(
+                (self.string(name), passed, self.string(detail or ""), passed if blocking is None else blocking)
+            )
+        return rows
 
     def warnings(self) -> list[tuple[str, list[str]]]:
         """Each distinct warning of a pending change once, with the targets it applies to."""

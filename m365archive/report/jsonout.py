@@ -16,8 +16,11 @@ from m365archive.report import (
     outcome_counts,
     outcomes_by_change,
 )
+from m365archive.report import ticket as tickets
+from m365archive.report.ticket import TicketContext
 
 FORMAT_VERSION = "1"
+PERMISSION_KEYS = ("for", "entra_roles", "exchange_role_groups", "graph_delegated", "app_only")
 ENVELOPE_KEYS = ("format_version", "command", "status", "exit_code", "data", "messages", "errors")
 
 
@@ -40,14 +43,42 @@ def _base(plan: Plan, p: Presenter, report: str) -> dict[str, Any]:
     }
 
 
-def plan_document(plan: Plan) -> dict[str, Any]:
+def plan_document(plan: Plan, ticket: TicketContext | None = None) -> dict[str, Any]:
     """The change-ticket report as data: the same content as markdown.render_plan."""
     p = Presenter(plan)
     doc = _base(plan, p, "plan")
     doc.update(
         {
+            "ticket": ticket.to_dict() if ticket else None,
+            "board": {
+                "expected_duration": tickets.duration_text(plan),
+                "waits": [{"wait": p.string(d), "up_to_seconds": t, "times": n} for d, t, n in tickets.waits(plan)],
+                "risk": [p.string(r) for r in tickets.risk_summary(plan)],
+                "permissions": [
+                    dict(
+                        zip(
+                            ("for", "entra_roles", "exchange_role_groups", "graph_delegated", "app_only"),
+                            row,
+                            strict=True,
+                        )
+                    )
+                    for row in tickets.requirement_rows(plan)
+                ],
+            },
+            "backout": [
+                {
+                    "change_id": v.id,
+                    "step": v.step,
+                    "target": v.target,
+                    "setting": v.setting,
+                    "rollback": v.rollback or None,
+                    "rollback_note": v.rollback_note,
+                }
+                for v in (p.change(c) for c in tickets.backout_order(plan.pending))
+            ],
+            "sign_off": dict.fromkeys(tickets.SIGN_OFF, ""),
             "summary": {"changes": plan.counts(), "pending": len(plan.pending), "findings": findings_by_severity(plan)},
-            "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in p.checks()],
+            "checks": [{"name": n, "ok": ok, "detail": d, "blocking": b} for n, ok, d, b in p.check_rows()],
             "warnings": [{"warning": w, "targets": t} for w, t in p.warnings()],
             "changes": [p.change(c).to_dict() for c in plan.changes],
             "findings": p.findings(),

@@ -29,7 +29,9 @@ from m365archive.report import (
     pretty_json,
     shape_groups,
     text,
+    ticket,
 )
+from m365archive.report.ticket import TicketContext
 
 
 def cell(value: Any) -> str:
@@ -83,8 +85,102 @@ def _notices(p: Presenter) -> list[str]:
     return out
 
 
-def _header(p: Presenter) -> list[str]:
-    return [*table(["Field", "Value"], [[k, v] for k, v in p.header()]), ""]
+def _header(p: Presenter, ticket: TicketContext | None = None) -> list[str]:
+    rows = [[k, v] for k, v in p.header()]
+    if ticket is not None:
+        rows = [
+            ["Target", ticket.target],
+            *rows,
+            ["Config file", ticket.config_path or "(unknown)"],
+            ["Config SHA-256", ticket.config_sha256 or "(unknown)"],
+            ["Applies with", ticket.apply_command],
+        ]
+    return [*table(["Field", "Value"], rows), ""]
+
+
+def _cab(plan: Plan, p: Presenter) -> list[str]:
+    """Duration, longest waits, roles needed and the risk summary: what the board decides on."""
+    out = ["## For the change board", ""]
+    out += [f"- **Expected duration:** {ticket.duration_text(plan)}."]
+    out += [f"- {line(p.string(r))}" for r in ticket.risk_summary(plan)]
+    out += [""]
+    waits = ticket.waits(plan)
+    if waits:
+        out += ["### Longest waits", ""]
+        out += table(
+            ["Wait", "Up to", "Times"],
+            [[p.string(d), ticket.minutes(t), n] for d, t, n in waits],
+            ["---", "---:", "---:"],
+        )
+        out += [""]
+    rows = ticket.requirement_rows(plan)
+    if rows:
+        out += ["### Roles and permissions the operator needs for this plan", ""]
+        out += table(
+            ["For", "Entra role", "Exchange role group", "Graph (delegated)", "Graph / Exchange (app-only)"], rows
+        )
+        out += [""]
+    return out
+
+
+def _backout(plan: Plan, p: Presenter, appendix_threshold: int) -> list[str]:
+    """Every pending change's undo, in reverse dependency order, with what each step loses."""
+    order = ticket.backout_order(plan.pending)
+    out = ["## Back-out plan", ""]
+    if not order:
+        return [*out, "Nothing to back out: the plan changes nothing.", ""]
+    out += [
+        "Undo in this order (reverse dependency order: each change before what it depended on). Each step says "
+        "what undoing it does and loses; a step without a command can't be undone or is done by hand.",
+        "",
+    ]
+    per_setting: dict[tuple[str, str], int] = {}
+    for c in order:
+        per_setting[(c.step, c.setting)] = per_setting.get((c.step, c.setting), 0) + 1
+    shown: set[tuple[str, str]] = set()
+    number = 0
+    for c in order:
+        key = (c.step, c.setting)
+        many = per_setting[key] > appendix_threshold
+        if many and key in shown:
+            continue
+        shown.add(key)
+        number += 1
+        view = p.change(c)
+        more = f" and {per_setting[key] - 1} more like it" if many else ""
+        out += [f"### {number}. {line(view.setting)} — {line(view.target)}{more}", ""]
+        note = view.rollback_note or ("" if view.rollback else "no rollback recorded for this change")
+        if note:
+            out += [line(note), ""]
+        if view.rollback:
+            out += [fence(view.rollback, "powershell"), ""]
+    return out
+
+
+def _checks(p: Presenter) -> list[str]:
+    """Blocking prerequisites (a failure stops apply before any write, exit 7) apart from advisory
+    checks (shown with what to do; the plan goes ahead)."""
+    rows = p.check_rows()
+    out = ["## Prerequisite checks", ""]
+    if not rows:
+        return [*out, "No prerequisite checks were recorded.", ""]
+    blocking = [r for r in rows if r[3]]
+    advisory = [r for r in rows if not r[3]]
+    if blocking:
+        out += ["Blocking: a failure stops apply before any write (exit 7).", ""]
+        out += table(["Check", "Result", "Detail"], [[n, "pass" if ok else "**FAIL**", d] for n, ok, d, _ in blocking])
+        out += [""]
+    if advisory:
+        out += ["Advisory: shown with what to do; they don't stop this plan.", ""]
+        out += table(
+            ["Check", "Result", "Detail"], [[n, "pass" if ok else "not met (advisory)", d] for n, ok, d, _ in advisory]
+        )
+        out += [""]
+    return out
+
+
+def _sign_off() -> list[str]:
+    return ["## Sign-off", "", *table(["Field", "Value"], [[f, " "] for f in ticket.SIGN_OFF]), ""]
 
 
 def _findings_table(findings: list[dict[str, str]]) -> list[str]:
@@ -177,14 +273,22 @@ def _anchor(*words: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", "-".join(words).lower().replace(" ", "-"))
 
 
-def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_threshold: int = 50) -> str:
-    """The change-ticket report: notices, header, summary, checks, warnings, changes per step,
-    exact operations, findings, coverage, manual steps, and appendices for large steps."""
+def render_plan(
+    plan: Plan,
+    *,
+    title: str = "m365archive change plan",
+    appendix_threshold: int = 50,
+    ticket: TicketContext | None = None,
+) -> str:
+    """The change-ticket report: notices, header (with the CAB fields when `ticket` is given), the
+    board's summary, checks, warnings, changes per step, exact operations, back-out plan, findings,
+    coverage, manual steps, sign-off, and appendices for large steps."""
     p = Presenter(plan)
     steps = p.steps(appendix_threshold)
     out = [f"# {line(title)}", ""]
     out += _notices(p)
-    out += _header(p)
+    out += _header(p, ticket)
+    out += _cab(plan, p)
 
     counts = plan.counts()
     by_severity = findings_by_severity(plan)
@@ -198,13 +302,7 @@ def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_
     )
     out += [""]
 
-    out += ["## Prerequisite checks", ""]
-    checks = p.checks()
-    if checks:
-        out += table(["Check", "Result", "Detail"], [[n, "pass" if ok else "**FAIL**", d] for n, ok, d in checks])
-    else:
-        out += ["No prerequisite checks were recorded."]
-    out += [""]
+    out += _checks(p)
 
     warnings = p.warnings()
     if warnings:
@@ -240,6 +338,7 @@ def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_
         out += [""]
 
     out += _exact_operations(steps)
+    out += _backout(plan, p, appendix_threshold)
 
     findings = p.findings()
     many_findings = len(findings) > appendix_threshold
@@ -277,6 +376,8 @@ def render_plan(plan: Plan, *, title: str = "m365archive change plan", appendix_
         out += ["## Manual steps", "", "These are not done by apply; do them in this order.", ""]
         out += [f"{n}. {line(i)}" for n, i in enumerate(instructions, 1)]
         out += [""]
+
+    out += _sign_off()
 
     for step in steps:
         if step.large:

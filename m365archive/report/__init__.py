@@ -332,13 +332,12 @@ class Presenter:
         check without `blocking` that failed is advisory: a failed blocking one stops planning (exit 7)."""
         rows = []
         for c in self.plan.checks:
-            name = getattr(c, "title", None) or getattr(c, "name", "")
+            name = str(getattr(c, "title", None) or getattr(c, "name", ""))
             passed = bool(getattr(c, "passed", getattr(c, "ok", False)))
             detail = getattr(c, "remedy", None) if hasattr(c, "title") else getattr(c, "detail", "")
             blocking = getattr(c, "blocking", None)
-            rows.append(
-                (self.string(name), passed, self.string(detail or ""), passed if blocking is None else blocking)
-            )
+            is_blocking = passed if blocking is None else bool(blocking)
+            rows.append((self.string(name), passed, self.string(str(detail or "")), is_blocking))
         return rows
 
     def warnings(self) -> list[tuple[str, list[str]]]:

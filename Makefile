@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench clean
+.PHONY: demo test lint types unit smoke bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,15 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -n auto --durations=20
 
-test: lint types unit
+# The wheel as a user gets it: built (sdist and wheel), installed with [sim] into a fresh venv outside
+# the source tree, then run from there (tests/smoke/wheel_smoke.py says what it checks).
+smoke: $(STAMP)
+	tests/smoke/run.sh $(BIN)/python $(PYTHON)
+
+test: lint types unit smoke
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 
 from m365archive.result import ExitCode
-from tests.clihelp import m365
+from m365archive.sim.server import SimulatedTenant
+from tests.clihelp import EXAMPLE, m365
 
 
 def test_serve_prints_its_url_serves_the_tenant_logs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -53,3 +54,33 @@ def test_serve_refuses_an_unknown_scenario_in_one_line() -> None:
     assert run.code == ExitCode.USAGE
     assert "no scenario file or built-in scenario named 'no-such-tenant'" in run.stderr
     assert "Traceback" not in run.stderr
+    assert "(built-in: fresh, half-configured, hybrid, legacy-leftovers, no-seats)" in run.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line_with_exit_4(sim: SimulatedTenant) -> None:
+    port = sim.url.rsplit(":", 1)[1]
+    run = m365(None, "sim", "serve", "--port", port)
+    assert run.code == ExitCode.USAGE
+    assert run.stderr.splitlines()[0] == f"error: cannot serve on 127.0.0.1:{port}: Address already in use"
+    assert "Traceback" not in run.stderr
+
+
+def test_serve_given_a_config_file_says_it_is_not_a_scenario() -> None:
+    run = m365(None, "sim", "serve", "--scenario", str(EXAMPLE))
+    assert run.code == ExitCode.USAGE
+    assert "is not a scenario file: unknown key(s)" in run.stderr
+    assert "an m365archive config file? sim serve takes a scenario" in run.stderr
+    assert len(run.stderr.splitlines()) == 1
+
+
+def test_without_the_sim_extra_sim_commands_say_how_to_install_it() -> None:
+    # A Python where uvicorn can't be imported: what `pipx install m365archive` (no [sim]) gives.
+    code = "import sys; sys.modules['uvicorn'] = None; from m365archive.cli.main import run; run()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "sim", "serve"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == ExitCode.PREREQUISITE
+    assert "error: the simulated tenant is an optional extra and uvicorn is not installed" in done.stderr
+    assert "pipx install --force 'm365archive[sim]'" in done.stderr
+    assert "Traceback" not in done.stderr
+

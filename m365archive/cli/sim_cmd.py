@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from m365archive.cli.common import state
+from m365archive.cli.common import fail, state
 from m365archive.result import ExitCode
+
+# The `m365archive[sim]` extra (pyproject.toml): the web server stack a tenant machine doesn't need.
+SIM_EXTRA = ("starlette", "uvicorn", "psrpcore")
 
 app = typer.Typer(
     help="The simulated Microsoft 365 tenant (for trying m365archive without a tenant).",
@@ -44,16 +48,23 @@ def serve(
       m365archive sim serve --scenario fresh --port 8765
       m365archive --sim http://127.0.0.1:8765 setup --dry-run
     """
+    cli = state(ctx)
+    missing = [name for name in SIM_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(
+            cli,
+            f"the simulated tenant is an optional extra and {', '.join(missing)} is not installed",
+            ExitCode.PREREQUISITE,
+            "pipx install --force 'm365archive[sim]'  (or: pip install 'm365archive[sim]')",
+        )
     from m365archive.sim.scenario import generate_users as generate
     from m365archive.sim.scenario import load_scenario
     from m365archive.sim.server import SimulatedTenant
 
-    cli = state(ctx)
     try:
         tenant = load_scenario(scenario)
     except (ValueError, OSError) as exc:
-        cli.err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(cli, str(exc), ExitCode.USAGE)
     if time_scale is not None:
         tenant.knobs.time_scale = time_scale
         tenant.clock.time_scale = time_scale
@@ -85,5 +96,9 @@ def serve(
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        cli.err.print(f"error: cannot serve on 127.0.0.1:{port}: {exc.strerror}", markup=False)
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(
+            cli,
+            f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}",
+            ExitCode.USAGE,
+            "--port 0 picks a free port",
+        )

@@ -11,6 +11,7 @@ import json
 import random
 import tomllib
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,29 @@ from m365archive.sim.state import (
     new_id,
 )
 
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
+# Package data (importlib.resources): an installed wheel finds them as a source checkout does.
+SCENARIO_DIR = resources.files("m365archive.sim") / "scenarios"
+# The top-level keys build_state() reads (README.md "Scenario files").
+SCENARIO_TABLES = {
+    "tenant",
+    "knobs",
+    "skus",
+    "org_config",
+    "admin_audit_log_config",
+    "users",
+    "groups",
+    "role_groups",
+    "service_principals",
+    "retention_policies",
+    "mailbox_permissions",
+    "onprem",
+    "generate",
+}
+
+
+def builtin_scenarios() -> list[str]:
+    return sorted(item.name.removesuffix(".toml") for item in SCENARIO_DIR.iterdir() if item.name.endswith(".toml"))
+
 
 BUILTIN_ROLES = {
     EXCHANGE_ADMIN_ROLE_TEMPLATE: "Exchange Administrator",
@@ -109,15 +132,22 @@ LAST = [
 def load_scenario(source: str | Path) -> TenantState:
     """A scenario by built-in name or by path (.toml or .json)."""
     path = Path(source)
-    if not path.exists():
-        named = SCENARIO_DIR / f"{source}.toml"
-        if not named.exists():
-            names = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
-            raise ValueError(f"no scenario file or built-in scenario named {source!r} (built-in: {names})")
-        path = named
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    return build_state(data)
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        unknown = sorted(set(data) - SCENARIO_TABLES) if isinstance(data, dict) else ["(not a table)"]
+        if unknown:
+            hint = " (an m365archive config file? sim serve takes a scenario)" if "procedure" in unknown else ""
+            raise ValueError(f"{path} is not a scenario file: unknown key(s) {', '.join(unknown)}{hint}")
+        try:
+            return build_state(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path} is not a valid scenario file: {type(exc).__name__} {exc}") from None
+    named = SCENARIO_DIR / f"{source}.toml"
+    if not named.is_file():
+        names = ", ".join(builtin_scenarios())
+        raise ValueError(f"no scenario file or built-in scenario named {source!r} (built-in: {names})")
+    return build_state(tomllib.loads(named.read_text(encoding="utf-8")))
 
 
 def build_state(data: dict[str, Any]) -> TenantState:

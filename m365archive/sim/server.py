@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,7 +106,14 @@ class SimulatedTenant:
         if not config.loaded:
             config.load()
         self._server.lifespan = config.lifespan_class(config)
-        await self._server.startup()
+        # Bind here so a busy port is an OSError for the caller, not uvicorn's log line and sys.exit(3).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", self._port))
+        except OSError:
+            sock.close()
+            raise
+        await self._server.startup(sockets=[sock])
         sockets = [s for server in self._server.servers for s in server.sockets]
         host, port = sockets[0].getsockname()[:2]
         self.url = f"http://{host}:{port}"

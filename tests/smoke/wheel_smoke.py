@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # What a dry run may answer: in sync, changes pending, or a prerequisite the scenario lacks on purpose.
@@ -58,6 +60,18 @@ def serve(scenario: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], st
     sys.exit(f"FAIL: sim serve --scenario {scenario} printed no URL (exit {proc.returncode}): {proc.stderr.read()}")
 
 
+def config_for(url: str, demo_config: str, path: Path) -> str:
+    """The demo's desired state moved to the simulated tenant's id, domain and cloud."""
+    import httpx
+
+    doc = httpx.get(url + "/", timeout=30).json()
+    text = demo_config.replace("contoso.onmicrosoft.com", doc["domain"])
+    text = text.replace('cloud = "global"', f'cloud = "{doc.get("cloud", "global")}"')
+    text = re.sub(r'(?m)^id = "[^"]*"', f'id = "{doc["tenantId"]}"', text)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 def main() -> int:
     source = Path(sys.argv[1]).resolve()
     started = time.monotonic()
@@ -96,16 +110,23 @@ def main() -> int:
     if "In sync: every setting matches the desired state." not in demo.stdout:
         sys.exit(f"FAIL: after the demo's apply, status did not report in sync\n{demo.stdout[-3000:]}")
     print("ok  the demo's flow: dry run, apply, dry run, status; outputs kept and named")
-    config = str(work / "demo" / "m365archive.toml")
+    demo_config = (work / "demo" / "m365archive.toml").read_text(encoding="utf-8")
 
-    # Every server starts at once (they idle while the dry runs take their turn).
+    # Every server starts at once (they idle between requests); the dry runs go two at a time.
     servers = {scenario: serve(scenario, env) for scenario in expected}
+
+    def dry_run(scenario: str) -> str:
+        url = servers[scenario][1]
+        run_env = {**env, "M365ARCHIVE_HOME": str(work / scenario)}
+        config = config_for(url, demo_config, work / f"{scenario}.toml")
+        plan = cli("-c", config, "--sim", url, "-o", "json", "setup", "--dry-run", env=run_env, check=DRY_RUN_CODES)
+        assert json.loads(plan.stdout)["command"] == "setup", plan.stdout[:200]
+        return f"ok  sim serve --scenario {scenario}: dry run exit {plan.returncode}"
+
     try:
-        for scenario, (_, url) in servers.items():
-            run_env = {**env, "M365ARCHIVE_HOME": str(work / scenario)}
-            plan = cli("-c", config, "--sim", url, "-o", "json", "setup", "--dry-run", env=run_env, check=DRY_RUN_CODES)
-            assert json.loads(plan.stdout)["command"] == "setup", plan.stdout[:200]
-            print(f"ok  sim serve --scenario {scenario}: dry run exit {plan.returncode}")
+        with ThreadPoolExecutor(2) as pool:
+            for line in pool.map(dry_run, expected):
+                print(line)
     finally:
         for proc, _ in servers.values():
             proc.terminate()

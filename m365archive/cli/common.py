@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "m365archive.toml"
+PIPE_WIDTH = 10_000  # columns for output to a pipe or file: in effect, never wrap
 CONFIG_ENV = "M365ARCHIVE_CONFIG"
 
 
@@ -42,12 +43,50 @@ class CliState:
     verbose: int = 0
     sim_url: str | None = None
     command: str = ""  # e.g. "consent status": set when a command starts, named in the JSON envelope
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
+    quiet: bool = False
+    query: str | None = None  # JMESPath over the JSON envelope (--query)
+    out: Console = field(default_factory=lambda: _console(stderr=False))
     # Error lines never wrap: one line per problem, whatever the terminal's width (scripts grep them).
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     # Where apply events go right now: swapped by cli/progress.py while applying. The Env holds the
     # bound `on_event` below, which looks this up on every event, so a later swap still reaches it.
     event_sink: Callable[[Event], None] = field(default=lambda event: None, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        output: Output,
+        config_path: Path,
+        debug: bool,
+        verbose: int,
+        sim_url: str | None,
+        quiet: bool,
+        no_color: bool,
+        query: str | None,
+    ) -> CliState:
+        """The state the global options describe (main.py's callback)."""
+        cli = cls(output=output, config_path=config_path, debug=debug, verbose=0 if quiet else verbose)
+        cli.sim_url, cli.quiet = sim_url, quiet
+        # -q silences human output only: a JSON or Markdown document is what was asked for.
+        cli.out = _console(stderr=False, no_color=no_color, quiet=quiet and output is Output.human)
+        cli.err = _console(stderr=True, no_color=no_color)
+        if query is not None:
+            import jmespath
+            from jmespath.exceptions import JMESPathError
+
+            if output is Output.markdown:
+                fail(
+                    cli,
+                    "--query selects from the JSON envelope; it can't be used with --output markdown",
+                    ExitCode.USAGE,
+                )
+            try:
+                jmespath.compile(query)
+            except JMESPathError as exc:
+                fail(cli, f"--query {query!r} is not a JMESPath expression: {exc}".splitlines()[0], ExitCode.USAGE)
+            cli.output, cli.query = Output.json, query
+        return cli
 
     def load_config(self) -> Config:
         from m365archive.config import ConfigError, load_config
@@ -68,12 +107,26 @@ class CliState:
         return Env.from_environment(self.sim_url, progress=self.progress, on_event=self.on_event, **kwargs)
 
     def progress(self, message: str) -> None:
-        if self.verbose and self.output is Output.human:
+        if self.verbose and not self.quiet and self.output is Output.human:
             self.err.print(f"… {message}", markup=False, highlight=False)
 
     def on_event(self, event: Event) -> None:
         """Forward to the current sink (a live progress display while applying, see cli/progress.py)."""
         self.event_sink(event)
+
+
+def _console(*, stderr: bool, no_color: bool = False, quiet: bool = False) -> Console:
+    console = Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=stderr,
+        no_color=True if no_color else None,  # None: rich honours the NO_COLOR variable
+        quiet=quiet,
+    )
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # A pipe or a file: no terminal width to fit, so don't wrap (rich would assume 80 columns).
+        console.width = PIPE_WIDTH
+    return console
 
 
 def state(ctx: typer.Context) -> CliState:
@@ -130,7 +183,13 @@ def fail(cli: CliState, message: str, code: ExitCode, hint: str = "") -> NoRetur
 def emit_json(cli: CliState, result: Result) -> None:
     from m365archive.report.jsonout import envelope
 
-    doc = envelope(result.command, result.status, int(result.exit_code), result.data, result.messages, result.errors)
+    doc: Any = envelope(
+        result.command, result.status, int(result.exit_code), result.data, result.messages, result.errors
+    )
+    if cli.query is not None and result.status != "error":  # an error's envelope is shown whole
+        import jmespath
+
+        doc = jmespath.search(cli.query, json.loads(json.dumps(doc, default=str)))
     cli.out.print(json.dumps(doc, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
 
 

@@ -22,17 +22,23 @@ from m365archive.cli import (
     status_cmd,
 )
 from m365archive.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliState, Output
+from m365archive.cli.group import RootGroup
 
 app = typer.Typer(
     name="m365archive",
     help=(
         "Prepare a Microsoft 365 tenant for archiving third-party data: plan, report, apply, check drift.\n\n"
-        "Start with `m365archive init`, then `m365archive setup --dry-run --report plan.md`."
+        "Start with `m365archive init`, then `m365archive setup --dry-run --report plan.md`.\n\n"
+        "Global options (-o/--output, -c/--config, --sim, --query, -q, -v, --no-color, --debug) "
+        "may come before or after the command."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
+    cls=RootGroup,
+    # click caps help at 80 columns; this lets COLUMNS or the terminal decide
+    context_settings={"max_content_width": 200},
 )
 
 
@@ -60,14 +66,33 @@ def main(
             help="Target a running simulated tenant instead of Microsoft 365.",
         ),
     ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query", metavar="JMESPATH", help="Print only this part of the JSON envelope (implies --output json)."
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors only; the exit code says the rest (human output).")
+    ] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (as the NO_COLOR variable).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Global options apply to every command."""
-    ctx.obj = CliState(output=output, config_path=config, debug=debug, verbose=verbose, sim_url=sim)
+    """Global options apply to every command and may come before or after it."""
+    ctx.obj = CliState.create(
+        output=output,
+        config_path=config,
+        debug=debug,
+        verbose=verbose,
+        sim_url=sim,
+        quiet=quiet,
+        no_color=no_color,
+        query=query,
+    )
 
 
 init_cmd.register(app)
@@ -84,7 +109,7 @@ app.add_typer(mapping_cmd.app, name="mapping")
 
 
 def run() -> None:
-    app()
+    app(prog_name="m365archive")  # also under `python -m m365archive` (completion keys on the name)
 
 
 if __name__ == "__main__":

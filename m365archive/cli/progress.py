@@ -27,7 +27,7 @@ def _sink(cli: CliState, sink: Callable[[Event], None]) -> Iterator[None]:
 
 @contextmanager
 def live_progress(cli: CliState, description: str = "applying") -> Iterator[None]:
-    if cli.output is not Output.human or not cli.err.is_terminal:
+    if cli.output is not Output.human or not cli.err.is_terminal or cli.quiet:
         said = [-1]
 
         def log(event: Event) -> None:

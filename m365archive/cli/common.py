@@ -7,6 +7,7 @@ azure-identity, pydantic) are imported inside commands so that `--help` stays fa
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum

@@ -248,7 +248,8 @@ def test_no_secret_store_is_an_actionable_error(monkeypatch: pytest.MonkeyPatch)
     message = str(caught.value)
     assert "no secret store on this machine" in message
     assert "No module named 'gi'" in message
-    assert "--allow-unencrypted-token-cache" in message
+    # the remedy names the config key that exists (there is no such flag)
+    assert "allow_unencrypted_token_cache = true under [auth]" in message
     assert "libsecret" in message
 
 

@@ -149,8 +149,8 @@ def cache_options(sign_in: SignIn) -> TokenCachePersistenceOptions:
         if problem is not None:
             raise AuthError(
                 "no secret store on this machine to keep sign-in tokens encrypted "
-                f"({problem}); rerun with --allow-unencrypted-token-cache to keep tokens in a file "
-                "readable only by you, or install/unlock a keyring (libsecret)"
+                f"({problem}); set allow_unencrypted_token_cache = true under [auth] in the config to keep "
+                "tokens in a file readable only by you, or install/unlock a keyring (libsecret)"
             )
     return TokenCachePersistenceOptions(
         name=sign_in.cache_name, allow_unencrypted_storage=sign_in.allow_unencrypted_cache

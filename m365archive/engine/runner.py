@@ -8,6 +8,7 @@ a failed change skips its dependents and the rest still converge (partial is a s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -54,7 +55,7 @@ class ChangeOutcome:
     change_id: str
     target: str
     setting: str
-    outcome: str  # "ok", "failed", "skipped", "resumed"
+    outcome: str  # "ok", "failed", "skipped", "resumed", "interrupted" (sent; stopped before it was confirmed)
     detail: str = ""
     request_id: str | None = None
     timed_out: bool = False  # sent, then the service did not show its effect within the wait's timeout
@@ -107,7 +108,19 @@ class Runner:
         self.chunk_size = chunk_size
         self.tool_version = tool_version
         self.command = command
-        self.stop_requested = False
+        self._stop = asyncio.Event()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @stop_requested.setter
+    def stop_requested(self, value: bool) -> None:
+        """Set from a Ctrl-C handler: no new request is sent, and a wait in progress ends now."""
+        if value:
+            self._stop.set()
+        else:
+            self._stop.clear()
 
     async def apply(self, plan: Plan) -> ApplyResult:
         """Apply the plan's pending changes. The run ends in the journal as success, partial, error,
@@ -287,11 +300,21 @@ class Runner:
         for change, res in pairs:
             detail = res.error or ("already in the desired state" if res.already else "")
             timed_out = False
+            stopped = False
             if res.ok:
                 outputs[change.id] = {name: _dig(res.body, path) for name, path in change.outputs.items()}
                 if change.wait:
                     ok = await self._wait(change.wait, outputs, change)
-                    if not ok:
+                    if ok is None:  # Ctrl-C: the request was sent, what it waits for is not confirmed
+                        stopped = True
+                        result.interrupted = True
+                        res = ExecResult(
+                            ok=False,
+                            request_id=res.request_id,
+                            error=f"sent; stopped (Ctrl-C) while waiting: {change.wait.description}",
+                        )
+                        detail = res.error or ""
+                    elif not ok:
                         timed_out = True
                         res = ExecResult(
                             ok=False,
@@ -299,7 +322,7 @@ class Runner:
                             error=f"timed out after {change.wait.timeout:.0f} s waiting: {change.wait.description}",
                         )
                         detail = res.error or ""
-            outcome = "ok" if res.ok else "failed"
+            outcome = "interrupted" if stopped else "ok" if res.ok else "failed"
             if not res.ok:
                 failed.add(change.id)
             result.outcomes.append(
@@ -315,10 +338,25 @@ class Runner:
             )
         self.journal.settle(ids, rows)
 
-    async def _wait(self, wait: Wait, outputs: dict[str, dict[str, Any]], change: Change) -> bool:
+    async def _wait(self, wait: Wait, outputs: dict[str, dict[str, Any]], change: Change) -> bool | None:
+        """True when the service shows the change, False at the timeout, None when stopped (Ctrl-C)."""
         target = REF.sub(lambda m: str(outputs.get(m.group(1), {}).get(m.group(2), "")), wait.target)
-        self.on_event(Event("wait", message=wait.description))
-        ok = await self.executor.wait(wait, target, lambda msg: self.on_event(Event("wait", message=msg)))
+        self.on_event(Event("wait", message=f"{wait.description} (up to {wait.timeout:.0f} s)"))
+        waiting = asyncio.ensure_future(
+            self.executor.wait(wait, target, lambda msg: self.on_event(Event("wait", message=msg)))
+        )
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            self.on_event(Event("waited", message=f"{wait.description}: stopped (Ctrl-C)"))
+            return None
+        ok = waiting.result()
         self.on_event(Event("waited", message=f"{wait.description}: {'done' if ok else 'timed out'}"))
         return ok
 

@@ -23,7 +23,7 @@ SENSITIVE = "(sensitive value)"
 NONE_TEXT = "(none)"
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.WARNING, Severity.INFO]
 ACTIONS = [Action.CREATE, Action.UPDATE, Action.DELETE, Action.NOOP]
-OUTCOMES = ["ok", "resumed", "failed", "skipped", "not run"]
+OUTCOMES = ["ok", "resumed", "failed", "interrupted", "skipped", "not run"]
 WARNING_TARGETS_SHOWN = 10
 
 # Key names whose values are credentials whatever they hold (compared lower-cased, without separators).

@@ -36,7 +36,14 @@ from m365archive.report import (
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
 ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "no-op": "dim"}
-OUTCOME_STYLE = {"ok": "green", "resumed": "green", "failed": "bold red", "skipped": "red", "not run": "yellow"}
+OUTCOME_STYLE = {
+    "ok": "green",
+    "resumed": "green",
+    "failed": "bold red",
+    "interrupted": "yellow",
+    "skipped": "red",
+    "not run": "yellow",
+}
 
 
 def _t(value: object, style: str = "") -> Text:
@@ -241,7 +248,7 @@ def print_apply_result(console: Console, plan: Plan, result: ApplyResult) -> Non
     p = Presenter(plan)
     steps = {c.id: c.step for c in plan.changes}
     outcomes = {cid: p.outcome(o) for cid, o in outcomes_by_change(plan, result).items()}
-    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "skipped", "not run")]
+    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "interrupted", "skipped", "not run")]
     if bad:
         table = Table(title=Text("Not applied"), title_justify="left")
         for column in ("Step", "Target", "Setting", "Outcome", "Detail"):

@@ -455,7 +455,7 @@ def render_apply_result(
     out += table(OUTCOMES, [[counts[o] for o in OUTCOMES]], ["---:"] * len(OUTCOMES))
     out += [""]
 
-    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "skipped", "not run")]
+    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "interrupted", "skipped", "not run")]
     if bad:
         out += ["## Failures", ""]
         out += table(

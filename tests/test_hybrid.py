@@ -144,3 +144,17 @@ def test_preflight_needs_a_check_and_an_onprem_table(hybrid: SimulatedTenant) ->
     assert m365(hybrid.url, "preflight").code == ExitCode.USAGE
     no_onprem = m365(hybrid.url, "preflight", "--onprem")
     assert no_onprem.code == ExitCode.USAGE and "[onprem]" in no_onprem.stderr
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_without_a_keyring_only_commands_that_use_onprem_need_its_password(
+    hybrid: SimulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("M365ARCHIVE_ONPREM_PASSWORD")
+    consent = m365(hybrid.url, "consent", "status", config=HYBRID)
+    assert consent.code in (ExitCode.OK, ExitCode.ABSENT), consent.stderr  # never asks for the on-prem password
+    preflight = m365(hybrid.url, "preflight", "--onprem", config=HYBRID)
+    assert preflight.code == ExitCode.NO_SECRET_STORE, preflight.stdout + preflight.stderr
+    assert "there is no keyring on this machine" in preflight.stderr
+    assert "set M365ARCHIVE_ONPREM_PASSWORD for this run" in preflight.stderr  # a remedy that exists
+    assert "unexpected" not in preflight.stderr

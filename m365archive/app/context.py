@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -61,14 +62,15 @@ async def connect(env: Env, config: Config, *, max_concurrency: int = 8) -> Asyn
     endpoints, credential, operator, app_only = await _sign_in(env, config)
     onprem = None
     if config.onprem is not None:
-        onprem = make_onprem_runner(env, config, endpoints)
+        # Built on first use: `consent status` and the like never need the on-premises password.
+        onprem = functools.partial(make_onprem_runner, env, config, endpoints)
     session = TenantSession(
         endpoints,
         credential,
         operator=operator,
         app_only=app_only,
         max_concurrency=max_concurrency,
-        onprem=onprem,
+        onprem_factory=onprem,
     )
     try:
         yield session
@@ -87,7 +89,15 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
     if password is None and cfg.username:
         from m365archive import secrets
 
-        password = secrets.get_secret(config.tenant.id, f"onprem/{cfg.username}")
+        try:
+            password = secrets.get_secret(config.tenant.id, f"onprem/{cfg.username}")
+        except secrets.NoKeyringError:
+            raise CommandError(
+                f"the on-premises password of {cfg.username} is needed and there is no keyring on this machine",
+                ExitCode.NO_SECRET_STORE,
+                "set M365ARCHIVE_ONPREM_PASSWORD for this run, or install a keyring backend and store it under "
+                f"service 'm365archive', name '{config.tenant.id}/onprem/{cfg.username}'",
+            ) from None
     server, port, ssl = cfg.server, cfg.port, cfg.ssl
     if endpoints.simulator and endpoints.onprem_url:
         parsed = urlparse(endpoints.onprem_url)

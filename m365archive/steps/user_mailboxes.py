@@ -103,7 +103,7 @@ async def plan(ctx: StepContext) -> StepPlan:
     seen: set[str] = set()
     joiners: dict[str, list[str]] = ctx.facts.get("policy_joiners", {})
     policy_members: list[str] = list(joiners)
-    onprem = ctx.session.onprem is not None
+    onprem = ctx.session.has_onprem
     pages = 0
     async for page in ctx.session.exchange.pages(Cmdlet("Get-Mailbox", {"ResultSize": "Unlimited"}), 1000):
         pages += 1

@@ -112,6 +112,7 @@ class TenantSession:
         app_only: bool = False,
         max_concurrency: int = 8,
         onprem: ExchangeRunner | None = None,
+        onprem_factory: Callable[[], ExchangeRunner] | None = None,
         on_throttle: Callable[[float], None] | None = None,
     ) -> None:
         from m365archive.tenant.exchange_rest import RestExchangeRunner
@@ -156,14 +157,28 @@ class TenantSession:
             discover_region=True,
             host_map=host_map,
         )
-        self.onprem = onprem
+        self._onprem = onprem
+        self._onprem_factory = onprem_factory
+
+    @property
+    def has_onprem(self) -> bool:
+        """An [onprem] server is configured (nothing is built or signed in to by asking)."""
+        return self._onprem is not None or self._onprem_factory is not None
+
+    @property
+    def onprem(self) -> ExchangeRunner | None:
+        """The on-premises runner, built on first use: only commands that talk to on-premises Exchange
+        need its password (from M365ARCHIVE_ONPREM_PASSWORD or the keyring)."""
+        if self._onprem is None and self._onprem_factory is not None:
+            self._onprem = self._onprem_factory()
+        return self._onprem
 
     async def aclose(self) -> None:
         await self.graph.aclose()
         await self.exchange.aclose()
         await self.compliance.aclose()
-        if self.onprem:
-            await self.onprem.aclose()
+        if self._onprem:
+            await self._onprem.aclose()
         close = getattr(self.credential, "close", None)
         if close:
             await close()

@@ -16,10 +16,6 @@ def register(app: typer.Typer) -> None:
     @app.command("partner-info")
     def partner_info(
         ctx: typer.Context,
-        output: Annotated[
-            Output | None,
-            typer.Option("--output", "-o", help="markdown (default) or json; overrides the global --output."),
-        ] = None,
         include_secret: Annotated[
             bool,
             typer.Option("--include-secret", help="Add the catch-all password (needs --out; asks first)."),
@@ -39,7 +35,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """The packet to hand the partner: ingestion endpoint, catch-all UPN, tenant, consent state,
-        the message properties partners must populate, and what to log.
+        the message properties partners must populate, and what to log. Markdown, or JSON with the
+        global -o json (before or after the command).
 
         EWS-based partner ingestion was retired on 2024-12-30; the packet says so.
 
@@ -51,8 +48,6 @@ def register(app: typer.Typer) -> None:
           m365archive partner-info --include-secret --out handoff.md
         """
         cli = state(ctx)
-        if output is not None:
-            cli.output = output
         if include_secret and out is None:
             fail(
                 cli, "--include-secret needs --out FILE: the password is never printed to the terminal", ExitCode.USAGE

@@ -519,7 +519,10 @@ def test_apply_result_report_lists_failures_and_what_never_ran() -> None:
     report = markdown.render_apply_result(plan, result_for(plan))
     assert "| Status | partial |" in report
     assert "| Run id | run-1 |" in report
-    assert "| ok | resumed | failed | skipped | not run |\n|---:|---:|---:|---:|---:|\n| 2 | 0 | 1 | 0 | 1 |" in report
+    assert (
+        "| ok | resumed | failed | interrupted | skipped | not run |\n"
+        "|---:|---:|---:|---:|---:|---:|\n| 2 | 0 | 1 | 0 | 0 | 1 |"
+    ) in report
     failures = report[report.index("## Failures") : report.index("## Outcomes per step")]
     assert (
         f"| catchall_mailbox | {UPN} | FullAccess for Legal \\| Review | FAILED | "
@@ -607,7 +610,7 @@ def test_result_document() -> None:
     doc = jsonout.result_document(plan, result_for(plan))
     assert doc["report"] == "apply-result"
     assert doc["status"] == "partial"
-    assert doc["summary"] == {"ok": 2, "resumed": 0, "failed": 1, "skipped": 0, "not run": 1}
+    assert doc["summary"] == {"ok": 2, "resumed": 0, "failed": 1, "interrupted": 0, "skipped": 0, "not run": 1}
     failed = next(o for o in doc["outcomes"] if o["outcome"] == "failed")
     assert failed == {
         "change_id": f"catchall_mailbox/fullaccess-legal/{UPN}",

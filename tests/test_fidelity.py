@@ -5,14 +5,18 @@ behaviour's knob off, the lenient simulator (so each test can fail). Sources: do
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from m365archive.result import ExitCode
 from m365archive.sim.hosts import admin_suffix, front_door, host_map, regional_host
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.steps.connector_readiness import group_id, role_name
+from m365archive.tenant import exchange_rest
 from m365archive.tenant.exchange import Cmdlet, TransportError
 from m365archive.tenant.exchange_rest import (
     APP_ANCHOR,
@@ -23,6 +27,7 @@ from m365archive.tenant.exchange_rest import (
 )
 from m365archive.tenant.hostmap import SyncHostMapTransport, mapped_origin
 from m365archive.tenant.simcredential import AsyncSimulatorCredential, SimulatorCredential
+from tests.clihelp import m365
 
 TENANT = "0b5c1d2e-0000-4000-8000-00000000c0de"
 FRONT = "https://ps.compliance.protection.outlook.com"
@@ -186,3 +191,248 @@ def test_without_the_redirect_knob_the_front_door_serves() -> None:
         with httpx.Client(transport=SyncHostMapTransport(host_map(state, sim.url)), timeout=30) as client:
             assert client.post(url, json=_policy_body("Lenient"), headers=_wire_headers(sim)).status_code == 200
         assert "Lenient" in state.retention_policies
+
+
+# -- 3. Exchange $batch: continue-on-error, per-item auth, unconfirmed items -----------------------------------
+
+ADELE = "adele.vance@contoso.onmicrosoft.com"
+
+
+def _batch(sim: SimulatedTenant, items: list[dict[str, Any]], prefer: str | None) -> list[dict[str, Any]]:
+    state = sim.state
+    base = f"{sim.url}/adminapi/beta/{state.tenant_id}"
+    headers = _wire_headers(sim, "https://outlook.office365.com")
+    if prefer:
+        headers["Prefer"] = prefer
+    body = {
+        "requests": [
+            {"id": str(i), "method": "POST", "url": f"{base}/InvokeCommand", **item} for i, item in enumerate(items)
+        ]
+    }
+    r = httpx.post(f"{base}/$batch", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    responses: list[dict[str, Any]] = r.json()["responses"]
+    return responses
+
+
+def _items(sim: SimulatedTenant, *, auth: bool = True) -> list[dict[str, Any]]:
+    headers = _wire_headers(sim, "https://outlook.office365.com") if auth else {}
+    cmdlets = [
+        ("Set-Mailbox", {"Identity": ADELE, "HiddenFromAddressListsEnabled": True}),
+        ("Set-Mailbox", {"Identity": "ghost@contoso.onmicrosoft.com", "AuditEnabled": True}),
+        ("Set-Mailbox", {"Identity": ADELE, "AuditEnabled": True}),
+    ]
+    return [{"headers": headers, "body": {"CmdletInput": {"CmdletName": n, "Parameters": p}}} for n, p in cmdlets]
+
+
+def test_a_batch_without_continue_on_error_stops_at_the_first_failed_item(sim: SimulatedTenant) -> None:
+    with sim.state.lock:
+        sim.state.mailbox_for(ADELE).audit_enabled = False  # type: ignore[union-attr]
+    naive = _batch(sim, _items(sim), prefer="odata.maxpagesize=1000")
+    assert [r["status"] for r in naive] == [200, 404]  # nothing after the failure: neither run nor answered
+    assert sim.state.mailbox_for(ADELE).audit_enabled is False  # type: ignore[union-attr]
+    honest = _batch(sim, _items(sim), prefer="odata.continue-on-error")
+    assert [r["status"] for r in honest] == [200, 404, 200]
+
+
+def test_without_the_stop_on_error_knob_every_item_runs() -> None:
+    with simulated_tenant("fresh", time_scale=0.001, batch_stop_on_error=False) as sim:
+        assert [r["status"] for r in _batch(sim, _items(sim), prefer=None)] == [200, 404, 200]
+
+
+def test_a_batch_item_without_authorization_is_refused_unverified(sim: SimulatedTenant) -> None:
+    assert {r["status"] for r in _batch(sim, _items(sim, auth=False), prefer="odata.continue-on-error")} == {401}
+    with simulated_tenant("fresh", time_scale=0.001, batch_item_auth=False) as lenient:
+        statuses = [r["status"] for r in _batch(lenient, _items(lenient, auth=False), "odata.continue-on-error")]
+        assert statuses == [200, 404, 200]
+
+
+def test_the_product_batch_carries_the_preference_and_headers_and_reports_every_item(sim: SimulatedTenant) -> None:
+    async def run() -> list[Any]:
+        runner = RestExchangeRunner(
+            sim.url,
+            sim.state.tenant_id,
+            AsyncSimulatorCredential(sim.state.tenant_id, upn=sim.state.signed_in_user),
+            scope="https://outlook.office365.com/.default",
+            backoff_base=0.001,
+            backoff_max=0.01,
+        )
+        try:
+            cmdlets = [
+                Cmdlet(i["body"]["CmdletInput"]["CmdletName"], i["body"]["CmdletInput"]["Parameters"])
+                for i in _items(sim)
+            ]
+            return await runner.invoke_many(cmdlets)
+        finally:
+            await runner.aclose()
+
+    outcomes = asyncio.run(run())
+    assert [o.ok for o in outcomes] == [True, False, True]
+    [batch] = [e for e in sim.requests if e["path"].endswith("$batch")]
+    assert "odata.continue-on-error" in batch["prefer"]
+    for item in batch["body"]["requests"]:
+        headers = item["headers"]
+        assert headers["Authorization"] == "(redacted)" and headers["X-AnchorMailbox"].startswith("UPN:")
+        assert headers["Prefer"] == "odata.maxpagesize=1000;odata.continue-on-error"
+
+
+def _exchange_runner(sim: SimulatedTenant, upn: str | None = None) -> RestExchangeRunner:
+    state = sim.state
+    return RestExchangeRunner(
+        sim.url,
+        state.tenant_id,
+        AsyncSimulatorCredential(state.tenant_id, upn=upn),
+        scope="https://outlook.office365.com/.default",
+        backoff_base=0.001,
+        backoff_max=0.01,
+    )
+
+
+def test_an_item_the_answer_leaves_out_is_not_confirmed_never_ok(
+    sim: SimulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client as it was: no continue-on-error. The simulator stops at the failed item, as OData does.
+    monkeypatch.setattr(exchange_rest, "CONTINUE_ON_ERROR", "odata.track-changes")
+
+    async def run() -> list[Any]:
+        runner = _exchange_runner(sim, sim.state.signed_in_user)
+        try:
+            return await runner.invoke_many(_cmdlets(sim))
+        finally:
+            await runner.aclose()
+
+    first, failed, missing = asyncio.run(run())
+    assert first.ok and not failed.ok
+    assert missing.error is not None and "not confirmed" in missing.error.message
+    assert len([e for e in sim.requests if e["path"].endswith("$batch")]) == 1  # not re-sent blindly
+
+
+def _cmdlets(sim: SimulatedTenant) -> list[Cmdlet]:
+    return [Cmdlet(i["body"]["CmdletInput"]["CmdletName"], i["body"]["CmdletInput"]["Parameters"]) for i in _items(sim)]
+
+
+# -- 4. App-only routing --------------------------------------------------------------------------------------
+
+
+def test_an_app_only_runner_anchors_on_the_system_mailbox(sim: SimulatedTenant) -> None:
+    async def run() -> bool:
+        runner = _exchange_runner(sim, upn=None)  # an app-only token: no upn
+        try:
+            return (await runner.invoke(Cmdlet("Get-OrganizationConfig"))).ok
+        finally:
+            await runner.aclose()
+
+    assert asyncio.run(run())
+    assert sim.requests[-1]["anchor"] == f"{APP_ANCHOR}{sim.state.tenant_id}"
+
+
+def _org_config(sim: SimulatedTenant, anchor: str) -> int:
+    url = f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand"
+    headers = {**_wire_headers(sim, "https://outlook.office365.com"), "X-AnchorMailbox": anchor}
+    body = {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": {}}}
+    return httpx.post(url, json=body, headers=headers, timeout=30).status_code
+
+
+def test_an_anchor_naming_no_mailbox_is_refused_unverified(sim: SimulatedTenant) -> None:
+    assert _org_config(sim, "UPN:m365archive-automation") == 400  # an app's display name, as the old client sent
+    assert _org_config(sim, f"UPN:{sim.state.signed_in_user}") == 200
+    assert _org_config(sim, f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{sim.state.tenant_id}") == 200
+    with simulated_tenant("fresh", time_scale=0.001, anchor_check=False) as lenient:
+        assert _org_config(lenient, "UPN:m365archive-automation") == 200
+
+
+# -- 2. Role groups -------------------------------------------------------------------------------------------
+
+
+def test_roles_are_path_qualified_and_built_in_names_are_ambiguous(sim: SimulatedTenant) -> None:
+    async def run() -> tuple[list[dict[str, Any]], Any, Any]:
+        runner = _compliance_runner(sim, discover_region=True)
+        try:
+            groups = await runner.invoke(Cmdlet("Get-RoleGroup"))
+            by_name = await runner.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": "OrganizationManagement"}))
+            guid = next(g["ExchangeObjectId"] for g in groups.objects if g["Name"] == "OrganizationManagement")
+            by_id = await runner.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": guid}))
+            return groups.objects, by_name, by_id
+        finally:
+            await runner.aclose()
+
+    groups, by_name, by_id = asyncio.run(run())
+    roles = next(g["Roles"] for g in groups if g["Name"] == "OrganizationManagement")
+    assert "Data Connector Admin" not in roles  # a bare-name match finds nothing
+    assert any(r.endswith("/Data Connector Admin") and r.startswith("FFO.extest.microsoft.com/") for r in roles)
+    assert by_name.error is not None and "matches multiple entries" in by_name.error.message
+    assert by_id.ok
+
+
+def test_without_the_role_knobs_names_are_bare_and_resolve() -> None:
+    with simulated_tenant(
+        "fresh", time_scale=0.001, role_identities_qualified=False, role_group_name_ambiguous=False
+    ) as sim:
+
+        async def run() -> tuple[list[dict[str, Any]], Any]:
+            runner = _compliance_runner(sim, discover_region=True)
+            try:
+                groups = await runner.invoke(Cmdlet("Get-RoleGroup"))
+                member = await runner.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": "OrganizationManagement"}))
+                return groups.objects, member
+            finally:
+                await runner.aclose()
+
+        groups, member = asyncio.run(run())
+        assert "Data Connector Admin" in next(g["Roles"] for g in groups if g["Name"] == "OrganizationManagement")
+        assert member.ok
+
+
+# -- 5. @adminapi.errors in a 200 -----------------------------------------------------------------------------
+
+
+def test_adminapi_errors_in_a_200_are_errors_and_warnings_always_come() -> None:
+    with simulated_tenant("fresh", time_scale=0.001, adminapi_errors_for=("Set-Mailbox",)) as sim:
+        ghost = {"Identity": "ghost@contoso.onmicrosoft.com", "AuditEnabled": True}
+
+        async def run() -> tuple[Any, list[Any]]:
+            runner = _exchange_runner(sim, sim.state.signed_in_user)
+            try:
+                one = await runner.invoke(Cmdlet("Set-Mailbox", ghost))
+                many = await runner.invoke_many([Cmdlet("Set-Mailbox", ghost)])
+                return one, many
+            finally:
+                await runner.aclose()
+
+        one, [item] = asyncio.run(run())
+        for outcome in (one, item):
+            assert outcome.error is not None and "couldn't be found" in outcome.error.message
+            assert outcome.error.category == "ManagementObjectNotFoundException"
+        raw = httpx.post(
+            f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
+            json={"CmdletInput": {"CmdletName": "Set-Mailbox", "Parameters": ghost}},
+            headers=_wire_headers(sim, "https://outlook.office365.com"),
+            timeout=30,
+        )
+        assert raw.status_code == 200 and raw.json()["@adminapi.errors"]  # what a status-only client calls ok
+        org = _org_config_body(sim)
+        assert org["@adminapi.warnings"] == []
+
+
+def _org_config_body(sim: SimulatedTenant) -> dict[str, Any]:
+    url = f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand"
+    body = {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": {}}}
+    answer: dict[str, Any] = httpx.post(
+        url, json=body, headers=_wire_headers(sim, "https://outlook.office365.com"), timeout=30
+    ).json()
+    return answer
+
+
+def test_an_app_only_purview_plan_names_the_missing_member_and_never_uses_the_app(tmp_path: Path) -> None:
+    from tests.test_purview import write_config
+
+    with simulated_tenant("fresh", time_scale=0.001) as sim:
+        sim.state.signed_in_user = None  # an application signed in: no user behind the run
+        config = write_config(tmp_path, 'source = "bloomberg-message"\nadd_role_group_member = true', 'scope = "none"')
+        run = m365(sim.url, "--output", "json", "setup", "--dry-run", config=config)
+        assert run.code == ExitCode.OK, run.stdout + run.stderr
+        findings = json.loads(run.stdout)["data"]["findings"]
+        assert any("connector.role_group_member" in f["remedy"] for f in findings), findings
+        anchors = {e.get("anchor") for e in sim.requests if e["service"] in ("exchange", "compliance")}
+        assert anchors == {f"{APP_ANCHOR}{sim.state.tenant_id}"}
+        assert not [e for e in sim.requests if e["service"] == "graph" and "/users/" in e["path"]]

@@ -42,17 +42,21 @@ class Wire:
         body = {"CmdletInput": {"CmdletName": name, "Parameters": params or {}}}
         return self.client.post(f"{self.base}/InvokeCommand", json=body, headers={**self.headers, **headers})
 
-    def batch(self, items: list[tuple[str, dict[str, Any]]]) -> httpx.Response:
+    def batch(self, items: list[tuple[str, dict[str, Any]]], *, continue_on_error: bool = True) -> httpx.Response:
+        """A $batch as the module sends it: continue-on-error, and the full header set on every item."""
+        prefer = "odata.continue-on-error"
         requests = [
             {
                 "id": str(i),
                 "method": "POST",
                 "url": f"{self.base}/InvokeCommand",
+                "headers": {**self.headers, "Prefer": f"odata.maxpagesize=1000;{prefer}"},
                 "body": {"CmdletInput": {"CmdletName": name, "Parameters": params}},
             }
             for i, (name, params) in enumerate(items)
         ]
-        return self.client.post(f"{self.base}/$batch", json={"requests": requests}, headers=self.headers)
+        headers = {**self.headers, "Prefer": prefer} if continue_on_error else self.headers
+        return self.client.post(f"{self.base}/$batch", json={"requests": requests}, headers=headers)
 
 
 def logged(sim: SimulatedTenant, count: int) -> list[dict[str, Any]]:
@@ -382,18 +386,13 @@ def test_retention_policy_holds_at_most_1000_mailboxes(thousand: SimulatedTenant
 
 def test_role_group_members(sim: SimulatedTenant) -> None:
     wire = Wire(sim, "compliance")
-    groups = {g["Name"] for g in wire.invoke("Get-RoleGroup").json()["value"]}
-    assert "ComplianceAdministrator" in groups
-    assert (
-        wire.invoke("Add-RoleGroupMember", {"Identity": "ComplianceAdministrator", "Member": OFFICER}).status_code
-        == 200
-    )
-    members = wire.invoke("Get-RoleGroupMember", {"Identity": "ComplianceAdministrator"}).json()["value"]
+    groups = {g["Name"]: g for g in wire.invoke("Get-RoleGroup").json()["value"]}
+    group = groups["ComplianceAdministrator"]["ExchangeObjectId"]  # built-in groups: by unique id (see test_fidelity)
+    assert wire.invoke("Add-RoleGroupMember", {"Identity": group, "Member": OFFICER}).status_code == 200
+    members = wire.invoke("Get-RoleGroupMember", {"Identity": group}).json()["value"]
     assert [m["Identity"] for m in members] == [OFFICER]
-    again = wire.invoke("Add-RoleGroupMember", {"Identity": "ComplianceAdministrator", "Member": OFFICER})
+    again = wire.invoke("Add-RoleGroupMember", {"Identity": group, "Member": OFFICER})
     assert again.status_code == 400 and "already a member" in details(again)[2]
-    unknown = wire.invoke(
-        "Add-RoleGroupMember", {"Identity": "ComplianceAdministrator", "Member": "nobody@contoso.onmicrosoft.com"}
-    )
+    unknown = wire.invoke("Add-RoleGroupMember", {"Identity": group, "Member": "nobody@contoso.onmicrosoft.com"})
     assert unknown.status_code == 404 and details(unknown)[1].endswith("ManagementObjectNotFoundException")
     assert wire.invoke("Get-RoleGroupMember", {"Identity": "NoSuchGroup"}).status_code == 404

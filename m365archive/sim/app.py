@@ -102,6 +102,7 @@ class LoadMiddleware:
         if decision.action == "serve":
             scope["path"] = decision.path
             scope["raw_path"] = decision.path.encode()
+            scope["scheme"] = "https"  # the real host's scheme, for the URLs the simulator writes back
             scope.setdefault("state", {})["public_prefix"] = hosts.SCC_PREFIX
         path: str = scope["path"]
         service = "compliance" if decision.action in ("redirect", "refuse") else service_of(path)

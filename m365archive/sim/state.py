@@ -340,6 +340,22 @@ class Knobs:
     # Security & Compliance: the front door redirects to the tenant's regional host, which alone serves
     # (False: the front door, and the loopback /scc mount, serve directly).
     scc_regional_redirect: bool = True
+    # $batch without `Prefer: odata.continue-on-error` stops at the first failed item (OData's default) and
+    # answers nothing after it (False: every item runs whatever the preference).
+    batch_stop_on_error: bool = True
+    # Unverified: a $batch item without its own Authorization header is refused (401).
+    batch_item_auth: bool = True
+    # Unverified: an X-AnchorMailbox that is neither UPN:<a user of this tenant> nor the module's
+    # APP:SystemMailbox{bb558c35-...}@<tenant> form is refused (400).
+    anchor_check: bool = True
+    # Get-RoleGroup's Roles (and Identity) are path-qualified identities (False: bare names).
+    role_identities_qualified: bool = True
+    # Built-in role groups addressed by name in Get/Add-RoleGroupMember answer "...matches multiple entries"
+    # (False: the name resolves).
+    role_group_name_ambiguous: bool = True
+    # Unverified which cmdlets: their failures come back as 200 with @adminapi.errors (non-terminating errors)
+    # instead of an error status.
+    adminapi_errors_for: tuple[str, ...] = ()
 
 
 @dataclass

@@ -1,4 +1,11 @@
-"""Role group cmdlets (both sides)."""
+"""Role group cmdlets (both sides).
+
+Get-RoleGroup's Roles are path-qualified identities (`FFO.extest.microsoft.com/Microsoft Exchange Hosted
+Organizations/<tenant>/<role>`): Microsoft365DSC's MSFT_SCRoleGroup strips everything up to the last `/`
+before comparing (knob `role_identities_qualified`). A built-in group addressed by name in
+Get-RoleGroupMember can answer "...matches multiple entries", by Name or by its Identity (a public Purview
+role report switched to ExchangeObjectId for it; knob `role_group_name_ambiguous`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,19 @@ from m365archive.sim.state import (
     RoleGroup,
 )
 
+# Built-in Purview role groups (the scenario's defaults): the ones whose names can be ambiguous.
+BUILT_IN_ROLE_GROUPS = frozenset(
+    {
+        "OrganizationManagement",
+        "ComplianceAdministrator",
+        "ComplianceDataAdministrator",
+        "eDiscoveryManager",
+        "RecordsManagement",
+    }
+)
+# The class and text a public script quotes for this answer (it is a not-found exception with "matches multiple entries").
+AMBIGUOUS = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+
 if TYPE_CHECKING:
     from m365archive.sim.exchange.service import ExchangeService
 
@@ -21,20 +41,38 @@ if TYPE_CHECKING:
 # -- role groups (both sides) -----------------------------------------------------------------------------
 
 
-def _role_group(svc: ExchangeService, identity: Any) -> RoleGroup:
+ORGANIZATION_ROOT = "FFO.extest.microsoft.com/Microsoft Exchange Hosted Organizations"
+
+
+def _qualified(svc: ExchangeService, *parts: str) -> str:
+    return "/".join((ORGANIZATION_ROOT, svc.state.domain, *parts))
+
+
+def _role_group(svc: ExchangeService, identity: Any, *, by_member_cmdlet: bool = False) -> RoleGroup:
     key = str(identity).lower().replace(" ", "")
     for group in svc.state.role_groups.values():
-        if key in (group.name.lower().replace(" ", ""), group.guid.lower()):
+        qualified = _qualified(svc, "Configuration", group.name).lower().replace(" ", "")
+        if key == group.guid.lower():
+            return group
+        if key in (group.name.lower().replace(" ", ""), qualified):
+            if by_member_cmdlet and svc.state.knobs.role_group_name_ambiguous and group.name in BUILT_IN_ROLE_GROUPS:
+                raise CmdletError(
+                    AMBIGUOUS,
+                    "The operation couldn't be performed because object: "
+                    f"'{_qualified(svc, 'Configuration', group.name)}' matches multiple entries.",
+                )
             return group
     raise svc.not_found(identity)
 
 
-def _role_group_object(group: RoleGroup) -> dict[str, Any]:
+def _role_group_object(svc: ExchangeService, group: RoleGroup) -> dict[str, Any]:
+    qualified = svc.state.knobs.role_identities_qualified
     return {
-        "Identity": group.name,
+        "Identity": _qualified(svc, "Configuration", group.name) if qualified else group.name,
         "Name": group.name,
         "Guid": group.guid,
-        "Roles": list(group.roles),
+        "ExchangeObjectId": group.guid,
+        "Roles": [_qualified(svc, role) if qualified else role for role in group.roles],
         "Members": list(group.members),
         "RoleGroupType": "Standard",
     }
@@ -42,12 +80,12 @@ def _role_group_object(group: RoleGroup) -> dict[str, Any]:
 
 def get_role_group(svc: ExchangeService, ctx: Context) -> Result:
     if ctx.params.get("Identity"):
-        return Result(objects=[_role_group_object(_role_group(svc, ctx.params["Identity"]))])
-    return Result(objects=[_role_group_object(g) for g in svc.state.role_groups.values()])
+        return Result(objects=[_role_group_object(svc, _role_group(svc, ctx.params["Identity"]))])
+    return Result(objects=[_role_group_object(svc, g) for g in svc.state.role_groups.values()])
 
 
 def get_role_group_member(svc: ExchangeService, ctx: Context) -> Result:
-    group = _role_group(svc, ctx.params["Identity"])
+    group = _role_group(svc, ctx.params["Identity"], by_member_cmdlet=True)
     out = []
     for member in group.members:
         user = svc.state.find_user(member)
@@ -66,7 +104,7 @@ def get_role_group_member(svc: ExchangeService, ctx: Context) -> Result:
 
 
 def add_role_group_member(svc: ExchangeService, ctx: Context) -> Result:
-    group = _role_group(svc, ctx.params["Identity"])
+    group = _role_group(svc, ctx.params["Identity"], by_member_cmdlet=True)
     member = str(ctx.params["Member"])
     user = svc.state.find_user(member)
     if user is None:

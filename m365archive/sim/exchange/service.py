@@ -58,6 +58,7 @@ from m365archive.sim.state import (
 )
 
 MAX_BATCH = 10
+APP_SYSTEM_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
 
 
 class ExchangeService:
@@ -110,7 +111,9 @@ class ExchangeService:
                     return JSONResponse(payload, status_code=status, headers=headers)
                 payload = {"@odata.context": self._context_url(request), **payload}
                 if "@odata.nextLink" in payload:
-                    payload["@odata.nextLink"] = str(request.url.replace(query=payload["@odata.nextLink"]))
+                    payload["@odata.nextLink"] = _public_url(
+                        request, str(request.url.replace(query=payload["@odata.nextLink"]))
+                    )
                 return JSONResponse(payload, headers=headers)
             finally:
                 self.in_flight[service] -= 1
@@ -145,13 +148,29 @@ class ExchangeService:
                     )
                 names: list[str] = []
                 responses: list[dict[str, Any]] = []
+                knobs = self.state.knobs
+                # OData: without `odata.continue-on-error` a batch stops at its first failed request
+                # (learn.microsoft.com/odata/webapi/continue-on-error); the module and CIPP send the preference.
+                stop_on_error = knobs.batch_stop_on_error and not _prefers_continue(request.headers.get("prefer"))
                 for item in items:
                     item = item if isinstance(item, dict) else {}
                     name, params = _cmdlet_input(item.get("body") or {})
                     names.append(name)
                     url = str(item.get("url") or "")
                     query = urlsplit(url).query
-                    status, payload, headers = self._run_one(request, service, name, params, query, item)
+                    item_headers = {str(k).lower() for k in (item.get("headers") or {})}
+                    headers: dict[str, str] = {}
+                    if knobs.batch_item_auth and "authorization" not in item_headers:
+                        # Unverified: what Exchange answers to an item without Authorization is not documented.
+                        status = 401
+                        payload = _error_body(
+                            request,
+                            "Unauthorized",
+                            "System.UnauthorizedAccessException",
+                            "The batch item carries no Authorization header (unverified answer).",
+                        )
+                    else:
+                        status, payload, headers = self._run_one(request, service, name, params, query, item)
                     if status < 400:
                         payload = {"@odata.context": self._context_url(request), **payload}
                         if "@odata.nextLink" in payload:
@@ -165,7 +184,9 @@ class ExchangeService:
                             "body": payload,
                         }
                     )
-                note(request, cmdlets=names)
+                    if status >= 400 and stop_on_error:
+                        break  # the items after it are neither run nor answered
+                note(request, cmdlets=names, answered=len(responses))
                 return JSONResponse({"responses": responses})
             finally:
                 self.in_flight[service] -= 1
@@ -187,6 +208,16 @@ class ExchangeService:
             resp = _error_response(request, status, "Unauthorized", reason)
             resp.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{reason}"'
             return resp
+        anchor = request.headers.get("x-anchormailbox")
+        if anchor is not None and self.state.knobs.anchor_check and not self._valid_anchor(anchor):
+            # Unverified: no public source shows Exchange's answer to an anchor that names no mailbox.
+            return _error_response(
+                request,
+                400,
+                "BadRequest",
+                f"|System.ArgumentException|X-AnchorMailbox '{anchor}' names no user of this tenant nor the "
+                "app-only system mailbox (unverified answer).",
+            )
         cap = self.state.knobs.exchange_concurrency
         if cap > 0 and self.in_flight[service] >= cap:
             self.stats["concurrency_refused"] += 1
@@ -202,6 +233,19 @@ class ExchangeService:
             )
         return None
 
+    def _valid_anchor(self, anchor: str) -> bool:
+        """UPN:<a user of this tenant>, or the module's app-only form APP:SystemMailbox{bb558c35-...}@<tenant>."""
+        kind, _, value = anchor.partition(":")
+        if kind.upper() == "UPN":
+            return self.state.user_by_upn(value) is not None
+        if kind.upper() == "APP":
+            mailbox, _, tenant = value.rpartition("@")
+            return mailbox.lower() == APP_SYSTEM_MAILBOX.lower() and tenant.lower() in (
+                self.state.tenant_id.lower(),
+                self.state.domain.lower(),
+            )
+        return False
+
     def _enter(self, service: str) -> None:
         self.in_flight[service] += 1
         self.peak_in_flight[service] = max(self.peak_in_flight[service], self.in_flight[service])
@@ -212,7 +256,7 @@ class ExchangeService:
             await asyncio.sleep(self._random.uniform(low, high) / 1000)
 
     def _context_url(self, request: Request) -> str:
-        base = str(request.url).split("/InvokeCommand")[0].split("/$batch")[0]
+        base = _public_url(request, str(request.url)).split("/InvokeCommand")[0].split("/$batch")[0]
         return f"{base}/$metadata#Collection(Exchange.GenericHashTable)"
 
     def _run_one(
@@ -257,11 +301,15 @@ class ExchangeService:
                 self.state.run_directory_sync()
                 result = self.execute(ctx)
         except CmdletError as err:
+            if binding.cmdlet in self.state.knobs.adminapi_errors_for:
+                # A non-terminating error: 200, no output, the error in @adminapi.errors (the module writes
+                # each as an error record). Which cmdlets answer so is unverified.
+                text = f"{_error_id(err.exception)}|{err.exception}|{err.message}"
+                return 200, {"value": [], "@adminapi.warnings": [], "@adminapi.errors": [text]}, {}
             code = "NotFound" if err.status == 404 else "BadRequest"
             return err.status, _error_body(request, code, err.exception, err.message), {}
-        payload: dict[str, Any] = {"value": result.objects}
-        if result.warnings:
-            payload["@adminapi.warnings"] = result.warnings
+        # The service always sends @adminapi.warnings, [] when there are none (captured traffic).
+        payload: dict[str, Any] = {"value": result.objects, "@adminapi.warnings": list(result.warnings)}
         if result.next_cursor:
             payload["@odata.nextLink"] = f"$skiptoken={result.next_cursor}"
         return 200, payload, {}
@@ -430,6 +478,19 @@ def _error_body(request: Request, code: str, exception: str, text: str) -> dict[
             },
         }
     }
+
+
+def _prefers_continue(prefer: str | None) -> bool:
+    return any(p.strip().lower() == "odata.continue-on-error" for p in (prefer or "").replace(",", ";").split(";"))
+
+
+def _public_url(request: Request, url: str) -> str:
+    """A URL as the client sees it: without the /scc mount when the request came by a real S&C host name."""
+    prefix = request.scope.get("state", {}).get("public_prefix")
+    if prefix:
+        netloc = request.url.netloc
+        url = url.replace(f"{netloc}{prefix}/", f"{netloc}/", 1)
+    return url
 
 
 def _error_response(

@@ -31,7 +31,7 @@ BUILT_IN_ROLE_GROUPS = frozenset(
         "RecordsManagement",
     }
 )
-# The class and text a public script quotes for this answer (it is a not-found exception with "matches multiple entries").
+# The class a public script quotes for "...matches multiple entries": a not-found exception.
 AMBIGUOUS = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 
 if TYPE_CHECKING:

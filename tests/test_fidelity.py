@@ -152,6 +152,7 @@ def test_compliance_calls_reach_the_regional_host_found_once(sim: SimulatedTenan
     assert served and {e["host"] for e in served} == {regional_host(state)}
 
 
+@pytest.mark.naive_requests
 def test_a_redirected_compliance_call_is_never_ok_and_nothing_is_created(sim: SimulatedTenant) -> None:
     async def run() -> None:
         runner = _compliance_runner(sim)  # no discovery: straight at the front door
@@ -288,6 +289,7 @@ def _exchange_runner(sim: SimulatedTenant, upn: str | None = None) -> RestExchan
     )
 
 
+@pytest.mark.naive_requests
 def test_an_item_the_answer_leaves_out_is_not_confirmed_never_ok(
     sim: SimulatedTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,3 +438,44 @@ def test_an_app_only_purview_plan_names_the_missing_member_and_never_uses_the_ap
         anchors = {e.get("anchor") for e in sim.requests if e["service"] in ("exchange", "compliance")}
         assert anchors == {f"{APP_ANCHOR}{sim.state.tenant_id}"}
         assert not [e for e in sim.requests if e["service"] == "graph" and "/users/" in e["path"]]
+
+
+# -- 6. The request-log check ---------------------------------------------------------------------------------
+
+
+def test_the_request_log_check_catches_each_kind_of_violation() -> None:
+    from tests.requestlog import check
+
+    app = f"{APP_ANCHOR}{TENANT}"
+    item = {"id": "0", "headers": {"X-AnchorMailbox": app}, "body": {"CmdletInput": {"CmdletName": "Get-Mailbox"}}}
+    entries: list[dict[str, Any]] = [
+        {"service": "graph", "method": "GET", "path": "/v1.0/users/x/mailboxSettings", "userAgent": "kiota"},
+        {"service": "graph", "method": "PATCH", "path": "/v1.0/users/x", "body": {"archive": 1}, "userAgent": "k"},
+        {
+            "service": "exchange",
+            "client": "m365archive",
+            "method": "POST",
+            "path": "/adminapi/beta/t/$batch",
+            "anchor": "UPN:m365archive-automation",
+            "prefer": "odata.maxpagesize=1000",
+            "body": {"requests": [item]},
+        },
+        {
+            "service": "compliance",
+            "client": "m365archive",
+            "method": "POST",
+            "host": "127.0.0.1",
+            "anchor": app,
+            "path": "/scc/adminapi/beta/t/InvokeCommand",
+            "body": {"CmdletInput": {"CmdletName": "Set-Mailbox", "Parameters": {"Identity": "a"}}},
+        },
+        {"service": "graph", "method": "GET", "path": "/v1.0/users/x/mailboxSettings", "userAgent": "python-httpx/0"},
+    ]
+    text = "\n".join(check(entries))
+    assert "mailboxSettings is not in the project's Graph subset" in text
+    assert "'archive' is not a property of microsoft.graph.user" in text
+    assert "X-AnchorMailbox 'UPN:m365archive-automation'" in text
+    assert "$batch without Prefer: odata.continue-on-error" in text
+    assert "item 0 has no Authorization" in text and "item 0 has no continue-on-error" in text
+    assert "not its regional host" in text and "Set-Mailbox on compliance" in text
+    assert len(check(entries[-1:])) == 0  # a raw client's request is not the product's

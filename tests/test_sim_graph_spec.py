@@ -4,22 +4,19 @@
 (b) every property name in the JSON it returns exists on that entity type in the v1.0 CSDL
     (graph-v1.0-metadata.xml), following BaseType chains, nested complex types and @odata.type.
 
-The spec files are looked up in $M365ARCHIVE_SPECS, <repo>/specs, <repo>/../shared/specs and
-m365archive/data; the tests are skipped (with the reason) when none has them.
+Both come from the project's own subset, tests/specs/graph-v1.0-subset.json, generated from the CSDL by
+tests/specs/graph_subset.py (tests/test_graph_subset.py checks it is current), so nothing is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import xml.etree.ElementTree as ET
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 from starlette.routing import Route
 
 from m365archive.sim.consent import APPS, grant_consent
@@ -31,8 +28,6 @@ from m365archive.tenant.graph import GraphGateway
 from m365archive.tenant.graph_types import GraphRequest
 from m365archive.tenant.simcredential import AsyncSimulatorCredential
 
-EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
-METADATA = "graph-v1.0-metadata.xml"
 OPENAPI = "graph-v1.0-subset.openapi.json"
 # Starlette's path parameter names -> the OpenAPI subset's
 PARAM_NAMES = {
@@ -46,55 +41,25 @@ PARAM_NAMES = {
 COMPLIANCE_ADMIN = "17315797-102d-40b4-93e0-432062caca18"
 
 
-def _specs_dir() -> Path | None:
-    root = Path(__file__).resolve().parents[1]
-    candidates = [Path(os.environ["M365ARCHIVE_SPECS"])] if os.environ.get("M365ARCHIVE_SPECS") else []
-    candidates += [root / "specs", root.parent / "shared" / "specs", root / "m365archive" / "data"]
-    for candidate in candidates:
-        if (candidate / METADATA).is_file() and (candidate / OPENAPI).is_file():
-            return candidate
-    return None
-
-
-SPECS = _specs_dir()
-pytestmark = pytest.mark.skipif(SPECS is None, reason=f"{METADATA} / {OPENAPI} not found (set M365ARCHIVE_SPECS)")
+SUBSET = Path(__file__).resolve().parent / "specs" / "graph-v1.0-subset.json"
+OPENAPI = SUBSET.name
 
 
 @lru_cache(maxsize=1)
+def _subset() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SUBSET.read_text(encoding="utf-8"))
+    return data
+
+
 def openapi_paths() -> dict[str, Any]:
-    assert SPECS is not None
-    paths: dict[str, Any] = json.loads((SPECS / OPENAPI).read_text(encoding="utf-8"))["paths"]
-    return paths
+    """Path template -> {method: {}} for the paths the project calls."""
+    return {path: {m.lower(): {} for m in v["methods"]} for path, v in _subset()["paths"].items()}
 
 
 @lru_cache(maxsize=1)
 def csdl_types() -> dict[str, tuple[str | None, dict[str, str]]]:
     """Qualified type name -> (base type, {property: type}) for entity and complex types."""
-    assert SPECS is not None
-    root = ET.parse(SPECS / METADATA).getroot()
-    schemas = list(root.iter(EDM + "Schema"))
-    aliases = {s.get("Alias"): s.get("Namespace") for s in schemas if s.get("Alias")}
-
-    def qualify(name: str | None) -> str | None:
-        if not name:
-            return None
-        inner = name[len("Collection(") : -1] if name.startswith("Collection(") else name
-        prefix, _, local = inner.rpartition(".")
-        return f"{aliases.get(prefix, prefix)}.{local}"
-
-    types: dict[str, tuple[str | None, dict[str, str]]] = {}
-    for schema in schemas:
-        namespace = schema.get("Namespace")
-        for node in schema:
-            if node.tag not in (EDM + "EntityType", EDM + "ComplexType"):
-                continue
-            props = {
-                p.get("Name", ""): qualify(p.get("Type")) or ""
-                for p in node
-                if p.tag in (EDM + "Property", EDM + "NavigationProperty")
-            }
-            types[f"{namespace}.{node.get('Name')}"] = (qualify(node.get("BaseType")), props)
-    return types
+    return {name: (t["base"], t["properties"]) for name, t in _subset()["types"].items()}
 
 
 def properties(type_name: str) -> dict[str, str]:

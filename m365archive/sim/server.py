@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ class _QuietResets(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietResets())
+
+# Called with each simulator as it starts (the tests' request-log check registers here).
+ON_START: list[Callable[[SimulatedTenant], None]] = []
 
 
 class SimulatedTenant:
@@ -77,6 +80,8 @@ class SimulatedTenant:
         )
 
     def start(self) -> SimulatedTenant:
+        for hook in list(ON_START):
+            hook(self)
         self._server = uvicorn.Server(self._config())
         started = threading.Event()
         error: list[BaseException] = []

@@ -116,7 +116,9 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     path = str(entry["path"])
     if "EXOBanner" in path or 300 <= int(entry.get("status") or 0) < 400:
         return problems  # discovery, or a redirect that read no body
-    body = entry.get("body") or {}
+    body = entry.get("body")
+    if not isinstance(body, dict):
+        return problems  # refused before its body was read (401, 429)
     if path.endswith("$batch"):
         if "odata.continue-on-error" not in str(entry.get("prefer", "")):
             problems.append(f"{where}: $batch without Prefer: odata.continue-on-error")

@@ -64,6 +64,7 @@ def big() -> Iterator[SimulatedTenant]:
         yield sim
 
 
+@pytest.mark.naive_requests  # refusals of invalid cmdlets, on purpose
 def test_invoke_returns_objects_and_not_found_as_outcome(sim: SimulatedTenant) -> None:
     async def run() -> None:
         runner = runner_for(sim)
@@ -273,6 +274,7 @@ def test_exhausted_retries_raise_transport_error() -> None:
         asyncio.run(run())
 
 
+@pytest.mark.naive_requests  # refusals of invalid cmdlets, on purpose
 def test_compliance_side_retention_policy(sim: SimulatedTenant) -> None:
     async def run() -> None:
         runner = runner_for(sim, compliance=True)

@@ -195,6 +195,7 @@ def test_a_script_is_refused_like_a_no_language_endpoint(hybrid: SimulatedTenant
     assert all(rm.archive_state == "None" for rm in hybrid.state.remote_mailboxes.values() if "adele" in rm.alias)
 
 
+@pytest.mark.naive_requests  # refusals of invalid cmdlets, on purpose
 def test_unknown_parameter_and_cmdlet_are_refused_by_the_spec_binder(hybrid: SimulatedTenant) -> None:
     unknown_param, online_only, unknown_cmdlet = run(
         _invoke(

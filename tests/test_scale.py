@@ -61,6 +61,18 @@ def sent_cmdlets(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
+def kill_when_held(sim: SimulatedTenant, cmd: list[str], env: dict[str, str], count: int) -> None:
+    """Run `cmd`; SIGKILL it once `count` mailboxes are on hold (the requests already on the server finish there)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(held(sim)) < count and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; slow the simulator down"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)
+
+
 def held(sim: SimulatedTenant) -> set[str]:
     with sim.state.lock:
         return {
@@ -75,14 +87,7 @@ def test_a_run_killed_halfway_resumes_without_resending_completed_changes(tmp_pa
     state = generated(3000, exchange_latency_ms=(10.0, 30.0), exchange_rate=600.0, exchange_burst=50)
     with simulated_tenant(state) as sim:
         cmd, env = setup_command(sim, tmp_path)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while len(held(sim)) < 1000 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed; slow the simulator down"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        time.sleep(0.5)  # requests already on the server finish there
+        kill_when_held(sim, cmd, env, 1000)
         cut = len(sim.requests)
         done_before = held(sim)
         assert 1000 <= len(done_before) < 2900

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from m365archive.config import Config
-from m365archive.engine.journal import Journal
+from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.runner import Event
 from m365archive.paths import journal_path
 from m365archive.result import CommandError, ExitCode
@@ -44,7 +44,11 @@ class Env:
         return cls(sim_url=sim_url or os.environ.get(SIM_ENV) or None, **kwargs)
 
     def journal(self) -> Journal:
-        return Journal(self.journal_file or journal_path())
+        """The journal (migrated when older; one line naming the file when it can't be used)."""
+        try:
+            return Journal(self.journal_file or journal_path(), on_notice=self.progress)
+        except JournalError as exc:
+            raise CommandError(str(exc), ExitCode.ERROR) from None
 
 
 def _claims(token: str) -> dict[str, Any]:

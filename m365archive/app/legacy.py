@@ -94,14 +94,20 @@ async def build_cleanup_plan(env: Env, config: Config, session: TenantSession, o
         coverage=out.coverage,
     )
     plan.fingerprint = fingerprint({"rotate_password": options.rotate_password, **ctx.observed})
+    plan.selection = {
+        "steps": [legacy_cleanup.NAME],
+        "accounts": sorted(options.accounts),
+        "rotate_password": options.rotate_password,
+    }
     return plan
 
 
 def options_from_plan(plan: Plan) -> CleanupOptions:
-    """The options a saved cleanup plan was made with (every confirmed account has a role change)."""
-    accounts = sorted({c.target for c in plan.changes if c.step == legacy_cleanup.NAME and c.setting.endswith("role")})
-    rotate = any(c.step == legacy_cleanup.NAME and c.setting == "password" for c in plan.changes)
-    return CleanupOptions(accounts=accounts, rotate_password=rotate)
+    """The options a saved cleanup plan was made with (its selection, replayed at apply)."""
+    accounts = plan.selection.get("accounts", [])
+    if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
+        raise CommandError("the plan's selection names its accounts wrongly", ExitCode.USAGE)
+    return CleanupOptions(accounts=list(accounts), rotate_password=plan.selection.get("rotate_password") is True)
 
 
 class LegacyCleanup(Procedure):

@@ -30,8 +30,9 @@ from m365archive import __version__
 from m365archive.app.context import Env, connect
 from m365archive.app.executor import ApplyExecutor
 from m365archive.config import Config
-from m365archive.engine.journal import Journal
-from m365archive.engine.plan import SECRET, Plan, PlanFormatError
+from m365archive.engine.binding import Binding, PlanRefused, bind, check_digest, check_tenant
+from m365archive.engine.journal import Journal, JournalError
+from m365archive.engine.plan import SECRET, Plan, PlanFormatError, sha256_digest
 from m365archive.engine.runner import ApplyResult, Runner, SecretResolver
 from m365archive.files import write_error, write_private
 from m365archive.report.ticket import TicketContext
@@ -58,6 +59,7 @@ class PipelineOptions:
     plan_file: Path | None = None
     csv: Path | None = None
     ticket: TicketContext | None = None  # the change ticket's target, config digest and apply command
+    expect_digest: str | None = None  # with plan_file: the digest the change ticket approved
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Frontend:
     installs its Ctrl-C handling on the runner; the defaults show nothing and say yes."""
 
     show_plan: Callable[[Plan], None] = lambda plan: None
+    say: Callable[[str], None] = lambda line: None  # a line before asking (a saved plan's digest, resuming)
     confirm: Callable[[Plan], bool] = lambda plan: True
     applying: Callable[[], AbstractContextManager[Any]] = nullcontext
     on_runner: Callable[[Runner], None] = lambda runner: None
@@ -107,7 +110,7 @@ class Procedure:
         raise NotImplementedError
 
     async def replan(self, session: TenantSession, saved: Plan) -> Plan:
-        """The plan this command makes now, with the options the saved plan was made with."""
+        """The plan this command makes now, with the selection (steps, options) the saved plan was made with."""
         return await self.plan(session)
 
     def secrets(self, plan: Plan) -> SecretResolver:
@@ -139,36 +142,79 @@ def secret_names(plan: Plan) -> set[str]:
 # --- the stages ------------------------------------------------------------------------------------
 
 
-def load_saved_plan(path: Path) -> Plan:
-    """Read `--plan FILE`; a missing, unreadable or foreign file is a usage error (exit 4)."""
+def load_saved_plan(path: Path, expect_digest: str | None = None) -> Plan:
+    """Read `--plan FILE` and refuse it before connecting: missing, unreadable, an older format or
+    holding anything this tool never builds (tenant/plan_policy.py) is exit 4; edited after it was made
+    (its digest does not match its contents) or not the digest the ticket approved is exit 12."""
+    from m365archive.tenant.plan_policy import PlanPolicyError, validate
+
     try:
-        return Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        saved = Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise CommandError(f"{path}: no such plan file", ExitCode.USAGE) from None
     except (ValueError, PlanFormatError) as exc:
         raise CommandError(f"{path}: {exc}", ExitCode.USAGE) from None
+    except OSError as exc:
+        raise CommandError(f"{path}: can't read the plan file: {exc.strerror}", ExitCode.USAGE) from None
+    try:
+        validate(saved)
+    except PlanPolicyError as exc:
+        raise CommandError(f"{path}: refused, nothing was sent: {exc}", ExitCode.USAGE) from None
+    try:
+        check_digest(saved, expect_digest)
+    except PlanRefused as exc:
+        raise _refusal(exc) from None
+    return saved
 
 
-async def validate_saved(procedure: Procedure, session: TenantSession, saved: Plan) -> Plan:
-    """Refuse a saved plan that is not this command's, not this tenant's, or made before the tenant
-    changed (its fingerprint no longer matches a fresh read). Returns the fresh plan."""
+def _refusal(exc: PlanRefused) -> CommandError:
+    return CommandError(exc.message, ExitCode.PLAN_MISMATCH if exc.reason == "mismatch" else ExitCode.STALE_PLAN)
+
+
+def config_digest(config: Config) -> str:
+    """The digest of the validated config (its meaning, not its comments or layout)."""
+    return sha256_digest(config.model_dump(mode="json"))
+
+
+def stamp(plan: Plan, config: Config, procedure: Procedure) -> Plan:
+    """What binds a plan to what produced it: the config's digest and the selection (see engine/plan.py)."""
+    plan.config_digest = config_digest(config)
+    if not plan.selection:
+        plan.selection = {"steps": [procedure.kind]}
+    return plan
+
+
+async def validate_saved(
+    procedure: Procedure, env: Env, config: Config, session: TenantSession, saved: Plan
+) -> Binding:
+    """Refuse a saved plan that is not this command's (4), not this tenant's (6) or not this config's (12);
+    re-plan now with its selection replayed and bind it (engine/binding.py): changes that differ are 12,
+    a tenant changed since is 6, an interrupted apply of it resumes. Returns what to apply."""
     if saved.kind != procedure.kind:
         raise CommandError(
             f"this is a {saved.kind} plan, not a {procedure.command} plan ({procedure.kind})", ExitCode.USAGE
         )
-    if saved.tenant.get("id", "").lower() != session.endpoints.tenant_id.lower():
+    hint = f"Make a new plan with `m365archive {procedure.command} --dry-run --plan-out FILE`."
+    try:
+        check_tenant(saved, session.endpoints.tenant_id)
+    except PlanRefused as exc:
+        raise _refusal(exc) from None
+    if saved.config_digest != config_digest(config):
         raise CommandError(
-            f"the plan is for tenant {saved.tenant.get('id')}, not {session.endpoints.tenant_id}",
-            ExitCode.STALE_PLAN,
+            f"the plan was made from another config than this one (its config digest differs), so nothing was "
+            f"sent. {hint}",
+            ExitCode.PLAN_MISMATCH,
         )
-    current = await procedure.replan(session, saved)
-    if current.fingerprint != saved.fingerprint:
-        raise CommandError(
-            "Saved plan is stale: the tenant changed since the plan was made, so nothing was sent. "
-            f"Make a new plan with `m365archive {procedure.command} --dry-run --plan-out FILE`.",
-            ExitCode.STALE_PLAN,
-        )
-    return current
+    current = stamp(await procedure.replan(session, saved), config, procedure)
+    journal = env.journal()
+    try:
+        done, in_doubt = journal.completed(saved.plan_id), journal.in_doubt(saved.plan_id)
+    finally:
+        journal.close()
+    try:
+        return bind(saved, current, done, in_doubt, replan_hint=hint)
+    except PlanRefused as exc:
+        raise _refusal(exc) from None
 
 
 def save(procedure: Procedure, plan: Plan, options: PipelineOptions, result: ApplyResult | None = None) -> None:
@@ -212,16 +258,33 @@ async def apply_plan(
     procedure: Procedure | None = None,
     on_runner: Callable[[Runner], None] | None = None,
 ) -> ApplyResult:
-    """The plan's Changes and nothing else: one Runner, one Executor (the tenant, and this machine for
-    "local" changes), every outcome journaled, then the procedure's after_apply."""
+    """The plan's Changes and nothing else: checked against what this tool builds, then one Runner, one
+    Executor (the tenant, and this machine for "local" changes), every outcome journaled, then the
+    procedure's after_apply. A journal that can't be written stops the run (one line, exit 1)."""
+    from m365archive.tenant.plan_policy import PlanPolicyError, validate
+
+    try:
+        validate(plan)
+    except PlanPolicyError as exc:
+        raise CommandError(f"refused, nothing was sent: {exc}", ExitCode.USAGE) from None
     journal = env.journal()
     try:
         runner = Runner(
-            ApplyExecutor(session), journal, secrets=secrets, on_event=env.on_event, tool_version=__version__
+            ApplyExecutor(session),
+            journal,
+            secrets=secrets,
+            on_event=env.on_event,
+            tool_version=__version__,
+            command=procedure.command if procedure is not None else "",
         )
         if on_runner:
             on_runner(runner)
-        result = await runner.apply(plan)
+        try:
+            result = await runner.apply(plan)
+        except JournalError as exc:
+            raise CommandError(
+                f"{exc}; the run stopped and sent nothing more (`status` shows what is in place)", ExitCode.ERROR
+            ) from None
         if procedure is not None:
             await procedure.after_apply(session, plan, result, journal)
         return result
@@ -238,14 +301,19 @@ async def run(
 ) -> PipelineResult:
     """Plan (or load and validate a saved plan), save, show, confirm, apply, and say how it went."""
     ui = frontend or Frontend()
-    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    if options.expect_digest is not None and options.plan_file is None:
+        raise CommandError("--expect-digest goes with --plan FILE", ExitCode.USAGE)
+    saved = load_saved_plan(options.plan_file, options.expect_digest) if options.plan_file is not None else None
     procedure.check()
     async with connect(env, config, max_concurrency=procedure.max_concurrency) as session:
         if saved is not None:
-            await validate_saved(procedure, session, saved)
-            plan = saved
+            binding = await validate_saved(procedure, env, config, session, saved)
+            plan = binding.plan
+            ui.say(f"Plan digest: {saved.digest}")
+            if binding.message:
+                ui.say(binding.message)
         else:
-            plan = await procedure.plan(session)
+            plan = stamp(await procedure.plan(session), config, procedure)
         save(procedure, plan, options)
         result = PipelineResult(procedure.command, plan, Outcome.DRY_RUN, report=options.report)
         result.plan_out = options.plan_out
@@ -277,9 +345,11 @@ __all__ = [
     "Procedure",
     "apply_lock",
     "apply_plan",
+    "config_digest",
     "load_saved_plan",
     "run",
     "save",
     "secret_names",
+    "stamp",
     "validate_saved",
 ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from m365archive import __version__
 from m365archive.engine.plan import Plan, fingerprint
 from m365archive.risks import accept_risks
-from m365archive.steps.base import StepContext, StepPlan
+from m365archive.steps.base import StepContext, StepError, StepPlan
 
 if TYPE_CHECKING:
     pass
@@ -54,11 +54,20 @@ def retirement_notices(procedure: str) -> list[str]:
     return [retirement_notice()]
 
 
-async def make_plan(ctx: StepContext, procedure: str) -> Plan:
+async def make_plan(ctx: StepContext, procedure: str, steps: list[str] | None = None) -> Plan:
+    """The procedure's plan; `steps` replays a saved plan's selection (a step this procedure doesn't
+    have is a StepError)."""
     plan = Plan(procedure=procedure, tenant=ctx.tenant, operator=ctx.operator, tool_version=__version__)
     plan.notices = retirement_notices(procedure)
+    chosen = steps_for(procedure)
+    if steps is not None:
+        unknown = [s for s in steps if s not in {name for name, _ in chosen}]
+        if unknown:
+            raise StepError(f"the plan selects step(s) {', '.join(unknown)} that procedure {procedure} does not have")
+        chosen = [(name, fn) for name, fn in chosen if name in steps]
+    plan.selection = {"steps": [name for name, _ in chosen]}
     combined = StepPlan()
-    for _name, step in steps_for(procedure):
+    for _name, step in chosen:
         combined.extend(await step(ctx))
     plan.changes = combined.changes
     plan.findings = combined.findings

@@ -21,8 +21,9 @@ from m365archive.tenant.session import TenantSession
 CATCHALL_SECRET = "catchall-password"
 
 
-async def build_plan(env: Env, config: Config, session: TenantSession) -> Plan:
-    """Read the tenant and plan every step of the configured procedure (reads only)."""
+async def build_plan(env: Env, config: Config, session: TenantSession, steps: list[str] | None = None) -> Plan:
+    """Read the tenant and plan every step of the configured procedure, or the `steps` a saved plan
+    selected (reads only)."""
     ctx = StepContext(
         config=config,
         session=session,
@@ -31,7 +32,7 @@ async def build_plan(env: Env, config: Config, session: TenantSession) -> Plan:
         progress=env.progress,
     )
     with reading():
-        return await make_plan(ctx, config.procedure)
+        return await make_plan(ctx, config.procedure, steps)
 
 
 async def status(env: Env, config: Config) -> Plan:
@@ -99,6 +100,12 @@ class Setup(Procedure):
 
     async def plan(self, session: TenantSession) -> Plan:
         return await build_plan(self.env, self.config, session)
+
+    async def replan(self, session: TenantSession, saved: Plan) -> Plan:
+        steps = saved.selection.get("steps")
+        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+            raise CommandError("the plan's selection names its steps wrongly", ExitCode.USAGE)
+        return await build_plan(self.env, self.config, session, steps)
 
     def secrets(self, plan: Plan) -> SecretStore:
         store = SecretStore(self.env, self.config)

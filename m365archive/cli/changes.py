@@ -22,7 +22,11 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Plan and report; send n
 Report = Annotated[Path | None, typer.Option("--report", help="Write the change-ticket report (Markdown) here.")]
 PlanOut = Annotated[Path | None, typer.Option("--plan-out", help="Save the plan (JSON) to apply later.")]
 PlanIn = Annotated[
-    Path | None, typer.Option("--plan", help="Apply exactly this saved plan (refused if the tenant changed).")
+    Path | None,
+    typer.Option("--plan", help="Apply exactly this saved plan (refused if edited or the tenant changed)."),
+]
+ExpectDigest = Annotated[
+    str | None, typer.Option("--expect-digest", metavar="DIGEST", help="With --plan: the approved plan's digest.")
 ]
 Csv = Annotated[Path | None, typer.Option("--csv", help="One row per target and change (CSV).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
@@ -37,13 +41,20 @@ def options(
     plan_out: Path | None,
     plan_file: Path | None,
     csv: Path | None,
+    expect_digest: str | None = None,
     *,
     ticket: TicketContext | None = None,
 ) -> PipelineOptions:
     from m365archive.app.pipeline import PipelineOptions
 
     return PipelineOptions(
-        dry_run=dry_run, report=report, plan_out=plan_out, plan_file=plan_file, csv=csv, ticket=ticket
+        dry_run=dry_run,
+        report=report,
+        plan_out=plan_out,
+        plan_file=plan_file,
+        csv=csv,
+        expect_digest=expect_digest,
+        ticket=ticket,
     )
 
 
@@ -85,8 +96,16 @@ def frontend(
         asked = question.replace("{count}", str(len(plan.pending))).replace("{domain}", plan.tenant.get("domain", ""))
         return confirm_apply(cli, yes, asked, action=action, hint=hint)
 
+    def say(line: str) -> None:
+        if cli.output is not Output.json:
+            cli.err.print(line, markup=False, highlight=False)
+
     return Frontend(
-        show_plan=show, confirm=confirm, applying=lambda: live_progress(cli), on_runner=lambda r: stop_on_ctrl_c(cli, r)
+        show_plan=show,
+        say=say,
+        confirm=confirm,
+        applying=lambda: live_progress(cli),
+        on_runner=lambda r: stop_on_ctrl_c(cli, r),
     )
 
 
@@ -137,8 +156,8 @@ def render(cli: CliState, result: PipelineResult, *, detailed: bool = False, nou
             messages.append(f"Report written to {result.report}")
         if result.plan_out:
             messages.append(
-                f"Plan saved to {result.plan_out}; apply it with "
-                f"`m365archive {result.command} --plan {result.plan_out}`"
+                f"Plan saved to {result.plan_out} (digest {plan.digest or plan.seal()}); apply it with "
+                f"`m365archive {result.command} --plan {result.plan_out} --expect-digest {plan.digest}`"
             )
         if cli.output is Output.json:
             cloud = str(plan.tenant.get("cloud") or "global")

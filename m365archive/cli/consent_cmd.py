@@ -108,6 +108,7 @@ def revoke(
     report: changes.Report = None,
     plan_out: changes.PlanOut = None,
     plan_file: changes.PlanIn = None,
+    expect_digest: changes.ExpectDigest = None,
     csv: changes.Csv = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
     detailed_exitcode: changes.DetailedExitcode = False,
@@ -138,6 +139,6 @@ def revoke(
         action="revoke",
         hint="add --yes to delete the service principal shown above",
     )
-    opts = changes.options(dry_run, report, plan_out, plan_file, csv)
+    opts = changes.options(dry_run, report, plan_out, plan_file, csv, expect_digest)
     result = run(cli, lambda: pipeline.run(env, config, procedure, opts, ui))
     finish(cli, changes.render(cli, result, detailed=detailed_exitcode, noun=procedure.noun))

@@ -70,6 +70,7 @@ def rotate(
     report: changes.Report = None,
     plan_out: changes.PlanOut = None,
     plan_file: changes.PlanIn = None,
+    expect_digest: changes.ExpectDigest = None,
     csv: changes.Csv = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Rotate without asking.")] = False,
     detailed_exitcode: changes.DetailedExitcode = False,
@@ -101,6 +102,6 @@ def rotate(
         action="rotate",
         hint="add --yes to reset the password shown above",
     )
-    opts = changes.options(dry_run, report, plan_out, plan_file, csv)
+    opts = changes.options(dry_run, report, plan_out, plan_file, csv, expect_digest)
     result = run(cli, lambda: pipeline.run(env, config, procedure, opts, ui))
     finish(cli, changes.render(cli, result, detailed=detailed_exitcode, noun=procedure.noun))

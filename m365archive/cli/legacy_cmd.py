@@ -31,6 +31,7 @@ def cleanup(
     report: changes.Report = None,
     plan_out: changes.PlanOut = None,
     plan_file: changes.PlanIn = None,
+    expect_digest: changes.ExpectDigest = None,
     csv: changes.Csv = None,
     yes: changes.Yes = False,
     detailed_exitcode: changes.DetailedExitcode = False,
@@ -45,7 +46,7 @@ def cleanup(
 
     \b
       m365archive legacy cleanup --dry-run --report cleanup.md --plan-out cleanup.json
-      m365archive legacy cleanup --plan cleanup.json --yes
+      m365archive legacy cleanup --plan cleanup.json --expect-digest sha256:3f2a... --yes
     """
     from m365archive.app import pipeline
     from m365archive.app.legacy import CleanupOptions, LegacyCleanup
@@ -56,6 +57,6 @@ def cleanup(
     procedure = LegacyCleanup(env, config, CleanupOptions(list(account or []), rotate_password))
     ui = changes.frontend(cli, yes, "Apply {count} removal(s) to {domain}?", title=procedure.report_title)
     ticket = changes.ticket(cli, "legacy cleanup", plan_out or plan_file, config.tenant.cloud)
-    opts = changes.options(dry_run, report, plan_out, plan_file, csv, ticket=ticket)
+    opts = changes.options(dry_run, report, plan_out, plan_file, csv, expect_digest, ticket=ticket)
     result = run(cli, lambda: pipeline.run(env, config, procedure, opts, ui))
     finish(cli, changes.render(cli, result, detailed=detailed_exitcode, noun=procedure.noun))

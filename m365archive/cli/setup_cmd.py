@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         report: changes.Report = None,
         plan_out: changes.PlanOut = None,
         plan_file: changes.PlanIn = None,
+        expect_digest: changes.ExpectDigest = None,
         csv: changes.Csv = None,
         yes: changes.Yes = False,
         detailed_exitcode: changes.DetailedExitcode = False,
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         \b
           m365archive setup --dry-run --report plan.md --plan-out plan.json
-          m365archive setup --plan plan.json --yes
+          m365archive setup --plan plan.json --expect-digest sha256:3f2a... --yes
         """
         from m365archive.app import pipeline
         from m365archive.app.setup import Setup
@@ -45,6 +46,6 @@ def register(app: typer.Typer) -> None:
         env = cli.env(password_file=password_file)
         ui = changes.frontend(cli, yes, "Apply {count} change(s) to {domain}?")
         ticket = changes.ticket(cli, "setup", plan_out or plan_file, config.tenant.cloud)
-        opts = changes.options(dry_run, report, plan_out, plan_file, csv, ticket=ticket)
+        opts = changes.options(dry_run, report, plan_out, plan_file, csv, expect_digest, ticket=ticket)
         result = run(cli, lambda: pipeline.run(env, config, Setup(env, config), opts, ui))
         finish(cli, changes.render(cli, result, detailed=detailed_exitcode))

@@ -31,6 +31,8 @@ GUID = "0b7a6c5d-4e3f-4a2b-9c1d-8e7f6a5b4c3d"
 def base() -> dict[str, Any]:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     data["onprem"] = {"server": "exch01.contoso.local"}  # so the [onprem] fields are in the corpus too
+    # likewise [[accepted_risks]]: an array of tables, so set_path edits its first item
+    data.setdefault("accepted_risks", [{"id": "an-accepted-finding", "reason": "accepted by the CAB"}])
     return data
 
 

@@ -48,7 +48,8 @@ def test_fresh_dry_run_is_a_change_ticket(sim: SimulatedTenant, tmp_path: Path) 
     digest = "sha256:" + hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
     assert f"| Target | simulated tenant at {sim.url} (not Microsoft 365) |" in text
     assert f"| Config SHA-256 | {digest} |" in text
-    assert f"--sim {sim.url} setup --plan {plan_out} |" in text
+    approved = json.loads(plan_out.read_text(encoding="utf-8"))["digest"]
+    assert f"--sim {sim.url} setup --plan {plan_out} --expect-digest {approved} |" in text
     assert "up to 30 min waiting for the service" in text
     assert (
         "| waiting for Exchange Online to provision the mailbox of thirdpartydata@contoso.onmicrosoft.com | 30 min |"

@@ -93,9 +93,15 @@ def _header(p: Presenter, ticket: TicketContext | None = None) -> list[str]:
             *rows,
             ["Config file", ticket.config_path or "(unknown)"],
             ["Config SHA-256", ticket.config_sha256 or "(unknown)"],
-            ["Applies with", ticket.apply_command],
+            ["Applies with", _with_digest(ticket.apply_command, p.plan)],
         ]
     return [*table(["Field", "Value"], rows), ""]
+
+
+def _with_digest(command: str, plan: Plan) -> str:
+    """The apply command with the approved digest: any other plan is refused (exit 12)."""
+    command, sep, note = command.partition("  (")
+    return f"{command} --expect-digest {plan.digest or plan.seal()}{sep}{note}"
 
 
 def _cab(plan: Plan, p: Presenter) -> list[str]:

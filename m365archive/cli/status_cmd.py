@@ -10,6 +10,9 @@ import typer
 from m365archive.cli.common import Output, finish, run, state
 from m365archive.result import ExitCode, Result
 
+SUMMARY_ABOVE = 1000  # settings: above this, human output shows SUMMARY_ROWS per step unless --limit says
+SUMMARY_ROWS = 20
+
 
 class FailOn(StrEnum):
     high = "high"
@@ -27,6 +30,18 @@ def register(app: typer.Typer) -> None:
                 help="Exit 13 if a finding at or above this severity is not an accepted risk.",
             ),
         ] = None,
+        drift_only: Annotated[
+            bool, typer.Option("--drift-only", help="Only settings that differ (human and JSON output).")
+        ] = False,
+        limit: Annotated[
+            int | None,
+            typer.Option(
+                "--limit",
+                min=0,
+                help=f"At most N rows per step (human output; 0: all). Default: all, or {SUMMARY_ROWS} "
+                f"above {SUMMARY_ABOVE:,} settings.",
+            ),
+        ] = None,
     ) -> None:
         """Compare the tenant with m365archive.toml. Exit 0 in sync, 2 drift found, 13 unaccepted findings
         at or above --fail-on, 1 error.
@@ -36,6 +51,7 @@ def register(app: typer.Typer) -> None:
         \b
           m365archive status --output markdown > drift.md
           m365archive status --fail-on high
+          m365archive status --drift-only --limit 50
         """
         from m365archive.app import setup
         from m365archive.report import console as console_report
@@ -47,7 +63,9 @@ def register(app: typer.Typer) -> None:
         plan = run(cli, lambda: setup.status(env, config))
         drift = plan.pending
         if cli.output is Output.human:
-            console_report.print_status(cli.out, plan)
+            if limit is None and len(plan.changes) > SUMMARY_ABOVE:
+                limit = SUMMARY_ROWS  # a summary: 87,000 lines help nobody (-o markdown or --limit 0 has all)
+            console_report.print_status(cli.out, plan, drift_only=drift_only, limit=limit)
         elif cli.output is Output.markdown:
             cli.out.print(markdown.render_status(plan), markup=False, highlight=False, soft_wrap=True)
         messages = []
@@ -70,4 +88,6 @@ def register(app: typer.Typer) -> None:
                     "(accept one with [[accepted_risks]] id and reason in the config)."
                 )
         data = jsonout.status_document(plan) if cli.output is Output.json else {}
+        if drift_only and data:
+            data["settings"] = [row for row in data["settings"] if row["state"] == "drift"]
         finish(cli, Result("status", code, data=data, messages=messages))

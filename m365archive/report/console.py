@@ -211,8 +211,16 @@ def print_plan(console: Console, plan: Plan, *, verbose: bool = False, appendix_
     )
 
 
-def print_status(console: Console, plan: Plan, *, appendix_threshold: int = 50) -> None:
-    """Drift: settings that differ (all of them, always), and in-sync counts per step."""
+def print_status(
+    console: Console,
+    plan: Plan,
+    *,
+    appendix_threshold: int = 50,
+    drift_only: bool = False,
+    limit: int | None = None,
+) -> None:
+    """Drift: settings that differ, and in-sync counts per step. `drift_only` leaves out in-sync rows;
+    `limit` shows at most that many rows per step and says how many more there are."""
     p = Presenter(plan)
     _notices(console, p)
     _header(console, p)
@@ -220,17 +228,20 @@ def print_status(console: Console, plan: Plan, *, appendix_threshold: int = 50) 
         drift = step.pending
         in_sync = len(step.changes) - len(drift)
         title = f"{step.name}: {in_sync} in sync, {len(drift)} DRIFT"
-        rows = step.changes if len(step.changes) <= appendix_threshold else drift
+        rows = step.changes if len(step.changes) <= appendix_threshold and not drift_only else drift
         if not rows:
             console.print(Text(title, style="green"))
             continue
+        shown = rows if not limit else rows[:limit]
         table = Table(title=Text(title), title_justify="left")
         for column in ("Target", "Setting", "Desired", "Actual", "State"):
             table.add_column(column, overflow="fold")
-        for c in rows:
+        for c in shown:
             state = Text("DRIFT", style="bold red") if c.pending else Text("in sync", style="green")
             table.add_row(_t(c.target), _t(c.setting), _t(text(c.after)), _t(text(c.before)), state)
         console.print(table)
+        if len(shown) < len(rows):
+            console.print(Text(f"  … and {len(rows) - len(shown):,} more (--limit 0 shows every row)"))
     _findings(console, p)
     drift_total = len(plan.pending)
     by_severity = findings_by_severity(plan)

@@ -90,7 +90,7 @@ def frontend(
             console_report.print_plan(cli.out, plan, verbose=verbose or cli.verbose > 0)
         elif cli.output is Output.markdown:
             doc = markdown.render_plan(plan, title=title) if title else markdown.render_plan(plan)
-            cli.out.print(doc, markup=False, highlight=False, soft_wrap=True)
+            cli.print_markdown(doc)
 
     def confirm(plan: Plan) -> bool:
         asked = question.replace("{count}", str(len(plan.pending))).replace("{domain}", plan.tenant.get("domain", ""))
@@ -140,7 +140,7 @@ def render(cli: CliState, result: PipelineResult, *, detailed: bool = False, nou
         if cli.output is Output.human:
             console_report.print_apply_result(cli.out, plan, applied)
         elif cli.output is Output.markdown:
-            cli.out.print(markdown.render_apply_result(plan, applied), markup=False, highlight=False, soft_wrap=True)
+            cli.print_markdown(markdown.render_apply_result(plan, applied))
         if cli.output is Output.json:
             data = {"run_id": applied.run_id, **jsonout.result_document(plan, applied)}
             data["pending_directory_sync"] = applied.pending

@@ -46,6 +46,7 @@ class CliState:
     command: str = ""  # e.g. "consent status": set when a command starts, named in the JSON envelope
     quiet: bool = False
     query: str | None = None  # JMESPath over the JSON envelope (--query)
+    markdown_printed: bool = False  # a command printed its Markdown document (finish() adds no heading)
     out: Console = field(default_factory=lambda: _console(stderr=False))
     # Error lines never wrap: one line per problem, whatever the terminal's width (scripts grep them).
     err: Console = field(default_factory=lambda: _console(stderr=True))
@@ -110,6 +111,11 @@ class CliState:
     def progress(self, message: str) -> None:
         if self.verbose and not self.quiet and self.output is Output.human:
             self.err.print(f"… {message}", markup=False, highlight=False)
+
+    def print_markdown(self, document: str) -> None:
+        """A Markdown document on stdout, never wrapped (a wrapped table is no table)."""
+        self.markdown_printed = True
+        self.out.print(document, markup=False, highlight=False, soft_wrap=True)
 
     def on_event(self, event: Event) -> None:
         """Forward to the current sink (a live progress display while applying, see cli/progress.py)."""
@@ -194,10 +200,28 @@ def emit_json(cli: CliState, result: Result) -> None:
     cli.out.print(json.dumps(doc, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
 
 
+def markdown_messages(result: Result, *, heading: bool) -> str:
+    """A command's messages as Markdown: under a heading naming the command unless a document came
+    first; a plain line is its own paragraph, list items and table rows stay together."""
+    lines = [f"# m365archive {result.command}", ""] if heading else [""]
+    for message in result.messages:
+        lines.append(message)
+        if message.strip() and not message.lstrip().startswith(("- ", "|", "#", ">")):
+            lines.append("")
+    if heading and not result.messages:
+        lines.append(f"Status: {result.status} (exit {int(result.exit_code)}).")
+    return "\n".join(lines).rstrip("\n")
+
+
 def finish(cli: CliState, result: Result) -> NoReturn:
     """Emit the result's messages (human) or envelope (json), then exit with its code."""
     if cli.output is Output.json:
         emit_json(cli, result)
+    elif cli.output is Output.markdown:
+        if result.messages or not cli.markdown_printed:
+            cli.print_markdown(markdown_messages(result, heading=not cli.markdown_printed))
+        for error in result.errors:
+            cli.err.print(f"error: {error}", markup=False, highlight=False)
     else:
         for message in result.messages:
             cli.out.print(message, markup=False, highlight=False)

@@ -52,8 +52,8 @@ def grant(
 
     def show_url(url: str, caveat: str | None) -> None:
         _say(cli, "A global administrator must sign in and accept at:")
-        # the URL is the answer in human mode; in JSON mode stdout holds only the envelope
-        (cli.err if cli.output is Output.json else cli.out).print(url, markup=False, highlight=False, soft_wrap=True)
+        # the URL is the answer in human mode; in JSON or Markdown mode stdout holds only the document
+        (cli.out if cli.output is Output.human else cli.err).print(url, markup=False, highlight=False, soft_wrap=True)
         if caveat:
             _say(cli, "warning: " + caveat)
         if not no_browser:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from m365archive.cli.common import output_error, state
+from m365archive.cli.common import fail, finish, output_error, state
 from m365archive.files import write_private
-from m365archive.result import ExitCode
+from m365archive.result import ExitCode, Result
 
 
 def register(app: typer.Typer) -> None:
@@ -27,12 +27,11 @@ def register(app: typer.Typer) -> None:
         cli = state(ctx)
         target = path or cli.config_path
         if target.exists() and not force:
-            cli.err.print(f"error: {target} exists; use --force to overwrite", markup=False)
-            raise typer.Exit(ExitCode.USAGE)
+            fail(cli, f"{target} exists; use --force to overwrite", ExitCode.USAGE)
         dom = domain or (tenant if "." in tenant else "contoso.onmicrosoft.com")
         try:
             write_private(target, render(tenant_id=tenant, domain=dom))
         except OSError as exc:
-            cli.err.print(f"error: {output_error(target, exc)}", markup=False)
-            raise typer.Exit(ExitCode.USAGE) from None
-        cli.out.print(f"wrote {target}: edit it, then run `m365archive setup --dry-run --report plan.md`", markup=False)
+            fail(cli, output_error(target, exc), ExitCode.USAGE)
+        message = f"wrote {target}: edit it, then run `m365archive setup --dry-run --report plan.md`"
+        finish(cli, Result("init", ExitCode.OK, data={"written": str(target)}, messages=[message]))

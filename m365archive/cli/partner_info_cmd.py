@@ -114,5 +114,5 @@ async def _partner_info(
         write_text(out, (json.dumps(data, indent=2) if as_json else packet.markdown()) + "\n")
         return Result("partner-info", ExitCode.OK, data=data, messages=[f"Packet written to {out} (no secret in it)."])
     if not as_json:  # printed here, unwrapped: a wrapped Markdown table is no table
-        cli.out.print(packet.markdown(), markup=False, highlight=False, soft_wrap=True)
+        cli.print_markdown(packet.markdown())
     return Result("partner-info", ExitCode.OK, data=data)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from m365archive.cli.common import fail, state
+from m365archive.cli.common import Output, fail, state
 from m365archive.result import ExitCode
 
 # The `m365archive[sim]` extra (pyproject.toml): the web server stack a tenant machine doesn't need.
@@ -49,6 +49,8 @@ def serve(
       m365archive --sim http://127.0.0.1:8765 setup --dry-run
     """
     cli = state(ctx)
+    if cli.output is Output.markdown:
+        fail(cli, "sim serve has no Markdown output (it serves until Ctrl-C)", ExitCode.USAGE, "drop -o markdown")
     missing = [name for name in SIM_EXTRA if importlib.util.find_spec(name) is None]
     if missing:
         fail(

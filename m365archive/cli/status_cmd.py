@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
                 limit = SUMMARY_ROWS  # a summary: 87,000 lines help nobody (-o markdown or --limit 0 has all)
             console_report.print_status(cli.out, plan, drift_only=drift_only, limit=limit)
         elif cli.output is Output.markdown:
-            cli.out.print(markdown.render_status(plan), markup=False, highlight=False, soft_wrap=True)
+            cli.print_markdown(markdown.render_status(plan))
         messages = []
         if cli.output is Output.human:
             messages.append(

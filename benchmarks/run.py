@@ -123,10 +123,10 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def token(aud: str) -> str:
-    from m365archive.tenant.simcredential import SimulatorCredential
+def token(url: str, aud: str) -> str:
+    from m365archive.tenant.simcredential import SimulatorCredential, token_url
 
-    return SimulatorCredential(TENANT).get_token(f"{aud}/.default").token
+    return SimulatorCredential(token_url(url, TENANT)).get_token(f"{aud}/.default").token
 
 
 def bench_help() -> dict[str, Any]:
@@ -149,7 +149,7 @@ def bench_help() -> dict[str, Any]:
 
 def naive_loop(url: str, sample: int) -> dict[str, Any]:
     """What a PowerShell script does: for each mailbox, read it, enable the archive, set the hold."""
-    headers = {"Authorization": f"Bearer {token('https://outlook.office365.com')}"}
+    headers = {"Authorization": f"Bearer {token(url, 'https://outlook.office365.com')}"}
     endpoint = f"{url}/adminapi/beta/{TENANT}/InvokeCommand"
 
     def call(client: httpx.Client, name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -258,13 +258,13 @@ def bench_sim_paging() -> dict[str, Any]:
     from m365archive.tenant.exchange import Cmdlet
     from m365archive.tenant.exchange_rest import RestExchangeRunner
     from m365archive.tenant.graph import GraphGateway
-    from m365archive.tenant.simcredential import AsyncSimulatorCredential
+    from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
     started = time.perf_counter()
     state = build_state({"tenant": {"id": TENANT, "domain": DOMAIN}, "generate": {"users": PLAN_USERS, "seed": 7}})
     with simulated_tenant(state, time_scale=0.001) as sim:
         start_s = time.perf_counter() - started
-        credential = AsyncSimulatorCredential(state.tenant_id, upn=state.signed_in_user)
+        credential = AsyncSimulatorCredential(token_url(sim.url, state.tenant_id))
 
         async def mailboxes() -> int:
             runner = RestExchangeRunner(

@@ -13,7 +13,7 @@ import httpx
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.steps.catchall_account import pick_sku
-from m365archive.tenant.simcredential import SimulatorCredential
+from m365archive.tenant.simcredential import SimulatorCredential, token_url
 from tests.clihelp import EXAMPLE, m365
 
 GOV_PLAN2 = "8c3069c0-ccdb-44be-ab77-986203a67df2"  # EXCHANGE_S_ENTERPRISE_GOV
@@ -31,7 +31,7 @@ def gcc_high_config(tmp_path: Path) -> Path:
 
 
 def invoke(sim: SimulatedTenant, audience: str) -> httpx.Response:
-    token = SimulatorCredential(sim.state.tenant_id).get_token(f"{audience}/.default").token
+    token = SimulatorCredential(token_url(sim.url, sim.state.tenant_id)).get_token(f"{audience}/.default").token
     body = {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": {}}}
     return httpx.post(
         f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
@@ -96,7 +96,11 @@ def test_government_plan_2_is_plan_2_for_the_catch_all_and_for_holds() -> None:
 
 def test_the_simulator_refuses_a_hold_without_plan_2_in_government_too(tmp_path: Path) -> None:
     with simulated_tenant("gcc-high", time_scale=0.001) as sim:
-        token = SimulatorCredential(sim.state.tenant_id).get_token("https://outlook.office365.us/.default").token
+        token = (
+            SimulatorCredential(token_url(sim.url, sim.state.tenant_id))
+            .get_token("https://outlook.office365.us/.default")
+            .token
+        )
         body = {
             "CmdletInput": {
                 "CmdletName": "Set-Mailbox",

@@ -16,7 +16,7 @@ from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import TenantState
 from m365archive.tenant.exchange import Cmdlet, TransportError
 from m365archive.tenant.exchange_rest import COMPLIANCE_SCOPE, EXCHANGE_SCOPE, RestExchangeRunner, parse_error
-from m365archive.tenant.simcredential import AsyncSimulatorCredential
+from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
 ADELE = "adele.vance@contoso.onmicrosoft.com"
 DIEGO = "diego.siciliani@contoso.onmicrosoft.com"
@@ -34,7 +34,7 @@ def runner_for(sim: SimulatedTenant, *, compliance: bool = False, **kwargs: Any)
     return RestExchangeRunner(
         f"https://{front_door(state)}" if compliance else sim.url,
         state.tenant_id,
-        AsyncSimulatorCredential(state.tenant_id, upn=state.signed_in_user),
+        AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
         scope=kwargs.pop("scope", COMPLIANCE_SCOPE if compliance else EXCHANGE_SCOPE),
         side="compliance" if compliance else "exchange-online",
         **kwargs,

@@ -26,7 +26,7 @@ from m365archive.tenant.exchange_rest import (
     regional_base,
 )
 from m365archive.tenant.hostmap import SyncHostMapTransport, mapped_origin
-from m365archive.tenant.simcredential import AsyncSimulatorCredential, SimulatorCredential
+from m365archive.tenant.simcredential import AsyncSimulatorCredential, SimulatorCredential, token_url
 from tests.clihelp import m365
 
 TENANT = "0b5c1d2e-0000-4000-8000-00000000c0de"
@@ -101,7 +101,7 @@ def _compliance_runner(sim: SimulatedTenant, **kwargs: Any) -> RestExchangeRunne
     return RestExchangeRunner(
         f"https://{front_door(state)}",
         state.tenant_id,
-        AsyncSimulatorCredential(state.tenant_id, upn=state.signed_in_user),
+        AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
         scope=COMPLIANCE_SCOPE,
         side="compliance",
         host_map=host_map(state, sim.url),
@@ -123,7 +123,7 @@ def _policy_body(name: str) -> dict[str, Any]:
 def _wire_headers(
     sim: SimulatedTenant, resource: str = "https://ps.compliance.protection.outlook.com"
 ) -> dict[str, str]:
-    token = SimulatorCredential(sim.state.tenant_id).get_token(f"{resource}/.default").token
+    token = SimulatorCredential(token_url(sim.url, sim.state.tenant_id)).get_token(f"{resource}/.default").token
     return {"Authorization": f"Bearer {token}", "X-AnchorMailbox": f"UPN:{sim.state.signed_in_user}"}
 
 
@@ -253,7 +253,7 @@ def test_the_product_batch_carries_the_preference_and_headers_and_reports_every_
         runner = RestExchangeRunner(
             sim.url,
             sim.state.tenant_id,
-            AsyncSimulatorCredential(sim.state.tenant_id, upn=sim.state.signed_in_user),
+            AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id)),
             scope="https://outlook.office365.com/.default",
             backoff_base=0.001,
             backoff_max=0.01,
@@ -279,10 +279,12 @@ def test_the_product_batch_carries_the_preference_and_headers_and_reports_every_
 
 def _exchange_runner(sim: SimulatedTenant, upn: str | None = None) -> RestExchangeRunner:
     state = sim.state
+    if upn is None:
+        state.signed_in_user = None  # the scenario's principal is an application: the simulator issues app tokens
     return RestExchangeRunner(
         sim.url,
         state.tenant_id,
-        AsyncSimulatorCredential(state.tenant_id, upn=upn),
+        AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
         scope="https://outlook.office365.com/.default",
         backoff_base=0.001,
         backoff_max=0.01,

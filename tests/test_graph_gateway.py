@@ -12,7 +12,7 @@ from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import User
 from m365archive.tenant.graph import GraphGateway, _encode_path
 from m365archive.tenant.graph_types import GraphError, GraphRequest
-from m365archive.tenant.simcredential import AsyncSimulatorCredential
+from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
 T = TypeVar("T")
 DOMAIN = "contoso.onmicrosoft.com"
@@ -23,7 +23,7 @@ def run(sim: SimulatedTenant, body: Callable[[GraphGateway], Awaitable[T]], **op
         options.setdefault("retry_delay", 0.0)
         gateway = GraphGateway(
             sim.url + "/v1.0",
-            AsyncSimulatorCredential(sim.state.tenant_id),
+            AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id)),
             scopes=["https://graph.microsoft.com/.default"],
             **options,
         )
@@ -204,7 +204,7 @@ def test_503_on_post_is_retried_by_the_sdk_and_meets_the_duplicate() -> None:
 
 
 def test_https_required_except_on_this_machine() -> None:
-    credential = AsyncSimulatorCredential("t")
+    credential = AsyncSimulatorCredential(token_url("http://127.0.0.1:9", "t"))
     with pytest.raises(ValueError):
         GraphGateway("http://graph.microsoft.com/v1.0", credential)
     with pytest.raises(ValueError):

@@ -20,7 +20,7 @@ from pypsrp.wsman import WSMan
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.tenant.exchange import Cmdlet, ExchangeError, TransportError
 from m365archive.tenant.onprem import OnPremExchangeRunner
-from m365archive.tenant.simcredential import SimulatorCredential
+from m365archive.tenant.simcredential import SimulatorCredential, token_url
 
 ADMIN = "CONTOSO\\exadmin"
 ADELE = "adele.vance@contoso.onmicrosoft.com"
@@ -268,7 +268,11 @@ def test_concurrent_invokes_share_the_runspace_safely(hybrid: SimulatedTenant) -
 
 
 def _exo(sim: SimulatedTenant, cmdlet: str, parameters: dict[str, Any]) -> httpx.Response:
-    token = SimulatorCredential(sim.state.tenant_id).get_token("https://outlook.office365.com/.default").token
+    token = (
+        SimulatorCredential(token_url(sim.url, sim.state.tenant_id))
+        .get_token("https://outlook.office365.com/.default")
+        .token
+    )
     return httpx.post(
         f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
         json={"CmdletInput": {"CmdletName": cmdlet, "Parameters": parameters}},

@@ -15,7 +15,7 @@ from m365archive.sim.scenario import build_state
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.sim.state import KNOWN_SKUS, User, new_id
 from m365archive.tenant.hostmap import SyncHostMapTransport
-from m365archive.tenant.simcredential import SimulatorCredential
+from m365archive.tenant.simcredential import SimulatorCredential, token_url
 
 ADELE = "adele.vance@contoso.onmicrosoft.com"
 LEE = "lee.gu@contoso.onmicrosoft.com"  # Exchange Online Plan 1 only
@@ -31,7 +31,7 @@ class Wire:
         resource = (
             "https://outlook.office365.com" if service == "exchange" else "https://ps.compliance.protection.outlook.com"
         )
-        token = SimulatorCredential(state.tenant_id).get_token(f"{resource}/.default").token
+        token = SimulatorCredential(token_url(sim.url, state.tenant_id)).get_token(f"{resource}/.default").token
         self.headers = {"Authorization": f"Bearer {token}", "X-AnchorMailbox": f"UPN:{state.signed_in_user}"}
         # Security & Compliance by its real regional host name, sent to the simulator through its host map.
         host = sim.url if service == "exchange" else f"https://{regional_host(state)}"
@@ -161,7 +161,11 @@ def test_tokens_and_tenants(sim: SimulatedTenant) -> None:
     wire = Wire(sim)
     body = {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": {}}}
     assert httpx.post(f"{wire.base}/InvokeCommand", json=body).status_code == 401
-    graph = SimulatorCredential(sim.state.tenant_id).get_token("https://graph.microsoft.com/.default").token
+    graph = (
+        SimulatorCredential(token_url(sim.url, sim.state.tenant_id))
+        .get_token("https://graph.microsoft.com/.default")
+        .token
+    )
     r = httpx.post(f"{wire.base}/InvokeCommand", json=body, headers={"Authorization": f"Bearer {graph}"})
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers
     compliance = Wire(sim, "compliance")

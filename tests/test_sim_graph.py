@@ -33,7 +33,7 @@ from m365archive.sim.state import (
 )
 from m365archive.tenant.graph import GraphGateway
 from m365archive.tenant.graph_types import GraphError, GraphRequest
-from m365archive.tenant.simcredential import AsyncSimulatorCredential, SimulatorCredential
+from m365archive.tenant.simcredential import AsyncSimulatorCredential, SimulatorCredential, token_url
 
 T = TypeVar("T")
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -47,7 +47,9 @@ def run(sim: SimulatedTenant, body: Callable[[GraphGateway], Awaitable[T]], **op
     async def main() -> T:
         options.setdefault("scopes", [GRAPH_SCOPE])
         options.setdefault("retry_delay", 0.0)
-        gateway = GraphGateway(sim.url + "/v1.0", AsyncSimulatorCredential(sim.state.tenant_id), **options)
+        gateway = GraphGateway(
+            sim.url + "/v1.0", AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id)), **options
+        )
         try:
             return await body(gateway)
         finally:
@@ -339,7 +341,9 @@ def test_missing_or_wrong_token_is_401(sim: SimulatedTenant) -> None:
     assert bare.status_code == 401
     assert bare.json()["error"]["code"] == "InvalidAuthenticationToken"
     assert bare.json()["error"]["message"] == "Access token is empty."
-    exchange_token = SimulatorCredential(sim.state.tenant_id).get_token("https://outlook.office365.com/.default")
+    exchange_token = SimulatorCredential(token_url(sim.url, sim.state.tenant_id)).get_token(
+        "https://outlook.office365.com/.default"
+    )
     wrong = httpx.get(f"{sim.url}/v1.0/users", headers={"Authorization": f"Bearer {exchange_token.token}"})
     assert wrong.status_code == 401 and "Invalid audience" in wrong.json()["error"]["message"]
     assert wrong.json()["error"]["innerError"]["request-id"] == wrong.headers["request-id"]
@@ -355,7 +359,7 @@ def test_missing_or_wrong_token_is_401(sim: SimulatedTenant) -> None:
 
 def test_gateway_refuses_plain_http_outside_localhost() -> None:
     with pytest.raises(ValueError, match="https"):
-        GraphGateway("http://graph.microsoft.com/v1.0", AsyncSimulatorCredential("t"))
+        GraphGateway("http://graph.microsoft.com/v1.0", AsyncSimulatorCredential(token_url("http://127.0.0.1:9", "t")))
 
 
 # -- licensing, roles, groups ---------------------------------------------------------------------------
@@ -645,7 +649,8 @@ def test_throttled_requests_are_retried_after_retry_after() -> None:
     with simulated_tenant("fresh", time_scale=0.001, graph_rate=2.0, graph_burst=2) as sim:
 
         async def body(gw: GraphGateway) -> list[Any]:
-            return [await gw.subscribed_skus() for _ in range(8)]
+            # At once, so that the burst of 2 is exceeded however slow the machine is.
+            return list(await asyncio.gather(*(gw.subscribed_skus() for _ in range(8))))
 
         results = run(sim, body)
         assert all(len(r) == 2 for r in results)

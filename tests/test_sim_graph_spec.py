@@ -26,7 +26,7 @@ from m365archive.sim.server import simulated_tenant
 from m365archive.sim.state import CONNECTOR_APP_ID, EXCHANGE_ADMIN_ROLE_TEMPLATE, Group
 from m365archive.tenant.graph import GraphGateway
 from m365archive.tenant.graph_types import GraphRequest
-from m365archive.tenant.simcredential import AsyncSimulatorCredential
+from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
 OPENAPI = "graph-v1.0-subset.openapi.json"
 # Starlette's path parameter names -> the OpenAPI subset's
@@ -188,7 +188,7 @@ def test_every_returned_property_exists_in_the_csdl() -> None:
         async def exercise() -> list[tuple[str, dict[str, Any] | None, str]]:
             gw = GraphGateway(
                 sim.url + "/v1.0",
-                AsyncSimulatorCredential(sim.state.tenant_id),
+                AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id)),
                 scopes=["https://graph.microsoft.com/.default"],
             )
             try:

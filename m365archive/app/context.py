@@ -143,7 +143,10 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]
             operator = httpx.get(env.sim_url.rstrip("/") + "/", timeout=10).json().get("signedInUser") or ""
         except (httpx.HTTPError, ValueError):
             pass
-        return endpoints, AsyncSimulatorCredential(endpoints.tenant_id, operator or None), operator, not operator
+        from m365archive.tenant.simcredential import token_url
+
+        sim_credential = AsyncSimulatorCredential(endpoints.token_url or token_url(env.sim_url, endpoints.tenant_id))
+        return endpoints, sim_credential, operator, not operator
     from m365archive.tenant.auth import AuthError, AuthMethod, SignIn, make_credential
     from m365archive.tenant.clouds import get_cloud
     from m365archive.tenant.session import endpoints_for_cloud

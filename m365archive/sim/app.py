@@ -11,6 +11,7 @@ regional host, whose requests are served by the /scc mount below.
     /adminapi/beta/{tenant}/...         Exchange Online admin API         (exchange/)
     /scc/adminapi/beta/{tenant}/...     Security & Compliance admin API   (exchange/)
     /common/oauth2/authorize            admin consent page                (consent.py)
+    /{tenant}/oauth2/v2.0/token         token endpoint                    (tokens.py)
     /PowerShell                         on-premises Exchange (WSMan/PSRP) (onprem.py)
 """
 
@@ -304,6 +305,8 @@ def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
             "exchange": base_url,
             "compliance": f"https://{hosts.front_door(state)}",
             "login": base_url,
+            # Where the simulator's credential gets tokens (Entra's v2.0 token endpoint shape): sim/tokens.py.
+            "token": f"{base_url}/{state.tenant_id}/oauth2/v2.0/token",
             "onprem": f"{base_url}/PowerShell",
         },
         "signedInUser": state.signed_in_user,
@@ -312,7 +315,7 @@ def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
 
 
 def create_app(state: TenantState, log: RequestLog | None = None) -> Starlette:
-    from m365archive.sim import consent, exchange, graph, onprem
+    from m365archive.sim import consent, exchange, graph, onprem, tokens
 
     log = log or RequestLog()
 
@@ -321,7 +324,7 @@ def create_app(state: TenantState, log: RequestLog | None = None) -> Starlette:
         return JSONResponse(discovery(state, base))
 
     routes: list[BaseRoute] = [Route("/", root, methods=["GET"])]
-    for module in (graph, exchange, consent, onprem):
+    for module in (graph, exchange, consent, onprem, tokens):
         routes.extend(module.routes(state))
     app = Starlette(routes=routes)
     app.state.tenant = state

@@ -6,14 +6,13 @@ Route modules (graph/, exchange/, consent.py, onprem.py) each expose
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from m365archive.sim import tokens
 from m365archive.sim.state import TenantState
 
 # Token audiences per cloud (resource URIs as Entra issues them). The simulator keeps its own table
@@ -48,38 +47,25 @@ AUDIENCES: dict[str, dict[str, str]] = {
 }
 
 
-def decode_unsigned_jwt(token: str) -> dict[str, Any] | None:
-    """Claims of an `alg: none` JWT, or None when it is not one."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(header, dict) or header.get("alg") != "none" or not isinstance(claims, dict):
-        return None
-    return claims
-
-
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
 def check_bearer(request: Request, state: TenantState, service: str) -> tuple[int, str] | None:
-    """None when the request carries a token for `service` in this tenant, else (status, reason)."""
+    """None when the request carries a token this simulator issued for `service` in this tenant and still
+    honours (its claims are kept in `request.state.token_claims`), else (status, reason)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         return 401, "Access token is empty."
-    claims = decode_unsigned_jwt(header[7:].strip())
-    if claims is None:
-        return 401, "Access token validation failure. Invalid audience."
+    try:
+        claims = tokens.verify(state, header[7:].strip())
+    except tokens.TokenRefused as refused:
+        if refused.token_id:
+            note(request, tokenId=refused.token_id)  # the token's id, never the token: which request used which
+        return 401, refused.reason
     expected = AUDIENCES.get(state.cloud, AUDIENCES["global"])[service].rstrip("/")
     if state.knobs.audience_check and str(claims.get("aud", "")).rstrip("/") != expected:
         return 401, "Access token validation failure. Invalid audience."
     if str(claims.get("tid", "")).lower() != state.tenant_id.lower():
         return 401, "Access token validation failure. The token is for another tenant."
+    request.state.token_claims = claims
+    note(request, tokenId=claims.get("uti"))
     return None
 
 

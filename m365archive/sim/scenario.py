@@ -238,7 +238,15 @@ def _knob_values(raw: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))}")
     out = dict(raw)
-    for key in ("latency_ms", "exchange_latency_ms", "fault_kinds", "fault_methods", "onprem_auth"):
+    for key in (
+        "latency_ms",
+        "exchange_latency_ms",
+        "fault_kinds",
+        "fault_methods",
+        "onprem_auth",
+        "principal_scopes",
+        "principal_roles",
+    ):
         if key in out and out[key] is not None:
             out[key] = tuple(out[key])
     return out

@@ -7,6 +7,7 @@ wall time, so a 120 s provisioning delay takes 0.12 s in tests with `time_scale 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -356,6 +357,18 @@ class Knobs:
     # Unverified which cmdlets: their failures come back as 200 with @adminapi.errors (non-terminating errors)
     # instead of an error status.
     adminapi_errors_for: tuple[str, ...] = ()
+    # Tokens (sim/tokens.py): lifetime in real seconds (clients compare `exp` with their own clock); Entra's
+    # default is a random 60-90 minutes.
+    token_lifetime: float = 4500.0
+    # Server-side early expiry: services refuse a token this many simulated seconds after it was issued,
+    # before its `exp` (0 = tokens are honoured until `exp`).
+    token_early_expiry: float = 0.0
+    # The signed-in principal's permissions (delegated scopes for a user, app roles for an app; None = the
+    # simulator's default consented set, tokens.DEFAULT_SCOPES) and Entra roles (by display name).
+    principal_scopes: tuple[str, ...] | None = None
+    principal_roles: tuple[str, ...] = ("Global Administrator",)
+    # Graph refuses writes the token's scopes/roles don't allow (False: any valid token may write).
+    permission_check: bool = True
 
 
 @dataclass
@@ -388,6 +401,9 @@ class TenantState:
     verified_domains: list[str] = field(default_factory=list)  # besides `domain`
     activated_directory_roles: set[str] = field(default_factory=set)  # role template ids (POST /directoryRoles)
     knobs: Knobs = field(default_factory=Knobs)
+    # The token signing key, made with the state (the simulator's start); only the simulator holds it.
+    token_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    issued_tokens: dict[str, float] = field(default_factory=dict)  # token id (uti) -> simulated issue time
     clock: Clock = field(default_factory=Clock)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _by_upn: dict[str, str] = field(default_factory=dict)  # lower UPN -> user id

@@ -112,9 +112,10 @@ def make_credential(
     """
     method = AuthMethod(sign_in.method)
     if method is AuthMethod.SIMULATOR:
-        from m365archive.tenant.simcredential import AsyncSimulatorCredential
+        from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
-        return cast("AsyncTokenCredential", AsyncSimulatorCredential(sign_in.tenant_id))
+        # A simulator's token endpoint is on its own origin, in Entra's shape (`/{tenant}/oauth2/v2.0/token`).
+        return cast("AsyncTokenCredential", AsyncSimulatorCredential(token_url(cloud.login_url, sign_in.tenant_id)))
     if method is AuthMethod.MANAGED_IDENTITY:
         from azure.identity.aio import ManagedIdentityCredential
 

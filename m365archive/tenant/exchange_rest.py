@@ -40,7 +40,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ import httpx
 
 from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeError, ThrottleListener, TransportError
 from m365archive.tenant.hostmap import HostMapTransport, mapped_origin
+from m365archive.tenant.tokens import exchange_token_refused, fresh_token_claims
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
 COMPLIANCE_SCOPE = "https://ps.compliance.protection.outlook.com/.default"
@@ -95,6 +96,7 @@ class RunnerStats:
     retries: int = 0
     throttled: int = 0  # 429 answers (whole requests or batch items)
     transient: int = 0  # 503/504/connection failures
+    token_resends: int = 0  # requests resent once after the service refused a token before its expiry
     peak_concurrency: int = 0
 
 
@@ -389,8 +391,17 @@ class RestExchangeRunner:
                 for i in pending
             ]
             await self._pacer.acquire(len(pending))
+
+            async def rebuild(items: list[dict[str, Any]] = requests) -> dict[str, Any]:
+                return {
+                    "requests": [
+                        {**item, "headers": await self._headers(chunk[int(str(item["id"]))].name, 1000, item=True)}
+                        for item in items
+                    ]
+                }
+
             answer, whole_retried = await self._send(
-                self.batch_endpoint, {"requests": requests}, "$batch", 1000, cmdlets=len(pending)
+                self.batch_endpoint, {"requests": requests}, "$batch", 1000, cmdlets=len(pending), rebuild=rebuild
             )
             if whole_retried:
                 retried.update(pending)
@@ -484,12 +495,24 @@ class RestExchangeRunner:
 
     # -- HTTP ----------------------------------------------------------------------------------------
     async def _send(
-        self, url: str, body: Any, cmdlet_name: str, page_size: int, *, cmdlets: int
+        self,
+        url: str,
+        body: Any,
+        cmdlet_name: str,
+        page_size: int,
+        *,
+        cmdlets: int,
+        rebuild: Callable[[], Awaitable[Any]] | None = None,
     ) -> tuple[_Answer, bool]:
-        """POST with retries. Returns the final answer (any status but 401/403) and whether it was retried."""
+        """POST with retries. Returns the final answer (any status but 401/403) and whether it was retried.
+
+        A token the service no longer honours (401, error="invalid_token") is replaced and the request resent
+        once (every cmdlet the product sends is safe to repeat; a $batch body is rebuilt with `rebuild`, its items
+        carry their own Authorization); refused again, it is an authentication failure."""
         attempt = 0
         content = json.dumps(body, default=str).encode()
         batch = url.endswith("$batch")
+        resent = False
         while True:
             headers = await self._headers(cmdlet_name, page_size)
             if batch:
@@ -540,6 +563,13 @@ class RestExchangeRunner:
                     "so nothing is confirmed (a redirected POST must not be re-sent blindly)",
                     status=answer.status,
                 )
+            if answer is not None and not resent and exchange_token_refused(answer.status, answer.headers):
+                resent = True
+                self.stats.token_resends += 1
+                await self._access_token(refused=headers["Authorization"][7:])
+                if rebuild is not None:
+                    content = json.dumps(await rebuild(), default=str).encode()
+                continue
             if answer is not None and answer.status in (401, 403):
                 message = _error_text(answer.body) or failure
                 raise TransportError(
@@ -577,10 +607,21 @@ class RestExchangeRunner:
             "client-request-id": str(uuid.uuid4()),
         }
 
-    async def _access_token(self) -> str:
+    async def _access_token(self, *, refused: str | None = None) -> str:
+        """The cached token, refreshed 300 s before its expiry; after the service refused `refused`, a new one
+        (a claims request for a token issued now, so the credential skips its cache), once for all requests
+        that saw the same refusal."""
         async with self._token_lock:
-            if self._token is None or self._token[1] - 300 < time.time():
-                access = await self._credential.get_token(self.scope)
+            if refused is not None and self._token is not None and self._token[0] != refused:
+                return self._token[0]  # another request has replaced it already
+            if refused is not None or self._token is None or self._token[1] - 300 < time.time():
+                options = {"claims": fresh_token_claims()} if refused is not None else {}
+                try:
+                    access = await self._credential.get_token(self.scope, **options)
+                except Exception as exc:  # azure-identity's ClientAuthenticationError and its kin
+                    raise TransportError(
+                        f"{self.side}: could not get a token for {self.scope}: {exc}", status=401, auth=True
+                    ) from exc
                 self._token = (str(access.token), float(access.expires_on))
             return self._token[0]
 

@@ -42,6 +42,7 @@ from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption  # type: ignore[import-untyped]
 
 from m365archive.tenant.graph_types import GraphError, GraphRequest, GraphResponse
+from m365archive.tenant.tokens import fresh_token_claims_b64, graph_token_refused
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 BATCH_SIZE = 20
 _RETRYABLE = frozenset({429, 503, 504})
+# Requests that may be resent after a refused token without asking the caller: repeating them is harmless.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 
 
 class _RetryHandler(RetryHandler):
@@ -125,11 +128,21 @@ class GraphGateway:
         )
         self.max_retries = max_retries
         self.retry_delay = retry_delay
+        self.token_resends = 0  # requests resent once after a refused token
 
     # -- the one way out -----------------------------------------------------------------------
     async def _raw(
-        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        resend: bool | None = None,
     ) -> httpx.Response:
+        """Send one request through the SDK's pipeline. A token Graph no longer honours (401
+        InvalidAuthenticationToken without a claims challenge) is replaced and the request resent once when
+        `resend` allows it (default: reads and idempotent writes); otherwise GraphError, not confirmed."""
         info = RequestInformation()
         info.http_method = Method(method.upper())
         info.url = url if url.startswith(("http://", "https://")) else self.base_url + _encode_path(url)
@@ -145,6 +158,8 @@ class GraphGateway:
             for attempt in range(attempts):
                 try:
                     response: httpx.Response = await self._adapter.get_http_response_message(info, span)
+                    if graph_token_refused(response):
+                        return await self._token_refused(info, span, method, response, resend)
                     return response
                 except httpx.TransportError as exc:
                     # A dropped connection: safe to repeat a read; a write may have happened, so report it.
@@ -155,9 +170,28 @@ class GraphGateway:
         finally:
             span.end()
 
-    async def send(self, request: GraphRequest) -> GraphResponse:
-        """Send exactly this request; GraphError on a 4xx/5xx after the SDK's retries."""
-        response = await self._raw(request.method, request.path, request.body, dict(request.headers))
+    async def _token_refused(
+        self, info: RequestInformation, span: Any, method: str, response: httpx.Response, resend: bool | None
+    ) -> httpx.Response:
+        """The one place a refused token is handled: a new token (claims request for a token issued now, so
+        the credential skips its cache) and one resend, or GraphError when the request is not safe to repeat."""
+        safe = resend if resend is not None else method.upper() in IDEMPOTENT
+        if not safe:
+            raise GraphError(
+                401,
+                "InvalidAuthenticationToken",
+                f"{_result_message(response)} (the token was refused before its expiry; this {method.upper()} is "
+                "not safe to repeat, so it was not resent and is not confirmed: a new plan reads what happened)",
+                response.headers.get("request-id"),
+            )
+        self.token_resends += 1
+        retried: httpx.Response = await self._adapter.get_http_response_message(info, span, fresh_token_claims_b64())
+        return retried
+
+    async def send(self, request: GraphRequest, *, resend: bool | None = None) -> GraphResponse:
+        """Send exactly this request; GraphError on a 4xx/5xx after the SDK's retries. `resend`: whether the
+        request may be sent again after a refused token (default: reads and idempotent writes)."""
+        response = await self._raw(request.method, request.path, request.body, dict(request.headers), resend=resend)
         return _result(response)
 
     async def _get_json(self, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -264,7 +298,8 @@ class GraphGateway:
             if headers:
                 item["headers"] = headers
             items.append(item)
-        reply = _result(await self._raw("POST", "/$batch", {"requests": items}))
+        safe = all(item["method"] in IDEMPOTENT for item in items)
+        reply = _result(await self._raw("POST", "/$batch", {"requests": items}, resend=safe))
         wait: float | None = None
         for entry in (reply.body or {}).get("responses", []):
             index = int(entry["id"])
@@ -299,6 +334,13 @@ def _result(response: httpx.Response) -> GraphResponse:
         inner = error.get("innerError") or {}
         raise GraphError(response.status_code, code, message, inner.get("request-id") or rid)
     return GraphResponse(response.status_code, body if isinstance(body, dict) else None, rid)
+
+
+def _result_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]")

@@ -44,6 +44,7 @@ class Endpoints:
     # them) go to the simulator with the real name in the Host header, so the client derives real host
     # names (the Security & Compliance regional host) exactly as against Microsoft.
     host_map: tuple[tuple[str, str], ...] = ()
+    token_url: str | None = None  # a simulator's token endpoint (it issues the tokens its services accept)
 
 
 def endpoints_for_cloud(cloud_name: str, tenant: str, domain: str | None) -> Endpoints:
@@ -95,6 +96,7 @@ def discover_simulator(url: str) -> Endpoints:
             onprem_url=services.get("onprem"),
             time_scale=float(doc.get("timeScale") or 1.0),
             host_map=tuple((str(k), str(v)) for k, v in (doc.get("hostMap") or {}).items()),
+            token_url=services.get("token"),
         )
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise SimulatorUnreachable(f"no simulated tenant answers at {url} ({type(exc).__name__})") from None
@@ -222,7 +224,7 @@ class TenantSession:
         lag_delay = 1.0 * self._scale
         while True:
             try:
-                response = await self.graph.send(req)
+                response = await self.graph.send(req, resend=resend)
                 return ExecResult(ok=True, body=response.body, request_id=response.request_id)
             except GraphError as exc:
                 transient = exc.status == 0 or exc.status >= 500

@@ -206,7 +206,12 @@ class ExchangeService:
         if denied is not None:
             status, reason = denied
             resp = _error_response(request, status, "Unauthorized", reason)
-            resp.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{reason}"'
+            # The challenge's shape as Exchange Online sends it (error="invalid_token"); the JSON body is unverified.
+            resp.headers["WWW-Authenticate"] = (
+                'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+                'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+                'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"'
+            )
             return resp
         anchor = request.headers.get("x-anchormailbox")
         if anchor is not None and self.state.knobs.anchor_check and not self._valid_anchor(anchor):

@@ -179,6 +179,11 @@ class GraphCore:
                         {"Retry-After": retry_after_header(wait)},
                     ),
                 )
+        from m365archive.sim.graph.permissions import denied
+
+        refusal = denied(self.state, getattr(ctx.request.state, "token_claims", None), ctx.method, ctx.path, ctx.body)
+        if refusal is not None:
+            return self._fail_reply(ctx, refusal)
         try:
             with self.state.lock:
                 return handler(ctx)

@@ -1,0 +1,74 @@
+"""Which Graph writes a token's permissions allow (the simulator's own table; the client's is
+m365archive/permissions.py and is not imported).
+
+Each write needs one of its permissions among the token's `scp` (delegated) or `roles` (application),
+from each API's "Permissions" section on Microsoft Learn. Changing the password or the sign-in state
+of a user who holds an administrator role also needs the caller to be a Privileged Authentication
+Administrator or a Global Administrator (user-update). Refusals are Graph's 403
+`Authorization_RequestDenied` "Insufficient privileges to complete the operation.". Writes not listed
+here are not checked (unverified). Knob `permission_check` off: any valid token may write.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from m365archive.sim.graph.core import GraphFail
+from m365archive.sim.state import TenantState
+from m365archive.sim.tokens import ROLE_TEMPLATES
+
+_USER = r"^/users/[^/]+$"
+_DIRECTORY_WRITE = ("Directory.ReadWrite.All",)
+PASSWORD = ("User-PasswordProfile.ReadWrite.All", "Directory.AccessAsUser.All")
+PASSWORD_APP = ("User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All", *_DIRECTORY_WRITE)
+ENABLE = ("User.EnableDisableAccount.All", "User.ReadWrite.All", *_DIRECTORY_WRITE)
+USERS = ("User.ReadWrite.All", *_DIRECTORY_WRITE)
+LICENCES = ("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", *_DIRECTORY_WRITE)
+ROLES = ("RoleManagement.ReadWrite.Directory",)
+APPS = ("Application.ReadWrite.All", *_DIRECTORY_WRITE)
+
+# (methods, path pattern, body property or None, delegated alternatives, application alternatives)
+RULES: list[tuple[frozenset[str], re.Pattern[str], str | None, tuple[str, ...], tuple[str, ...]]] = [
+    (frozenset({"PATCH"}), re.compile(_USER), "passwordProfile", PASSWORD, PASSWORD_APP),
+    (frozenset({"PATCH"}), re.compile(_USER), "accountEnabled", ENABLE, ENABLE),
+    (frozenset({"POST"}), re.compile(r"^/users/[^/]+/assignLicense$"), None, LICENCES, LICENCES),
+    (frozenset({"POST", "PATCH", "DELETE"}), re.compile(r"^/users(/[^/]+)?$"), None, USERS, USERS),
+    (
+        frozenset({"POST", "DELETE"}),
+        re.compile(r"^/(roleManagement/directory/roleAssignments|directoryRoles)"),
+        None,
+        ROLES,
+        ROLES,
+    ),
+    (frozenset({"POST", "PATCH", "DELETE"}), re.compile(r"^/servicePrincipals"), None, APPS, APPS),
+]
+SENSITIVE = ("passwordProfile", "accountEnabled")
+PRIVILEGED_AUTH = {ROLE_TEMPLATES["Privileged Authentication Administrator"], ROLE_TEMPLATES["Global Administrator"]}
+DENIED = "Insufficient privileges to complete the operation."
+
+
+def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path: str, body: Any) -> GraphFail | None:
+    """Graph's 403 when the token may not make this write, else None."""
+    if not state.knobs.permission_check or claims is None or method not in ("POST", "PATCH", "DELETE", "PUT"):
+        return None
+    app = claims.get("idtyp") == "app"
+    held = set(claims.get("roles") or []) if app else set(str(claims.get("scp") or "").split())
+    fields = set(body) if isinstance(body, dict) else set()
+    for methods, pattern, field, delegated, application in RULES:
+        if method not in methods or not pattern.search(path) or (field is not None and field not in fields):
+            continue
+        if not held & set(application if app else delegated):
+            return GraphFail(403, "Authorization_RequestDenied", DENIED)
+        if field is None or fields <= set(SENSITIVE):
+            break  # the general rule of the path does not apply to a change of these properties alone
+    if method == "PATCH" and fields & set(SENSITIVE) and re.search(_USER, path):
+        target = state.find_user(path.split("/")[2])
+        privileged = set(claims.get("wids") or []) & PRIVILEGED_AUTH
+        if target is not None and _holds_admin_role(state, target.id) and not privileged:
+            return GraphFail(403, "Authorization_RequestDenied", DENIED)
+    return None
+
+
+def _holds_admin_role(state: TenantState, user_id: str) -> bool:
+    return any(a.principal_id == user_id for a in state.role_assignments.values())

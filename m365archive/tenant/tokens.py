@@ -1,0 +1,50 @@
+"""When a service refuses a token before its `exp`: how to tell, and how to ask for a new one.
+
+Graph answers an expired or revoked token with 401 `InvalidAuthenticationToken` ("Lifetime validation
+failed, the token is expired."); Exchange's admin API with 401 and `WWW-Authenticate: Bearer ...
+error="invalid_token"`. The SDK's own continuous-access-evaluation retry handles only 401s that carry
+a `claims` challenge, and a client refreshes its cached token only shortly before `exp` (azure-identity
+and the Exchange runner: 300 s), so a token the service stops honouring earlier (clock skew,
+revocation) is answered by the gateways: they ask the credential for a new token with a claims request
+for a token issued now (the shape of Entra's claims challenges, which makes azure-identity/MSAL skip
+their cache) and resend the request once, if it is safe to resend.
+
+The bound: one re-acquire and one resend per request; a resend that is refused again is an
+authentication failure (exit 5), never a loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+
+
+def fresh_token_claims() -> str:
+    """A claims request for a token issued no earlier than now (JSON, as `get_token(claims=...)` takes)."""
+    return json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}})
+
+
+def fresh_token_claims_b64() -> str:
+    """The same, base64-encoded, as kiota's request adapter takes a claims challenge."""
+    return base64.b64encode(fresh_token_claims().encode()).decode()
+
+
+def graph_token_refused(response: httpx.Response) -> bool:
+    """Graph's answer to a token it no longer honours, without a claims challenge (the SDK retries those)."""
+    if response.status_code != 401 or "claims=" in response.headers.get("www-authenticate", ""):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") == "InvalidAuthenticationToken"
+
+
+def exchange_token_refused(status: int, headers: httpx.Headers) -> bool:
+    """Exchange's admin API answer to a token it no longer honours."""
+    challenge = headers.get("www-authenticate", "")
+    return status == 401 and 'error="invalid_token"' in challenge and "claims=" not in challenge

@@ -42,11 +42,16 @@ def runner_for(sim: SimulatedTenant, *, compliance: bool = False, **kwargs: Any)
 
 
 def logged(sim: SimulatedTenant, count: int) -> list[dict[str, Any]]:
-    """The request log once it holds `count` entries (it is written just after each response is sent)."""
+    """The Exchange requests in the log once it holds `count` of them (each is written just after its response is
+    sent); token requests are left out."""
     deadline = time.monotonic() + 5
-    while len(sim.requests) < count and time.monotonic() < deadline:
+
+    def calls() -> list[dict[str, Any]]:
+        return [e for e in sim.requests if e.get("service") in ("exchange", "compliance")]
+
+    while len(calls()) < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return sim.requests
+    return calls()
 
 
 def generated(users: int) -> TenantState:

@@ -674,7 +674,7 @@ def _consent_query(**overrides: str) -> dict[str, str]:
 
 
 def test_consent_page_accept_creates_service_principal_after_replication() -> None:
-    with simulated_tenant("fresh", time_scale=0.001, sp_replication_delay=400.0) as sim:
+    with simulated_tenant("fresh", time_scale=0.001, sp_replication_delay=2000.0) as sim:
         _accept_and_wait(sim)
 
 

@@ -1,4 +1,5 @@
-"""Exit codes and the result every command returns (rendered once, by the CLI)."""
+"""Exit codes and the result every command returns (rendered once, by the CLI; failures carry a
+`m365archive.errors.Reason`, mapped to a code in cli/exits.py)."""
 
 from __future__ import annotations
 
@@ -25,16 +26,6 @@ class ExitCode(IntEnum):
     PLAN_MISMATCH = 12  # the saved plan's changes or digest differ from what this config plans now; nothing sent
     FINDINGS = 13  # status --fail-on: unaccepted findings at or above the level
     INTERRUPTED = 130  # Ctrl-C
-
-
-class CommandError(Exception):
-    """A clear, one-line failure with its exit code (the CLI prints it without a traceback)."""
-
-    def __init__(self, message: str, code: ExitCode = ExitCode.ERROR, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.hint = hint
 
 
 @dataclass

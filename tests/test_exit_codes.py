@@ -120,3 +120,13 @@ def test_every_applying_command_refuses_a_session_nobody_can_answer(
             assert hint in run.stderr, args
         assert sim.writes() == []
         assert not (tmp_path / "p.md").exists()
+
+
+def test_every_failure_reason_has_exactly_one_exit_code() -> None:
+    from m365archive.cli.exits import FOR_REASON
+    from m365archive.errors import Reason
+
+    assert set(FOR_REASON) == set(Reason)
+    assert len(set(FOR_REASON.values())) == len(Reason)  # no two reasons share a code
+    for reason, code in FOR_REASON.items():
+        assert code.name == reason.name  # the table in README "Exit codes" names both alike

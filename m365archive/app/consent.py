@@ -20,8 +20,8 @@ from m365archive.app.context import Env, connect, reading, tenant_info
 from m365archive.app.pipeline import PipelineResult, Procedure
 from m365archive.config import Config
 from m365archive.engine.plan import Plan, fingerprint
+from m365archive.errors import CommandError, Reason
 from m365archive.partners import RETIREMENT, retirement_notice
-from m365archive.result import CommandError, ExitCode
 from m365archive.steps.connector_consent import (
     ConsentState,
     consent_state,
@@ -66,7 +66,7 @@ async def wait_for_consent(
             raise CommandError(
                 f"the connector's service principal did not appear within {timeout:.0f} s "
                 "(consent not given yet, or still replicating)",
-                ExitCode.TIMEOUT,
+                Reason.TIMEOUT,
                 "check later with `m365archive consent status` (exit 0 once present)",
             )
         elapsed = int(now - started)

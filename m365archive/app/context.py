@@ -20,8 +20,8 @@ from typing import Any
 from m365archive.config import Config
 from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.runner import Event
+from m365archive.errors import CommandError, Reason
 from m365archive.paths import journal_path
-from m365archive.result import CommandError, ExitCode
 from m365archive.steps.base import StepError
 from m365archive.tenant.exchange import ExchangeError, TransportError
 from m365archive.tenant.graph_types import GraphError
@@ -127,14 +127,14 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]
             endpoints = await asyncio.to_thread(discover_simulator, env.sim_url)
         except SimulatorUnreachable as exc:
             raise CommandError(
-                str(exc), ExitCode.ERROR, "start one with `m365archive sim serve --scenario fresh`"
+                str(exc), Reason.ERROR, "start one with `m365archive sim serve --scenario fresh`"
             ) from None
         wanted = config.tenant.id.lower()
         if wanted not in (endpoints.tenant_id.lower(), endpoints.domain.lower()):
             raise CommandError(
                 f"the config is for tenant {config.tenant.id}, but the simulator at {env.sim_url} is "
                 f"{endpoints.domain} ({endpoints.tenant_id})",
-                ExitCode.USAGE,
+                Reason.USAGE,
             )
         operator = ""
         try:
@@ -166,10 +166,10 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]
         credential = make_credential(sign_in, cloud)
         token = await credential.get_token(endpoints.graph_scope)
     except AuthError as exc:
-        raise CommandError(str(exc), ExitCode.AUTH) from None
+        raise CommandError(str(exc), Reason.AUTH) from None
     except Exception as exc:  # azure-identity raises many types; all mean "not signed in"
         raise CommandError(
-            f"sign-in failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", ExitCode.AUTH
+            f"sign-in failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", Reason.AUTH
         ) from None
     claims = _claims(token.token)
     user = claims.get("upn") or claims.get("unique_name")
@@ -191,11 +191,11 @@ def reading() -> Iterator[None]:
     try:
         yield
     except StepError as exc:
-        raise CommandError(str(exc), ExitCode.PREREQUISITE) from None
+        raise CommandError(str(exc), Reason.PREREQUISITE) from None
     except ExchangeError as exc:
-        raise CommandError(f"Exchange refused a read: {exc.message}", ExitCode.ERROR) from None
+        raise CommandError(f"Exchange refused a read: {exc.message}", Reason.ERROR) from None
     except GraphError as exc:
-        code = ExitCode.AUTH if exc.status in (401, 403) else ExitCode.ERROR
+        code = Reason.AUTH if exc.status in (401, 403) else Reason.ERROR
         raise CommandError(f"Microsoft Graph refused a read: {exc.status} {exc.code}: {exc.message}", code) from None
     except TransportError as exc:
-        raise CommandError(str(exc), ExitCode.AUTH if exc.auth else ExitCode.ERROR) from None
+        raise CommandError(str(exc), Reason.AUTH if exc.auth else Reason.ERROR) from None

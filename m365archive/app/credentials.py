@@ -26,9 +26,9 @@ from m365archive.config import Config
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Action, Change, Plan, fingerprint, secret
 from m365archive.engine.runner import ApplyResult
+from m365archive.errors import CommandError, Reason
 from m365archive.partners import retirement_notice
 from m365archive.powershell import command, variable
-from m365archive.result import CommandError, ExitCode
 from m365archive.steps.base import GRAPH, graph_operation
 from m365archive.tenant.session import TenantSession
 
@@ -49,7 +49,7 @@ class PasswordStore:
     @classmethod
     def for_config(cls, env: Env, config: Config) -> PasswordStore:
         if config.catchall is None:
-            raise CommandError("the config has no [catchall] table: there is no catch-all account", ExitCode.USAGE)
+            raise CommandError("the config has no [catchall] table: there is no catch-all account", Reason.USAGE)
         return cls(config.tenant.id, config.catchall.upn, env.password_file)
 
     @property
@@ -71,9 +71,9 @@ class PasswordStore:
         try:
             return fn()
         except secrets.NoKeyringError as exc:
-            raise CommandError(str(exc), ExitCode.NO_SECRET_STORE) from None
+            raise CommandError(str(exc), Reason.NO_SECRET_STORE) from None
         except secrets.PasswordFileError as exc:
-            raise CommandError(str(exc), ExitCode.USAGE) from None
+            raise CommandError(str(exc), Reason.USAGE) from None
 
     def check(self) -> None:
         """Fail now (before any request) when nothing can keep the secret."""
@@ -209,7 +209,7 @@ class CredentialsRotate(Procedure):
         if user is None:
             raise CommandError(
                 f"the catch-all account {upn} does not exist",
-                ExitCode.PREREQUISITE,
+                Reason.PREREQUISITE,
                 "create it first with `m365archive setup`",
             )
         self.resumed = self.store.pending() is not None
@@ -233,7 +233,7 @@ class CredentialsRotate(Procedure):
 
         def resolve(name: str) -> str:
             if name != ROTATE_SECRET:
-                raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+                raise CommandError(f"the plan needs an unknown secret {name!r}", Reason.USAGE)
             return self.password
 
         return resolve

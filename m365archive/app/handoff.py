@@ -9,6 +9,7 @@ from typing import Any
 
 from m365archive.app.context import Env, connect, reading
 from m365archive.config import Config
+from m365archive.errors import CommandError, Reason
 from m365archive.partners import (
     CONNECTOR_APP_ID,
     INGESTION_ADVICE,
@@ -18,7 +19,6 @@ from m365archive.partners import (
     find_partner,
 )
 from m365archive.report.markdown import secret_block
-from m365archive.result import CommandError, ExitCode
 from m365archive.steps.connector_consent import ConsentState, consent_state
 from m365archive.tenant.session import TenantSession
 
@@ -119,7 +119,7 @@ async def handoff(
     from m365archive.tenant.clouds import get_cloud
 
     if config.catchall is None:
-        raise CommandError("the config has no [catchall] table: there is no catch-all account", ExitCode.USAGE)
+        raise CommandError("the config has no [catchall] table: there is no catch-all account", Reason.USAGE)
     e = session.endpoints
     cloud = get_cloud(e.cloud)
     note = ""

@@ -18,8 +18,8 @@ from m365archive.config import Config
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan, fingerprint
 from m365archive.engine.runner import ApplyResult
+from m365archive.errors import CommandError, Reason
 from m365archive.partners import RETIREMENT
-from m365archive.result import CommandError, ExitCode
 from m365archive.steps import legacy_cleanup
 from m365archive.steps.base import StepContext
 from m365archive.tenant.session import TenantSession
@@ -134,7 +134,7 @@ class LegacyCleanup(Procedure):
 
         def resolve(name: str) -> str:
             if not name.startswith(legacy_cleanup.SECRET_PREFIX):
-                raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+                raise CommandError(f"the plan needs an unknown secret {name!r}", Reason.USAGE)
             upn = name.removeprefix(legacy_cleanup.SECRET_PREFIX)
             # Random, used once, kept nowhere: nobody needs to sign in as the retired catch-all account.
             return generated.setdefault(name, secrets.generate_password(avoid=upn))

@@ -321,10 +321,10 @@ async def export_mapping(
 
     source = source_for(source_name)
     if config.users.scope == "none":
-        from m365archive.result import CommandError, ExitCode
+        from m365archive.errors import CommandError, Reason
 
         raise CommandError(
-            'no users in scope: set [users] scope = "all" (or "groups" / "file") in the config', ExitCode.USAGE
+            'no users in scope: set [users] scope = "all" (or "groups" / "file") in the config', Reason.USAGE
         )
     ctx = StepContext(
         config=config, session=session, tenant=tenant_info(session), operator=session.operator, progress=progress

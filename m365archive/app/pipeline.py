@@ -34,9 +34,9 @@ from m365archive.engine.binding import Binding, PlanRefused, bind, check_digest,
 from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.plan import SECRET, Plan, PlanFormatError, sha256_digest
 from m365archive.engine.runner import ApplyResult, Runner, SecretResolver
+from m365archive.errors import CommandError, Reason
 from m365archive.files import write_error, write_private
 from m365archive.report.ticket import TicketContext
-from m365archive.result import CommandError, ExitCode
 from m365archive.tenant.session import TenantSession
 
 
@@ -117,7 +117,7 @@ class Procedure:
         """The values the plan's ${secret:...} placeholders stand for, resolved before the first write."""
         names = secret_names(plan)
         if names:
-            raise CommandError(f"the plan needs an unknown secret {sorted(names)[0]!r}", ExitCode.USAGE)
+            raise CommandError(f"the plan needs an unknown secret {sorted(names)[0]!r}", Reason.USAGE)
         return _no_secret
 
     def before_apply(self, plan: Plan) -> None:
@@ -132,7 +132,7 @@ class Procedure:
 
 
 def _no_secret(name: str) -> str:
-    raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+    raise CommandError(f"the plan needs an unknown secret {name!r}", Reason.USAGE)
 
 
 def secret_names(plan: Plan) -> set[str]:
@@ -151,15 +151,15 @@ def load_saved_plan(path: Path, expect_digest: str | None = None) -> Plan:
     try:
         saved = Plan.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise CommandError(f"{path}: no such plan file", ExitCode.USAGE) from None
+        raise CommandError(f"{path}: no such plan file", Reason.USAGE) from None
     except (ValueError, PlanFormatError) as exc:
-        raise CommandError(f"{path}: {exc}", ExitCode.USAGE) from None
+        raise CommandError(f"{path}: {exc}", Reason.USAGE) from None
     except OSError as exc:
-        raise CommandError(f"{path}: can't read the plan file: {exc.strerror}", ExitCode.USAGE) from None
+        raise CommandError(f"{path}: can't read the plan file: {exc.strerror}", Reason.USAGE) from None
     try:
         validate(saved)
     except PlanPolicyError as exc:
-        raise CommandError(f"{path}: refused, nothing was sent: {exc}", ExitCode.USAGE) from None
+        raise CommandError(f"{path}: refused, nothing was sent: {exc}", Reason.USAGE) from None
     try:
         check_digest(saved, expect_digest)
     except PlanRefused as exc:
@@ -168,7 +168,7 @@ def load_saved_plan(path: Path, expect_digest: str | None = None) -> Plan:
 
 
 def _refusal(exc: PlanRefused) -> CommandError:
-    return CommandError(exc.message, ExitCode.PLAN_MISMATCH if exc.reason == "mismatch" else ExitCode.STALE_PLAN)
+    return CommandError(exc.message, Reason.PLAN_MISMATCH if exc.reason == "mismatch" else Reason.STALE_PLAN)
 
 
 def config_digest(config: Config) -> str:
@@ -192,7 +192,7 @@ async def validate_saved(
     a tenant changed since is 6, an interrupted apply of it resumes. Returns what to apply."""
     if saved.kind != procedure.kind:
         raise CommandError(
-            f"this is a {saved.kind} plan, not a {procedure.command} plan ({procedure.kind})", ExitCode.USAGE
+            f"this is a {saved.kind} plan, not a {procedure.command} plan ({procedure.kind})", Reason.USAGE
         )
     hint = f"Make a new plan with `m365archive {procedure.command} --dry-run --plan-out FILE`."
     try:
@@ -203,7 +203,7 @@ async def validate_saved(
         raise CommandError(
             f"the plan was made from another config than this one (its config digest differs), so nothing was "
             f"sent. {hint}",
-            ExitCode.PLAN_MISMATCH,
+            Reason.PLAN_MISMATCH,
         )
     current = stamp(await procedure.replan(session, saved), config, procedure)
     journal = env.journal()
@@ -240,7 +240,7 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(path)
     except OSError as exc:
-        raise CommandError(write_error(path, exc), ExitCode.USAGE) from None
+        raise CommandError(write_error(path, exc), Reason.USAGE) from None
 
 
 @contextmanager
@@ -266,7 +266,7 @@ async def apply_plan(
     try:
         validate(plan)
     except PlanPolicyError as exc:
-        raise CommandError(f"refused, nothing was sent: {exc}", ExitCode.USAGE) from None
+        raise CommandError(f"refused, nothing was sent: {exc}", Reason.USAGE) from None
     journal = env.journal()
     try:
         runner = Runner(
@@ -283,7 +283,7 @@ async def apply_plan(
             result = await runner.apply(plan)
         except JournalError as exc:
             raise CommandError(
-                f"{exc}; the run stopped and sent nothing more (`status` shows what is in place)", ExitCode.ERROR
+                f"{exc}; the run stopped and sent nothing more (`status` shows what is in place)", Reason.ERROR
             ) from None
         if procedure is not None:
             await procedure.after_apply(session, plan, result, journal)
@@ -302,7 +302,7 @@ async def run(
     """Plan (or load and validate a saved plan), save, show, confirm, apply, and say how it went."""
     ui = frontend or Frontend()
     if options.expect_digest is not None and options.plan_file is None:
-        raise CommandError("--expect-digest goes with --plan FILE", ExitCode.USAGE)
+        raise CommandError("--expect-digest goes with --plan FILE", Reason.USAGE)
     saved = load_saved_plan(options.plan_file, options.expect_digest) if options.plan_file is not None else None
     procedure.check()
     async with connect(env, config, max_concurrency=procedure.max_concurrency) as session:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m365archive.tenant.exchange import Cmdlet, TransportError
+
+if TYPE_CHECKING:
+    from m365archive.app.context import Env
+    from m365archive.config import Config
 
 
 @dataclass
@@ -72,3 +76,32 @@ async def onprem_checks(runner: Any, host: str, port: int) -> list[Verdict]:
             )
         )
     return verdicts
+
+
+async def onprem(env: Env, config: Config) -> list[Verdict]:
+    """`preflight --onprem`: reach, sign in to and probe the configured on-premises Exchange endpoint."""
+    from urllib.parse import urlparse
+
+    from m365archive.app.context import make_onprem_runner
+    from m365archive.errors import CommandError, Reason
+    from m365archive.tenant.session import discover_simulator, endpoints_for_cloud
+
+    cfg = config.onprem
+    if cfg is None:
+        raise CommandError("the config has no [onprem] table (server, auth, username)", Reason.USAGE)
+    if env.sim_url:
+        endpoints = discover_simulator(env.sim_url)
+    else:
+        endpoints = endpoints_for_cloud(config.tenant.cloud, config.tenant.id, config.tenant.domain)
+    try:
+        runner = make_onprem_runner(env, config, endpoints)
+    except ValueError as exc:
+        raise CommandError(str(exc), Reason.USAGE) from None
+    host, port = cfg.server, cfg.port or (443 if cfg.ssl else 80)
+    if endpoints.simulator and endpoints.onprem_url:
+        parsed = urlparse(endpoints.onprem_url)
+        host, port = parsed.hostname or host, parsed.port or port
+    try:
+        return await onprem_checks(runner, host, port)
+    finally:
+        await runner.aclose()

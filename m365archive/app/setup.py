@@ -13,7 +13,7 @@ from m365archive.config import Config
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan
 from m365archive.engine.runner import ApplyResult, Event
-from m365archive.result import CommandError, ExitCode
+from m365archive.errors import CommandError, Reason
 from m365archive.steps.base import StepContext
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.session import TenantSession
@@ -56,7 +56,7 @@ class SecretStore:
 
         for name in sorted(names):
             if name != CATCHALL_SECRET:
-                raise CommandError(f"the plan needs an unknown secret {name!r}", ExitCode.USAGE)
+                raise CommandError(f"the plan needs an unknown secret {name!r}", Reason.USAGE)
             assert self.config.catchall is not None
             upn = self.config.catchall.upn
             try:
@@ -68,9 +68,9 @@ class SecretStore:
                         value = secrets.generate_password(avoid=upn)
                         secrets.store_secret(self.config.tenant.id, upn, value)
             except secrets.NoKeyringError as exc:
-                raise CommandError(str(exc), ExitCode.NO_SECRET_STORE) from None
+                raise CommandError(str(exc), Reason.NO_SECRET_STORE) from None
             except secrets.PasswordFileError as exc:
-                raise CommandError(str(exc), ExitCode.USAGE) from None
+                raise CommandError(str(exc), Reason.USAGE) from None
             self.values[name] = value
 
     def __call__(self, name: str) -> str:

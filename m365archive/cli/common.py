@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from m365archive.result import CommandError, ExitCode, Result
+from m365archive.cli.exits import for_error
+from m365archive.errors import CommandError, Reason
+from m365archive.result import ExitCode, Result
 
 if TYPE_CHECKING:
     from m365archive.app.context import Env
@@ -157,7 +159,7 @@ def call(cli: CliState, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except CommandError as exc:
-        fail(cli, exc.message, exc.code, exc.hint)
+        fail(cli, exc.message, for_error(exc), exc.hint)
     except KeyboardInterrupt:
         cli.err.print("interrupted", markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
@@ -247,7 +249,7 @@ def confirm_apply(
         json_output = cli.output is Output.json
     if not cli.err.is_terminal or json_output:
         raise CommandError(
-            f"refusing to {action} without confirmation in a non-interactive session", ExitCode.USAGE, hint
+            f"refusing to {action} without confirmation in a non-interactive session", Reason.USAGE, hint
         )
     return typer.confirm(question, default=False)
 
@@ -259,7 +261,7 @@ def write_text(path: Path, text: str) -> None:
     try:
         write_private(path, text)
     except OSError as exc:
-        raise CommandError(output_error(path, exc), ExitCode.USAGE) from None
+        raise CommandError(output_error(path, exc), Reason.USAGE) from None
 
 
 def output_error(path: Path, exc: OSError) -> str:

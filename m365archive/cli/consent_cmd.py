@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from m365archive.cli import changes
+from m365archive.cli import changes, exits
 from m365archive.cli.common import CliState, Output, finish, run, state
 from m365archive.result import ExitCode, Result
 
@@ -92,7 +92,7 @@ def status(ctx: typer.Context) -> None:
     if current.present:
         extra = [consent.retirement_line(), "Remove it with `m365archive consent revoke` if no partner still needs it."]
     result = _state_result(cli, "consent status", current, extra)
-    result.exit_code = ExitCode.OK if current.present else ExitCode.ABSENT
+    result.exit_code = exits.for_consent(present=current.present)
     finish(cli, result)
 
 

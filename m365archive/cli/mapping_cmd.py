@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from m365archive.cli import exits
 from m365archive.cli.common import CliState, Output, finish, run, state
-from m365archive.result import CommandError, ExitCode, Result
+from m365archive.errors import CommandError, Reason
+from m365archive.result import ExitCode, Result
 
 app = typer.Typer(
     help="User mapping files for Purview data connectors (source identity -> mailbox address).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+
+if TYPE_CHECKING:
+    from m365archive.app.context import Env
+    from m365archive.config import Config
 
 
 class MappingSource(StrEnum):
@@ -54,7 +60,9 @@ def check(
     finish(cli, run(cli, lambda: _check(cli, config, env, file, source.value, out, limit)))
 
 
-async def _check(cli: CliState, config: Any, env: Any, file: Path, source: str, out: Path | None, limit: int) -> Result:
+async def _check(
+    cli: CliState, config: Config, env: Env, file: Path, source: str, out: Path | None, limit: int
+) -> Result:
     from m365archive.app.context import connect
     from m365archive.app.mapping import NOT_IMPORTED, MappingError, check_mapping
 
@@ -62,8 +70,8 @@ async def _check(cli: CliState, config: Any, env: Any, file: Path, source: str, 
         try:
             report = await check_mapping(session, file, source, out=out, limit=limit, progress=env.progress)
         except MappingError as exc:
-            raise CommandError(str(exc), ExitCode.USAGE) from None
-    code = ExitCode.CHANGES if report.not_imported else ExitCode.OK
+            raise CommandError(str(exc), Reason.USAGE) from None
+    code = exits.for_mapping(not_imported=report.not_imported)
     messages: list[str] = []
     if cli.output is not Output.json:
         problems = report.problems
@@ -110,7 +118,7 @@ def export(
     finish(cli, run(cli, lambda: _export(config, env, source.value, out)))
 
 
-async def _export(config: Any, env: Any, source: str, out: Path) -> Result:
+async def _export(config: Config, env: Env, source: str, out: Path) -> Result:
     from m365archive.app.context import connect
     from m365archive.app.mapping import export_mapping
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from m365archive.cli.common import CliState, Output, confirm_apply, fail, finish, run, state, write_text
-from m365archive.result import CommandError, ExitCode, Result
+from m365archive.errors import CommandError, Reason
+from m365archive.result import ExitCode, Result
+
+if TYPE_CHECKING:
+    from m365archive.app.context import Env
+    from m365archive.config import Config
 
 
 def register(app: typer.Typer) -> None:
@@ -59,8 +64,8 @@ def register(app: typer.Typer) -> None:
 
 async def _partner_info(
     cli: CliState,
-    config: Any,
-    env: Any,
+    config: Config,
+    env: Env,
     include_secret: bool,
     out: Path | None,
     ingestion_endpoint: str | None,
@@ -94,7 +99,7 @@ async def _partner_info(
         if not packet.password:
             raise CommandError(
                 f"no password is stored for {packet.catchall_upn} ({store.where})",
-                ExitCode.NO_SECRET_STORE,
+                Reason.NO_SECRET_STORE,
                 "set one with `m365archive credentials rotate` (it resets the password in the tenant)",
             )
         text = (

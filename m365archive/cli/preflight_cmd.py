@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from m365archive.cli import exits
 from m365archive.cli.common import CliState, Output, finish, run, state
-from m365archive.result import CommandError, ExitCode, Result
+from m365archive.result import ExitCode, Result
+
+if TYPE_CHECKING:
+    from m365archive.app.context import Env
+    from m365archive.config import Config
 
 
 def register(app: typer.Typer) -> None:
@@ -38,43 +43,17 @@ def register(app: typer.Typer) -> None:
         finish(cli, run(cli, lambda: _onprem(cli, config, env)))
 
 
-async def _onprem(cli: CliState, config: Any, env: Any) -> Result:
-    from urllib.parse import urlparse
+async def _onprem(cli: CliState, config: Config, env: Env) -> Result:
+    from m365archive.app.preflight import onprem
 
-    from m365archive.app.context import make_onprem_runner
-    from m365archive.app.preflight import onprem_checks
-    from m365archive.tenant.session import discover_simulator
-
-    cfg = config.onprem
-    endpoints = discover_simulator(env.sim_url) if env.sim_url else None
-    if endpoints is None:
-        from m365archive.tenant.session import endpoints_for_cloud
-
-        endpoints = endpoints_for_cloud(config.tenant.cloud, config.tenant.id, config.tenant.domain)
-    try:
-        runner = make_onprem_runner(env, config, endpoints)
-    except ValueError as exc:
-        raise CommandError(str(exc), ExitCode.USAGE) from None
-    host, port = cfg.server, cfg.port or (443 if cfg.ssl else 80)
-    if endpoints.simulator and endpoints.onprem_url:
-        parsed = urlparse(endpoints.onprem_url)
-        host, port = parsed.hostname or host, parsed.port or port
-    try:
-        verdicts = await onprem_checks(runner, host, port)
-    finally:
-        await runner.aclose()
+    verdicts = await onprem(env, config)
     if cli.output is Output.human:
         for v in verdicts:
             cli.out.print(f"{'PASS' if v.ok else 'FAIL'}  {v.check}: {v.detail}", markup=False, highlight=False)
     failed = next((v for v in verdicts if not v.ok), None)
-    code = ExitCode.OK
-    if failed is not None:
-        code = {"connectivity": ExitCode.ERROR, "authentication": ExitCode.AUTH}.get(
-            failed.check, ExitCode.PREREQUISITE
-        )
     return Result(
         "preflight",
-        code,
+        exits.for_preflight(failed.check if failed else None),
         data={"checks": [v.to_dict() for v in verdicts]},
         errors=[f"{failed.check}: {failed.detail}"] if failed and cli.output is Output.json else [],
     )

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from m365archive.cli import exits
 from m365archive.cli.common import Output, finish, run, state
-from m365archive.result import ExitCode, Result
+from m365archive.result import Result
 
 SUMMARY_ABOVE = 1000  # settings: above this, human output shows SUMMARY_ROWS per step unless --limit says
 SUMMARY_ROWS = 20
@@ -75,14 +76,13 @@ def register(app: typer.Typer) -> None:
                 if drift
                 else "In sync: every setting matches the desired state."
             )
-        code = ExitCode.CHANGES if drift else ExitCode.OK
+        blocking = []
         if fail_on is not None:
             from m365archive.engine.plan import Severity
             from m365archive.risks import failing
 
             blocking = failing(plan, Severity(fail_on.value))
             if blocking:
-                code = ExitCode.FINDINGS
                 messages.append(
                     f"{len(blocking)} finding(s) at or above {fail_on.value} are not accepted risks "
                     "(accept one with [[accepted_risks]] id and reason in the config)."
@@ -90,4 +90,5 @@ def register(app: typer.Typer) -> None:
         data = jsonout.status_document(plan) if cli.output is Output.json else {}
         if drift_only and data:
             data["settings"] = [row for row in data["settings"] if row["state"] == "drift"]
+        code = exits.for_status(drift=bool(drift), failing_findings=bool(blocking))
         finish(cli, Result("status", code, data=data, messages=messages))

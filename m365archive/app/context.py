@@ -98,7 +98,7 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
         except secrets.NoKeyringError:
             raise CommandError(
                 f"the on-premises password of {cfg.username} is needed and there is no keyring on this machine",
-                ExitCode.NO_SECRET_STORE,
+                Reason.NO_SECRET_STORE,
                 "set M365ARCHIVE_ONPREM_PASSWORD for this run, or install a keyring backend and store it under "
                 f"service 'm365archive', name '{config.tenant.id}/onprem/{cfg.username}'",
             ) from None

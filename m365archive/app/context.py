@@ -48,7 +48,7 @@ class Env:
         try:
             return Journal(self.journal_file or journal_path(), on_notice=self.progress)
         except JournalError as exc:
-            raise CommandError(str(exc), ExitCode.ERROR) from None
+            raise CommandError(str(exc), Reason.ERROR) from None
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def options_from_plan(plan: Plan) -> CleanupOptions:
     """The options a saved cleanup plan was made with (its selection, replayed at apply)."""
     accounts = plan.selection.get("accounts", [])
     if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
-        raise CommandError("the plan's selection names its accounts wrongly", ExitCode.USAGE)
+        raise CommandError("the plan's selection names its accounts wrongly", Reason.USAGE)
     return CleanupOptions(accounts=list(accounts), rotate_password=plan.selection.get("rotate_password") is True)
 
 

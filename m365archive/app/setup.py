@@ -104,7 +104,7 @@ class Setup(Procedure):
     async def replan(self, session: TenantSession, saved: Plan) -> Plan:
         steps = saved.selection.get("steps")
         if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-            raise CommandError("the plan's selection names its steps wrongly", ExitCode.USAGE)
+            raise CommandError("the plan's selection names its steps wrongly", Reason.USAGE)
         return await build_plan(self.env, self.config, session, steps)
 
     def secrets(self, plan: Plan) -> SecretStore:

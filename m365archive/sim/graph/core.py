@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from m365archive.sim.graph.permissions import denied
 from m365archive.sim.graph_query import Cursors, Filter, FilterError, Getter, parse_filter
 from m365archive.sim.http import check_bearer, graph_error, request_id
 from m365archive.sim.load import TokenBucket, retry_after_header
@@ -179,11 +180,9 @@ class GraphCore:
                         {"Retry-After": retry_after_header(wait)},
                     ),
                 )
-        from m365archive.sim.graph.permissions import denied
-
         refusal = denied(self.state, getattr(ctx.request.state, "token_claims", None), ctx.method, ctx.path, ctx.body)
         if refusal is not None:
-            return self._fail_reply(ctx, refusal)
+            return self._fail_reply(ctx, GraphFail(403, "Authorization_RequestDenied", refusal))
         try:
             with self.state.lock:
                 return handler(ctx)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from m365archive.sim.graph.core import GraphFail
 from m365archive.sim.state import TenantState
 from m365archive.sim.tokens import ROLE_TEMPLATES
 
@@ -48,8 +47,9 @@ PRIVILEGED_AUTH = {ROLE_TEMPLATES["Privileged Authentication Administrator"], RO
 DENIED = "Insufficient privileges to complete the operation."
 
 
-def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path: str, body: Any) -> GraphFail | None:
-    """Graph's 403 when the token may not make this write, else None."""
+def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path: str, body: Any) -> str | None:
+    """The message of Graph's 403 Authorization_RequestDenied when the token may not make this write, else None
+    (core turns it into the reply: this module imports nothing of core)."""
     if not state.knobs.permission_check or claims is None or method not in ("POST", "PATCH", "DELETE", "PUT"):
         return None
     app = claims.get("idtyp") == "app"
@@ -59,14 +59,14 @@ def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path:
         if method not in methods or not pattern.search(path) or (field is not None and field not in fields):
             continue
         if not held & set(application if app else delegated):
-            return GraphFail(403, "Authorization_RequestDenied", DENIED)
+            return DENIED
         if field is None or fields <= set(SENSITIVE):
             break  # the general rule of the path does not apply to a change of these properties alone
     if method == "PATCH" and fields & set(SENSITIVE) and re.search(_USER, path):
         target = state.find_user(path.split("/")[2])
         privileged = set(claims.get("wids") or []) & PRIVILEGED_AUTH
         if target is not None and _holds_admin_role(state, target.id) and not privileged:
-            return GraphFail(403, "Authorization_RequestDenied", DENIED)
+            return DENIED
     return None
 
 

@@ -86,3 +86,16 @@ def test_backout_order_follows_dependencies_not_plan_order() -> None:
     assert [x.id for x in order] == ["c", "b", "a"]
     assert is_reverse_dependency_order(order)
     assert not is_reverse_dependency_order(list(reversed(order)))
+
+
+def test_no_seats_dry_run_writes_the_report_with_the_failed_check_and_sends_nothing(tmp_path: Path) -> None:
+    from m365archive.sim.server import simulated_tenant
+
+    report = tmp_path / "r.md"
+    with simulated_tenant("no-seats", time_scale=0.001) as sim:
+        run = m365(sim.url, "setup", "--dry-run", "--report", str(report))
+        assert run.code == ExitCode.PREREQUISITE, run.stderr
+        assert sim.writes() == []
+    text = report.read_text(encoding="utf-8")
+    blocking = text[text.index("Blocking: a failure stops apply") : text.index("## Changes")]
+    assert "| catchall_account prerequisite | **FAIL** | catch-all licence: no free seat" in blocking

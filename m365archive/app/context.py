@@ -185,13 +185,21 @@ def tenant_info(session: TenantSession) -> dict[str, str]:
     return {"id": e.tenant_id, "domain": e.domain, "cloud": e.cloud}
 
 
+class PrerequisiteFailed(CommandError):
+    """Exit 7 with the plan made up to the failed blocking check (None when there is none to show)."""
+
+    def __init__(self, message: str, plan: Any = None) -> None:
+        super().__init__(message, Reason.PREREQUISITE)
+        self.plan = plan
+
+
 @contextmanager
 def reading() -> Iterator[None]:
     """While planning: a refused read or a failed prerequisite becomes one clear line with its reason."""
     try:
         yield
     except StepError as exc:
-        raise CommandError(str(exc), Reason.PREREQUISITE) from None
+        raise PrerequisiteFailed(str(exc), getattr(exc, "plan", None)) from None
     except ExchangeError as exc:
         raise CommandError(f"Exchange refused a read: {exc.message}", Reason.ERROR) from None
     except GraphError as exc:

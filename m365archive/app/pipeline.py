@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from m365archive import __version__
-from m365archive.app.context import Env, connect
+from m365archive.app.context import Env, PrerequisiteFailed, connect
 from m365archive.app.executor import ApplyExecutor
 from m365archive.config import Config
 from m365archive.engine.binding import Binding, PlanRefused, bind, check_digest, check_tenant
@@ -313,7 +313,12 @@ async def run(
             if binding.message:
                 ui.say(binding.message)
         else:
-            plan = stamp(await procedure.plan(session), config, procedure)
+            try:
+                plan = stamp(await procedure.plan(session), config, procedure)
+            except PrerequisiteFailed as exc:
+                if exc.plan is not None:  # the report still says what failed, and that nothing is sent
+                    save(procedure, stamp(exc.plan, config, procedure), replace(options, plan_out=None, csv=None))
+                raise
         save(procedure, plan, options)
         result = PipelineResult(procedure.command, plan, Outcome.DRY_RUN, report=options.report)
         result.plan_out = options.plan_out

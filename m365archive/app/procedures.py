@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from m365archive import __version__
-from m365archive.engine.plan import Plan, fingerprint
+from m365archive.engine.plan import Check, Plan, fingerprint
 from m365archive.risks import accept_risks
-from m365archive.steps.base import StepContext, StepError, StepPlan
+from m365archive.steps.base import PlanBlocked, StepContext, StepError, StepPlan
 
 if TYPE_CHECKING:
     pass
@@ -67,8 +67,14 @@ async def make_plan(ctx: StepContext, procedure: str, steps: list[str] | None = 
         chosen = [(name, fn) for name, fn in chosen if name in steps]
     plan.selection = {"steps": [name for name, _ in chosen]}
     combined = StepPlan()
-    for _name, step in chosen:
-        combined.extend(await step(ctx))
+    blocked: StepError | None = None
+    for name, step in chosen:
+        try:
+            combined.extend(await step(ctx))
+        except StepError as exc:  # a blocking prerequisite: stop here, but keep what was read for the report
+            combined.checks.append(Check(name=f"{name} prerequisite", ok=False, detail=str(exc), blocking=True))
+            blocked = exc
+            break
     plan.changes = combined.changes
     plan.findings = combined.findings
     plan.checks = combined.checks
@@ -77,4 +83,7 @@ async def make_plan(ctx: StepContext, procedure: str, steps: list[str] | None = 
     plan.coverage = combined.coverage
     plan.fingerprint = fingerprint(ctx.observed)
     accept_risks(plan, ctx.config)
+    if blocked is not None:
+        plan.appliable = False
+        raise PlanBlocked(str(blocked), plan)
     return plan

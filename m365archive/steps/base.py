@@ -29,6 +29,15 @@ class StepError(Exception):
     """A prerequisite failed: nothing can be applied (e.g. no licence seat left)."""
 
 
+class PlanBlocked(StepError):
+    """A blocking prerequisite failed; `plan` holds what was read up to it (with the failed check), so
+    the report can still be written and show why nothing will be applied."""
+
+    def __init__(self, message: str, plan: Any) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
 @dataclass
 class StepContext:
     config: Config

@@ -199,13 +199,13 @@ async def plan(ctx: StepContext) -> StepPlan:
     license_id = f"{NAME}/license/{upn}"
     if plan2_held:
         names = ", ".join(str(s["skuPartNumber"]) for s in plan2_held)
-        out.checks.append(Check("licence", True, f"{upn} holds {names} (Exchange Online Plan 2)"))
+        out.checks.append(Check("licence", True, f"{upn} holds {names} (Exchange Online Plan 2)", blocking=True))
         out.changes.append(change(NAME, "license", upn, "licence", names, names, None, side=GRAPH))
         ctx.observe("catchall.license", sorted(str(s["skuId"]) for s in plan2_held))
     else:
         sku, why = pick_sku(skus, cfg.license)
         ctx.observe("catchall.license", {"wanted": cfg.license, "sku": sku.get("skuId") if sku else None})
-        out.checks.append(Check("licence seats", sku is not None, why))
+        out.checks.append(Check("licence seats", sku is not None, why, blocking=True))
         if sku is None:
             raise StepError(f"catch-all licence: {why}")
         deps = [create_id] if user is None else []

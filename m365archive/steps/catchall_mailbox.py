@@ -58,7 +58,9 @@ async def plan(ctx: StepContext) -> StepPlan:
         if reviewer is None:
             raise StepError(f"FullAccess reviewer {principal.user} does not exist in the tenant (catchall.full_access)")
     if cfg.full_access:
-        out.checks.append(Check("reviewers", True, f"{len(cfg.full_access)} FullAccess reviewer(s) exist"))
+        out.checks.append(
+            Check("reviewers", True, f"{len(cfg.full_access)} FullAccess reviewer(s) exist", blocking=True)
+        )
     deps: list[str] = list(ctx.facts.get("catchall_depends", []))
     mailbox = await read_mailbox(ctx, upn) if ctx.facts.get("catchall_exists") else None
     new = mailbox is None

@@ -22,6 +22,10 @@ import pytest
 from m365archive.engine.journal import SCHEMA_VERSION, Journal, JournalError
 from m365archive.engine.plan import Action, Change, Operation, Plan, Wait
 from m365archive.engine.runner import ExecResult, Runner
+from m365archive.paths import journal_path
+from m365archive.result import ExitCode
+from m365archive.sim.server import SimulatedTenant
+from tests.clihelp import m365
 
 
 class Boom(RuntimeError):
@@ -167,3 +171,17 @@ def test_a_journal_from_a_newer_version_is_refused_and_an_older_one_migrated(tmp
     assert notices == [f"journal {older}: migrated from schema 0 to {SCHEMA_VERSION}"]
     assert [r["status"] for r in journal.rows("runs")] == ["success"]
     assert json.loads(journal.rows("runs")[0]["command"] or "null") is None
+
+
+def test_through_the_command_line_a_corrupt_journal_is_one_line_and_the_next_run_works(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    path = journal_path()
+    path.write_bytes(b"this is not a database\n" * 100)
+    run = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"))
+    assert run.code == ExitCode.ERROR
+    assert run.stderr.count("\n") == 1 and str(path) in run.stderr and "moved it aside" in run.stderr
+    assert sim.writes() == []
+    again = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"))
+    assert again.code == ExitCode.OK, again.stdout[-2000:] + again.stderr
+    assert [(r["status"], r["command"]) for r in Journal(path).rows("runs")] == [("success", "setup")]

@@ -247,7 +247,8 @@ def test_the_report_shows_the_digest(tenant: SimulatedTenant, tmp_path: Path) ->
     digest = json.loads(plan.read_text())["digest"]
     text = report.read_text()
     header, appendix = text.split("## Summary")[0], text.split("## Appendix: plan digest")[1]
-    assert digest.removeprefix("sha256:")[:12] in header and digest not in header
+    assert f"| Plan digest | {digest.removeprefix('sha256:')[:12]} (full digest in the appendix) |" in header
+    assert f"--expect-digest {digest} |" in header  # the ticket's apply command
     assert f"`{digest}`" in appendix
 
 

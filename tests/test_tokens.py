@@ -25,7 +25,8 @@ from tests.clihelp import m365
 
 GRAPH = "https://graph.microsoft.com"
 EXCHANGE = "https://outlook.office365.com"
-EARLY = 600.0  # simulated seconds after which the services refuse a token in these tests
+# Simulated seconds (100 s of wall time) after which the services refuse a token; the tests advance the clock.
+EARLY = 100_000.0
 CATCHALL = "thirdpartydata@contoso.onmicrosoft.com"
 
 
@@ -280,3 +281,30 @@ def test_setup_with_too_few_scopes_is_refused_by_the_service(tmp_path: Path) -> 
         assert run.code != ExitCode.OK
         assert sim.state.user_by_upn(CATCHALL) is None
         assert any(e["status"] == 403 for e in sim.requests if e.get("service") == "graph")
+
+
+def _app_only_call(sim: SimulatedTenant) -> int:
+    sim.state.signed_in_user = None  # the scenario's principal is an application
+    token = bearer(sim, EXCHANGE)
+    return httpx.post(
+        f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
+        json={"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": {}}},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{sim.state.tenant_id}",
+        },
+        timeout=30,
+    ).status_code
+
+
+def test_app_only_exchange_needs_manage_as_app_and_an_entra_role() -> None:
+    with simulated_tenant("fresh", time_scale=0.001) as sim:
+        assert _app_only_call(sim) == 200  # default: Exchange.ManageAsApp and Global Administrator
+    with simulated_tenant("fresh", time_scale=0.001, principal_scopes=("User.Read.All",)) as sim:
+        assert _app_only_call(sim) == 401  # no Exchange.ManageAsApp
+    with simulated_tenant(
+        "fresh", time_scale=0.001, principal_scopes=("Exchange.ManageAsApp",), principal_roles=()
+    ) as sim:
+        assert _app_only_call(sim) == 403  # ManageAsApp without an Entra role
+    with simulated_tenant("fresh", time_scale=0.001, principal_roles=(), permission_check=False) as sim:
+        assert _app_only_call(sim) == 200

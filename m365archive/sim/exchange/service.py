@@ -213,6 +213,11 @@ class ExchangeService:
                 'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"'
             )
             return resp
+        refused = app_only_refusal(self.state, getattr(request.state, "token_claims", None), service)
+        if refused is not None:
+            return _error_response(
+                request, refused[0], "Unauthorized" if refused[0] == 401 else "Forbidden", refused[1]
+            )
         anchor = request.headers.get("x-anchormailbox")
         if anchor is not None and self.state.knobs.anchor_check and not self._valid_anchor(anchor):
             # Unverified: no public source shows Exchange's answer to an anchor that names no mailbox.
@@ -496,6 +501,27 @@ def _public_url(request: Request, url: str) -> str:
         netloc = request.url.netloc
         url = url.replace(f"{netloc}{prefix}/", f"{netloc}/", 1)
     return url
+
+
+# Entra roles that let an app-only caller run admin API cmdlets (app-only-auth-powershell-v2 lists the supported
+# roles; these are the ones the product's table asks for).
+APP_ONLY_ROLES = {
+    "exchange": {"29232cdf-9323-42fd-ade2-1d097af3e4de", "62e90394-69f5-4237-9190-012177145e10"},
+    "compliance": {"17315797-102d-40b4-93e0-432062caca18", "62e90394-69f5-4237-9190-012177145e10"},
+}
+
+
+def app_only_refusal(state: TenantState, claims: dict[str, Any] | None, service: str) -> tuple[int, str] | None:
+    """An app-only token needs the Exchange.ManageAsApp application permission (else 401) and an Entra role that
+    allows the admin API (else 403). Both answers' bodies are unverified (a public note: "neither grant -> 401;
+    ManageAsApp only -> 403"). Knob `permission_check` off: not checked."""
+    if not state.knobs.permission_check or not claims or claims.get("idtyp") != "app":
+        return None
+    if "Exchange.ManageAsApp" not in (claims.get("roles") or []):
+        return 401, "The token has no Exchange.ManageAsApp role (unverified answer)."
+    if not set(claims.get("wids") or []) & APP_ONLY_ROLES.get(service, set()):
+        return 403, "The application holds no Microsoft Entra role that allows this (unverified answer)."
+    return None
 
 
 def _error_response(

@@ -21,6 +21,8 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from m365archive.engine.checks import Check
+
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
@@ -94,6 +96,26 @@ def client_secret(tenant_id: str, client_id: str) -> str | None:
 
 def store_client_secret(tenant_id: str, client_id: str, value: str) -> None:
     _backend().set_password(SERVICE, app_username(tenant_id, client_id), value)
+
+
+def password_store_check(password_file: str | os.PathLike[str] | None, *, blocking: bool) -> Check:
+    """Where the catch-all password will be kept: blocking for an apply that needs it, advisory in a
+    dry run (a CI runner without a keyring can still make the plan for the ticket)."""
+    if password_file is not None:
+        return Check("password-store", f"the catch-all password is kept in {password_file}", blocking, True)
+    try:
+        backend = _backend()
+    except NoKeyringError:
+        return Check(
+            "password-store",
+            "no password store on this machine (no keyring backend, no --password-file)",
+            blocking,
+            False,
+            "before applying: install a keyring backend, or pass --password-file FILE (mode 0600)",
+        )
+    return Check(
+        "password-store", f"the catch-all password is kept in the keyring ({type(backend).__name__})", blocking, True
+    )
 
 
 # --- password files ----------------------------------------------------------------------------

@@ -114,10 +114,14 @@ def corpus() -> list[tuple[str, Any]]:
     return cases
 
 
+# arrays of tables the example config does not have: one valid item to change a field of
+LIST_ITEMS = {"accepted_risks": {"id": "catchall-password-handover", "reason": "approved in CHG-1"}}
+
+
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     *tables, key = dotted.split(".")
     for table in tables:
-        data = data.setdefault(table, {})
+        data = data.setdefault(table, [dict(LIST_ITEMS[table])] if table in LIST_ITEMS else {})
         if isinstance(data, list):  # an array of tables (full_access): change its first item
             data = data[0]
     data[key] = value

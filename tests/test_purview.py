@@ -99,8 +99,10 @@ def test_operator_already_holding_data_connector_admin_needs_no_role_change(
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     doc = json.loads(run.stdout)
     data = doc["data"]
-    checks = {c["name"]: c for c in data["checks"]}
-    assert checks["Data Connector Admin"]["ok"] and "OrganizationManagement" in checks["Data Connector Admin"]["detail"]
+    checks = {c["id"]: c for c in data["checks"]}
+    assert (
+        checks["data-connector-admin"]["passed"] and "OrganizationManagement" in checks["data-connector-admin"]["title"]
+    )
     assert not [c for c in data["changes"] if c["action"] != "no-op"]
     assert any("no users in scope" in f["message"] for f in data["findings"])
     assert sim.writes() == []

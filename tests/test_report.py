@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from m365archive.engine.checks import Check
 from m365archive.engine.plan import (
     KNOWN_AFTER_APPLY,
     Action,
     Change,
-    Check,
     Finding,
     Operation,
     Plan,
@@ -191,8 +191,14 @@ def make_plan(changes: list[Change] | None = None) -> Plan:
             ),
         ],
         checks=[
-            Check("licence seats", True, "ENTERPRISEPACK: 3 free seat(s)"),
-            Check("roles", False, "the operator lacks Privileged Role Administrator"),
+            Check("licence-seats", "ENTERPRISEPACK: 3 free seat(s)", True, True),
+            Check(
+                "roles",
+                "the operator lacks Privileged Role Administrator",
+                False,
+                False,
+                "sign in as a Privileged Role Administrator",
+            ),
         ],
         notices=[NOTICE],
         instructions=[
@@ -306,10 +312,13 @@ def test_plan_report_header_summary_and_checks() -> None:
         assert row in report
     assert "| create | update | delete | no-op |\n|---:|---:|---:|---:|\n| 3 | 1 | 0 | 1 |" in report
     assert "| 0 | 1 | 1 | 0 |" in report  # critical, high, warning, info
-    assert "| licence seats | pass | ENTERPRISEPACK: 3 free seat(s) |" in report
-    # a failed check in a plan is advisory (a failed blocking one stops planning): said so, not "FAIL"
+    assert "| ENTERPRISEPACK: 3 free seat(s) | pass | — |" in report
+    # a failed advisory check is said so, with its remedy, not "FAIL"
     advisory = report[report.index("Advisory: shown with what to do") :]
-    assert "| roles | not met (advisory) | the operator lacks Privileged Role Administrator |" in advisory
+    assert (
+        "| the operator lacks Privileged Role Administrator | not met (advisory) | "
+        "sign in as a Privileged Role Administrator |" in advisory
+    )
 
 
 def test_plan_report_step_tables_in_plan_order() -> None:
@@ -577,10 +586,11 @@ def test_plan_document_is_a_presented_report() -> None:
         "findings": {"critical": 0, "high": 1, "warning": 1, "info": 0, "accepted": 0},
     }
     assert doc["checks"][1] == {
-        "name": "roles",
-        "ok": False,
-        "detail": "the operator lacks Privileged Role Administrator",
+        "id": "roles",
+        "title": "the operator lacks Privileged Role Administrator",
         "blocking": False,
+        "passed": False,
+        "remedy": "sign in as a Privileged Role Administrator",
     }
     assert {"warning": HOLD_WARNING, "targets": [UPN]} in doc["warnings"]
     role = doc["changes"][1]
@@ -686,7 +696,7 @@ def test_console_plan_notice_first_and_markup_literal() -> None:
     assert "[bold]x | y" in output  # a finding's target
     assert "${" not in output
     assert "Plan: 3 to create, 1 to update, 0 to delete, 1 unchanged. Findings: 1 high, 1 warning." in output
-    assert "FAIL" in output
+    assert "advisory" in output and "sign in as a Privileged Role Administrator" in output
     assert "1. Open the Purview portal > Data connectors and create the connector." in output
     # not verbose: no exact operations
     assert "POST /v1.0/users" not in output

@@ -161,6 +161,8 @@ def test_every_returned_property_exists_in_the_csdl() -> None:
                 "user",
             ),
             ("GET", "/subscribedSkus", None, "subscribedSku"),
+            ("GET", "/organization", None, "organization"),
+            ("GET", "/organization?$select=verifiedDomains", None, "organization"),
             ("GET", "/roleManagement/directory/roleDefinitions", None, "unifiedRoleDefinition"),
             ("GET", "/roleManagement/directory/roleAssignments", None, "unifiedRoleAssignment"),
             (

@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from m365archive.files import open_private
+from m365archive.report.csvout import safe_cell
 from m365archive.tenant.exchange import Cmdlet
 
 if TYPE_CHECKING:
@@ -151,13 +153,22 @@ def _rows(path: Path, source: Source) -> Iterator[_Parsed]:
     with handle:
         first = True
         try:
-            reader = csv.reader(handle)
-            for cells in reader:
+            # One physical line is one row: a stray quote is a malformed row, never the rest of the file
+            # swallowed into one field (mapping rows hold an identity and an address, no line breaks).
+            for line, raw in enumerate(handle, start=1):
+                text = raw.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                try:
+                    cells = next(csv.reader([text], strict=True))
+                except csv.Error:
+                    first = False
+                    yield _Parsed(line, "", "", 'a broken quote (") on this row: quote a whole value or none of it')
+                    continue
                 if not any(c.strip() for c in cells):
                     continue
                 while len(cells) > 2 and not cells[-1].strip():
                     cells = cells[:-1]
-                line = reader.line_num
                 if first:
                     first = False
                     if _is_header(cells, source):
@@ -261,11 +272,15 @@ async def check_mapping(
                 kept[result.status].append(result)
             if out is not None:
                 writers[result.status].writerow(
-                    [result.line, result.status.value, result.identity, result.mailbox, result.reason]
+                    [
+                        result.line,
+                        result.status.value,
+                        *map(safe_cell, (result.identity, result.mailbox, result.reason)),
+                    ]
                 )
         report.problems = [r for s in ORDER if s is not RowStatus.MAPPED for r in kept[s]][:limit]
         if out is not None:
-            with out.open("w", newline="", encoding="utf-8") as target:
+            with open_private(out, newline="") as target:
                 csv.writer(target).writerow(["line", "status", source.header, MAILBOX_HEADER, "reason"])
                 for status in ORDER:
                     spill[status].seek(0)
@@ -339,7 +354,7 @@ async def export_mapping(
     del users
     written = 0
     cmd = Cmdlet("Get-Recipient", {"RecipientTypeDetails": ["UserMailbox"], "ResultSize": "Unlimited"})
-    with out.open("w", newline="", encoding="utf-8") as handle:
+    with open_private(out, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([source.header, MAILBOX_HEADER])
         async for page in session.exchange.pages(cmd, PAGE):
@@ -347,7 +362,7 @@ async def export_mapping(
                 if str(recipient.get("ExternalDirectoryObjectId") or "") not in scope:
                     continue
                 address = str(recipient.get("PrimarySmtpAddress") or "").lower()
-                writer.writerow([address if source.name == "email" else "", address])
+                writer.writerow([safe_cell(address if source.name == "email" else ""), safe_cell(address)])
                 written += 1
             progress(f"wrote {written:,} rows")
     return written

@@ -31,6 +31,7 @@ from m365archive.app.context import Env, PrerequisiteFailed, connect
 from m365archive.app.executor import ApplyExecutor
 from m365archive.config import Config
 from m365archive.engine.binding import Binding, PlanRefused, bind, check_digest, check_tenant
+from m365archive.engine.checks import Check, blocking_failures
 from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.plan import SECRET, Plan, PlanFormatError, sha256_digest
 from m365archive.engine.runner import ApplyResult, Runner, SecretResolver
@@ -46,6 +47,7 @@ class Outcome(StrEnum):
     NO_CHANGES = "no-changes"  # the tenant is already as planned: nothing to confirm or send
     DRY_RUN = "dry-run"  # planned and reported, nothing sent
     DECLINED = "declined"  # the operator said no
+    BLOCKED = "blocked"  # a blocking prerequisite check failed: reported and saved, nothing sent (exit 7)
     APPLIED = "applied"  # the plan was applied (see `applied` for how it went)
 
 
@@ -119,6 +121,10 @@ class Procedure:
         if names:
             raise CommandError(f"the plan needs an unknown secret {sorted(names)[0]!r}", Reason.USAGE)
         return _no_secret
+
+    def dry_run_checks(self, plan: Plan) -> list[Check]:
+        """Advisory checks only a dry run adds (e.g. where a secret would be kept)."""
+        return []
 
     def before_apply(self, plan: Plan) -> None:
         """After confirmation, right before the first write."""
@@ -244,9 +250,21 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 @contextmanager
-def apply_lock(env: Env, plan: Plan) -> Iterator[None]:
-    """Held from the last check to the end of apply: one applying run per tenant goes here."""
-    yield
+def apply_lock(env: Env, plan: Plan, operator: str = "") -> Iterator[None]:
+    """One applying run per tenant on this machine, held from before the first write (secrets included)
+    to the end of apply; a second run is refused with exit 11 and told who holds it and how to break it."""
+    from m365archive.engine.lock import LockHeld, TenantLock
+    from m365archive.paths import data_dir
+
+    lock = TenantLock(data_dir(), plan.tenant.get("id", "") or "unknown", holder=operator, command=plan.kind)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise CommandError(f"{exc}; nothing was sent", Reason.LOCKED, exc.remedy) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 async def apply_plan(
@@ -319,12 +337,20 @@ async def run(
                 if exc.plan is not None:  # the report still says what failed, and that nothing is sent
                     save(procedure, stamp(exc.plan, config, procedure), replace(options, plan_out=None, csv=None))
                 raise
+            if options.dry_run:  # after stamp: reading the plan's secrets seals its digest
+                plan.checks += procedure.dry_run_checks(plan)
         save(procedure, plan, options)
         result = PipelineResult(procedure.command, plan, Outcome.DRY_RUN, report=options.report)
         result.plan_out = options.plan_out
         if not plan.pending:
             result.outcome = Outcome.NO_CHANGES
         ui.show_plan(plan)
+        blocked = blocking_failures(plan.checks)
+        if blocked:  # reported and saved for the ticket (marked not appliable); nothing is sent
+            result.outcome = Outcome.BLOCKED
+            result.errors = [c.title for c in blocked]
+            result.notes = procedure.notes(result)
+            return result
         if options.dry_run or not plan.pending:
             result.notes = procedure.notes(result)
             return result
@@ -332,10 +358,13 @@ async def run(
             result.outcome = Outcome.DECLINED
             result.notes = procedure.notes(result)
             return result
-        secrets = procedure.secrets(plan)
-        with apply_lock(env, plan), ui.applying():
-            procedure.before_apply(plan)
-            result.applied = await apply_plan(env, session, plan, secrets, procedure=procedure, on_runner=ui.on_runner)
+        with apply_lock(env, plan, session.operator):
+            secrets = procedure.secrets(plan)
+            with ui.applying():
+                procedure.before_apply(plan)
+                result.applied = await apply_plan(
+                    env, session, plan, secrets, procedure=procedure, on_runner=ui.on_runner
+                )
         result.outcome = Outcome.APPLIED
         save(procedure, plan, options, result.applied)
         result.notes = procedure.notes(result)

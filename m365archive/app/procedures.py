@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from m365archive import __version__
-from m365archive.engine.plan import Check, Plan, fingerprint
+from m365archive.engine.checks import Check, blocking_failures
+from m365archive.engine.plan import Plan, fingerprint
 from m365archive.risks import accept_risks
 from m365archive.steps.base import PlanBlocked, StepContext, StepError, StepPlan
 
@@ -72,7 +73,7 @@ async def make_plan(ctx: StepContext, procedure: str, steps: list[str] | None = 
         try:
             combined.extend(await step(ctx))
         except StepError as exc:  # a blocking prerequisite: stop here, but keep what was read for the report
-            combined.checks.append(Check(name=f"{name} prerequisite", ok=False, detail=str(exc), blocking=True))
+            combined.checks.append(Check(f"{name}-prerequisite", str(exc), True, False))
             blocked = exc
             break
     plan.changes = combined.changes
@@ -83,7 +84,7 @@ async def make_plan(ctx: StepContext, procedure: str, steps: list[str] | None = 
     plan.coverage = combined.coverage
     plan.fingerprint = fingerprint(ctx.observed)
     accept_risks(plan, ctx.config)
+    plan.appliable = not blocking_failures(plan.checks)
     if blocked is not None:
-        plan.appliable = False
         raise PlanBlocked(str(blocked), plan)
     return plan

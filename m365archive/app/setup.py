@@ -10,9 +10,10 @@ from m365archive.app.context import Env, reading, tenant_info
 from m365archive.app.pipeline import PipelineResult, Procedure, secret_names
 from m365archive.app.procedures import make_plan
 from m365archive.config import Config
+from m365archive.engine.checks import Check
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan
-from m365archive.engine.runner import ApplyResult, Event
+from m365archive.engine.runner import ApplyResult, Event, secrets_not_set
 from m365archive.errors import CommandError, Reason
 from m365archive.steps.base import StepContext
 from m365archive.tenant.exchange import Cmdlet, has_archive
@@ -107,6 +108,13 @@ class Setup(Procedure):
             raise CommandError("the plan's selection names its steps wrongly", Reason.USAGE)
         return await build_plan(self.env, self.config, session, steps)
 
+    def dry_run_checks(self, plan: Plan) -> list[Check]:
+        from m365archive.secrets import password_store_check
+
+        if not secret_names(plan):
+            return []
+        return [password_store_check(self.env.password_file, blocking=False)]
+
     def secrets(self, plan: Plan) -> SecretStore:
         store = SecretStore(self.env, self.config)
         store.prepare(secret_names(plan))
@@ -119,14 +127,21 @@ class Setup(Procedure):
             result.pending = await wait_for_directory_sync(self.env, session, synced, self.config.onprem.sync_timeout)
 
     def notes(self, result: PipelineResult) -> list[str]:
+        lines = [
+            f"{change.target} already existed: another run or person created it, so the password this run "
+            "generated and stored is not the account's (the stored one is kept, marked unknown here). "
+            "Set a known one with `m365archive credentials rotate`."
+            for change in (secrets_not_set(result.plan, result.applied) if result.applied else [])
+        ]
         pending = result.applied.pending if result.applied else []
         if not pending:
-            return []
+            return lines
         return [
+            *lines,
             f"{len(pending)} archive(s) enabled on-premises are not yet visible in Exchange Online (directory sync "
             "runs every 30 minutes by default); `m365archive status` shows them until they arrive: "
             + ", ".join(pending[:10])
-            + (" ..." if len(pending) > 10 else "")
+            + (" ..." if len(pending) > 10 else ""),
         ]
 
 

@@ -129,6 +129,7 @@ def stop_on_ctrl_c(cli: CliState, runner: Runner) -> None:
 def render(cli: CliState, result: PipelineResult, *, detailed: bool = False, noun: str = "change(s)") -> Result:
     """The pipeline's result as the command's Result: messages (human), the envelope's data (json)."""
     from m365archive.app.pipeline import Outcome
+    from m365archive.engine.runner import secrets_not_set
     from m365archive.report import console as console_report
     from m365archive.report import jsonout, markdown
 
@@ -144,10 +145,13 @@ def render(cli: CliState, result: PipelineResult, *, detailed: bool = False, nou
         if cli.output is Output.json:
             data = {"run_id": applied.run_id, **jsonout.result_document(plan, applied)}
             data["pending_directory_sync"] = applied.pending
+            data["passwords_not_set"] = [c.target for c in secrets_not_set(plan, applied)]
         messages = list(result.notes)
     else:
         if result.outcome is Outcome.DECLINED:
             messages = ["Nothing applied."]
+        elif result.outcome is Outcome.BLOCKED:
+            messages = ["Not appliable: a blocking prerequisite check failed; nothing sent.", *result.notes]
         elif result.outcome is Outcome.NO_CHANGES:
             messages = list(result.notes) or ["No changes: the tenant is in the desired state."]
         else:

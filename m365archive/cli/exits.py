@@ -38,6 +38,8 @@ def for_pipeline(result: PipelineResult, *, detailed: bool = False) -> ExitCode:
     """A changing command: its apply result, or 2 for a dry run with pending changes and --detailed-exitcode."""
     if result.applied is not None:
         return for_apply(result.applied)
+    if result.outcome.value == "blocked":
+        return ExitCode.PREREQUISITE
     if detailed and result.pending and result.outcome.value == "dry-run":
         return ExitCode.CHANGES
     return ExitCode.OK

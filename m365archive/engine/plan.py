@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from m365archive.engine.checks import Check
+
 FORMAT_VERSION = "2"
 REPLAN = "make a new plan with `--dry-run --plan-out FILE` and have it approved"
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -134,38 +136,6 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
-
-
-@dataclass
-class Check:
-    """A prerequisite read before planning: seats, roles, connectivity.
-
-    Stored in the plan file in format 2's shape (id, title, blocking, passed, remedy)."""
-
-    name: str
-    ok: bool
-    detail: str
-    blocking: bool = False
-    remedy: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.name,
-            "title": self.detail,
-            "blocking": self.blocking,
-            "passed": self.ok,
-            "remedy": self.remedy,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Check:
-        return cls(
-            name=str(data["id"]),
-            ok=bool(data["passed"]),
-            detail=str(data.get("title", "")),
-            blocking=bool(data.get("blocking", False)),
-            remedy=str(data.get("remedy", "")),
-        )
 
 
 @dataclass

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from m365archive.engine.journal import Journal, JournalError
 from m365archive.engine.plan import REF, SECRET, Action, Change, Operation, Plan, Wait
 
+FOREIGN = "already existed: not created by this run"
+
 
 @dataclass
 class ExecResult:
@@ -26,6 +28,18 @@ class ExecResult:
     request_id: str | None = None
     error: str | None = None
     already: bool = False  # the service said it was already so (ok_if_error matched)
+    foreign: bool = False  # a create found the object there, and no earlier attempt of this run sent it
+
+
+def secrets_not_set(plan: Plan, result: ApplyResult) -> list[Change]:
+    """Creates that carried a secret but found the object already there (made by another run or
+    person): the secret this run generated and stored is not the object's."""
+    foreign = {o.change_id for o in result.outcomes if o.detail == FOREIGN}
+    return [
+        c
+        for c in plan.changes
+        if c.id in foreign and c.operation is not None and SECRET.search(json.dumps(c.operation.request))
+    ]
 
 
 class Executor(Protocol):
@@ -298,7 +312,7 @@ class Runner:
         outputs, failed, result = run.outputs, run.failed, run.result
         rows = []
         for change, res in pairs:
-            detail = res.error or ("already in the desired state" if res.already else "")
+            detail = res.error or (FOREIGN if res.foreign else ("already in the desired state" if res.already else ""))
             timed_out = False
             stopped = False
             if res.ok:

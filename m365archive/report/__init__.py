@@ -324,21 +324,23 @@ class Presenter:
     def coverage(self) -> list[str]:
         return [self.string(c) for c in self.plan.coverage]
 
-    def checks(self) -> list[tuple[str, bool, str]]:
-        return [(n, ok, d) for n, ok, d, _blocking in self.check_rows()]
+    def checks(self) -> list[dict[str, Any]]:
+        """Each check with its verdict: "pass", "FAIL" (blocking: nothing is applied) or "advisory"."""
+        return [
+            {
+                "id": c.id,
+                "title": self.string(c.title),
+                "blocking": c.blocking,
+                "passed": c.passed,
+                "result": "pass" if c.passed else ("FAIL" if c.blocking else "advisory"),
+                "remedy": self.string(c.remedy) if not c.passed else "",
+            }
+            for c in self.plan.checks
+        ]
 
     def check_rows(self) -> list[tuple[str, bool, str, bool]]:
-        """(name, passed, detail, blocking) for each check, whichever Check model the plan carries. A
-        check without `blocking` that failed is advisory: a failed blocking one stops planning (exit 7)."""
-        rows = []
-        for c in self.plan.checks:
-            name = str(getattr(c, "title", None) or getattr(c, "name", ""))
-            passed = bool(getattr(c, "passed", getattr(c, "ok", False)))
-            detail = getattr(c, "remedy", None) if hasattr(c, "title") else getattr(c, "detail", "")
-            blocking = getattr(c, "blocking", None)
-            is_blocking = passed if blocking is None else bool(blocking)
-            rows.append((self.string(name), passed, self.string(str(detail or "")), is_blocking))
-        return rows
+        """(title, passed, remedy when it failed, blocking) for each check."""
+        return [(c["title"], c["passed"], c["remedy"], c["blocking"]) for c in self.checks()]
 
     def warnings(self) -> list[tuple[str, list[str]]]:
         """Each distinct warning of a pending change once, with the targets it applies to."""

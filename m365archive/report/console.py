@@ -71,9 +71,10 @@ def _checks(console: Console, p: Presenter) -> None:
     table = Table(title=Text("Prerequisite checks"), title_justify="left", show_lines=False)
     table.add_column("Check", overflow="fold")
     table.add_column("Result", overflow="fold")
-    table.add_column("Detail", overflow="fold")
-    for name, ok, detail in checks:
-        table.add_row(Text(name), Text("pass", style="green") if ok else Text("FAIL", style="bold red"), Text(detail))
+    table.add_column("Remedy", overflow="fold")
+    styles = {"pass": "green", "FAIL": "bold red", "advisory": "yellow"}
+    for c in checks:
+        table.add_row(Text(c["title"]), Text(c["result"], style=styles[c["result"]]), Text(c["remedy"] or "—"))
     console.print(table)
 
 

@@ -174,12 +174,15 @@ def _checks(p: Presenter) -> list[str]:
     advisory = [r for r in rows if not r[3]]
     if blocking:
         out += ["Blocking: a failure stops apply before any write (exit 7).", ""]
-        out += table(["Check", "Result", "Detail"], [[n, "pass" if ok else "**FAIL**", d] for n, ok, d, _ in blocking])
+        out += table(
+            ["Check", "Result", "Remedy"], [[n, "pass" if ok else "**FAIL**", d or "—"] for n, ok, d, _ in blocking]
+        )
         out += [""]
     if advisory:
         out += ["Advisory: shown with what to do; they don't stop this plan.", ""]
         out += table(
-            ["Check", "Result", "Detail"], [[n, "pass" if ok else "not met (advisory)", d] for n, ok, d, _ in advisory]
+            ["Check", "Result", "Remedy"],
+            [[n, "pass" if ok else "not met (advisory)", d or "—"] for n, ok, d, _ in advisory],
         )
         out += [""]
     return out
@@ -293,6 +296,13 @@ def render_plan(
     steps = p.steps(appendix_threshold)
     out = [f"# {line(title)}", ""]
     out += _notices(p)
+    blocked = [c for c in p.checks() if c["result"] == "FAIL"]
+    if blocked:
+        out += [
+            f"> **Not appliable:** {len(blocked)} blocking prerequisite check(s) failed (see "
+            "Prerequisite checks); apply refuses this plan before any write.",
+            "",
+        ]
     out += _header(p, ticket)
     out += _cab(plan, p)
 

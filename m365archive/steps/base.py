@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from m365archive.engine.plan import Action, Change, Check, Finding, Operation, Severity
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Action, Change, Finding, Operation, Severity
 from m365archive.tenant.exchange import Cmdlet
 
 if TYPE_CHECKING:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365archive.engine.plan import Action, Check, Severity, Wait, ref, secret
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Action, Severity, Wait, ref, secret
 from m365archive.licences import PLAN2_NAMES, sku_grants
 from m365archive.powershell import command, variable
 from m365archive.powershell import user_id as ps_user_id
 from m365archive.steps import rollback
-from m365archive.steps.base import GRAPH, StepContext, StepError, StepPlan, change, finding, graph_operation
+from m365archive.steps.base import GRAPH, StepContext, StepPlan, change, finding, graph_operation
 
 NAME = "catchall_account"
 EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
@@ -72,12 +73,33 @@ def pick_sku(skus: list[dict[str, Any]], wanted: str) -> tuple[dict[str, Any] | 
     return sku, f"{sku['skuPartNumber']}: {free(sku)} free seat(s)"
 
 
+async def _check_domain(ctx: StepContext, out: StepPlan, upn: str) -> None:
+    """Entra ID refuses a UPN outside the tenant's verified domains: say so before any write."""
+    domain = upn.rsplit("@", 1)[-1].lower()
+    verified = sorted({d.lower() for d in await ctx.session.graph.verified_domains()})
+    ctx.observe("tenant.verified_domains", verified)
+    ok = domain in verified
+    out.checks.append(
+        Check(
+            "catchall-domain",
+            f"{domain} is " + ("a verified domain of the tenant" if ok else "not a verified domain of the tenant"),
+            True,
+            ok,
+            ""
+            if ok
+            else f"use a catch-all UPN in a verified domain ({', '.join(verified) or 'none'}) or verify "
+            f"{domain} in the Microsoft 365 admin center first",
+        )
+    )
+
+
 async def plan(ctx: StepContext) -> StepPlan:
     cfg = ctx.config.catchall
     assert cfg is not None
     out = StepPlan()
     graph = ctx.session.graph
     upn = cfg.upn
+    await _check_domain(ctx, out, upn)
     ctx.progress(f"reading user {upn}")
     user = await graph.get_user(upn, USER_FIELDS)
     skus = await graph.subscribed_skus()
@@ -199,15 +221,22 @@ async def plan(ctx: StepContext) -> StepPlan:
     license_id = f"{NAME}/license/{upn}"
     if plan2_held:
         names = ", ".join(str(s["skuPartNumber"]) for s in plan2_held)
-        out.checks.append(Check("licence", True, f"{upn} holds {names} (Exchange Online Plan 2)", blocking=True))
+        out.checks.append(Check("licence", f"{upn} holds {names} (Exchange Online Plan 2)", True, True))
         out.changes.append(change(NAME, "license", upn, "licence", names, names, None, side=GRAPH))
         ctx.observe("catchall.license", sorted(str(s["skuId"]) for s in plan2_held))
     else:
         sku, why = pick_sku(skus, cfg.license)
         ctx.observe("catchall.license", {"wanted": cfg.license, "sku": sku.get("skuId") if sku else None})
-        out.checks.append(Check("licence seats", sku is not None, why, blocking=True))
-        if sku is None:
-            raise StepError(f"catch-all licence: {why}")
+        out.checks.append(
+            Check(
+                "licence-seats",
+                f"catch-all licence: {why}",
+                True,
+                sku is not None,
+                "free a seat or buy one in a licence with Exchange Online Plan 2, or name another in catchall.license",
+            )
+        )
+    if not plan2_held and sku is not None:
         deps = [create_id] if user is None else []
         if user is not None and user.get("usageLocation") != cfg.usage_location:
             deps.append(f"{NAME}/usage-location/{upn}")

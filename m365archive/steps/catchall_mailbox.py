@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365archive.engine.plan import Check, Severity
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Severity
 from m365archive.powershell import command
 from m365archive.steps import rollback
-from m365archive.steps.base import EXO, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
+from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.tenant.exchange import NO_ARCHIVE_GUID, Cmdlet, has_archive
 
@@ -53,14 +54,23 @@ async def plan(ctx: StepContext) -> StepPlan:
     assert cfg is not None
     out = StepPlan()
     upn = cfg.upn
+    missing: set[str] = set()
     for principal in cfg.full_access:
         reviewer = await ctx.session.graph.get_user(principal.user, ["id", "userPrincipalName"])
         if reviewer is None:
-            raise StepError(f"FullAccess reviewer {principal.user} does not exist in the tenant (catchall.full_access)")
-    if cfg.full_access:
-        out.checks.append(
-            Check("reviewers", True, f"{len(cfg.full_access)} FullAccess reviewer(s) exist", blocking=True)
-        )
+            missing.add(principal.user)
+            out.checks.append(
+                Check(
+                    "reviewers",
+                    f"FullAccess reviewer {principal.user} does not exist in the tenant (catchall.full_access)",
+                    True,
+                    False,
+                    "correct the reviewer's UPN in catchall.full_access, or create the user first",
+                )
+            )
+    ctx.observe("catchall.missing_reviewers", sorted(missing))
+    if cfg.full_access and not missing:
+        out.checks.append(Check("reviewers", f"{len(cfg.full_access)} FullAccess reviewer(s) exist", True, True))
     deps: list[str] = list(ctx.facts.get("catchall_depends", []))
     mailbox = await read_mailbox(ctx, upn) if ctx.facts.get("catchall_exists") else None
     new = mailbox is None
@@ -122,6 +132,8 @@ async def plan(ctx: StepContext) -> StepPlan:
                 granted[str(perm.get("User", "")).lower()] = perm
     ctx.observe("catchall.fullaccess", sorted(granted))
     for principal in cfg.full_access:
+        if principal.user in missing:
+            continue
         has = principal.user.lower() in granted
         exo(
             f"fullaccess-{principal.user}",

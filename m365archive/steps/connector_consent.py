@@ -12,7 +12,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from m365archive.engine.plan import Action, Change, Check, Severity, Wait
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Action, Change, Severity, Wait
 from m365archive.partners import CONNECTOR_APP_ID, RETIREMENT
 from m365archive.powershell import command
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, finding, graph_operation
@@ -193,10 +194,12 @@ async def plan(ctx: StepContext) -> StepPlan:
     if state.present:
         out.checks.append(
             Check(
-                "connector consent",
-                True,
-                f"service principal {state.sp_id} present: {len(state.oauth2_permission_grants)} delegated "
+                "connector-consent",
+                f"connector consent: service principal {state.sp_id} present: "
+                f"{len(state.oauth2_permission_grants)} delegated "
                 f"grant(s), {len(state.app_role_assignments)} app role assignment(s)",
+                False,
+                True,
             )
         )
         out.findings.append(
@@ -212,7 +215,15 @@ async def plan(ctx: StepContext) -> StepPlan:
         )
         return out
     url = consent_url(ctx.session.endpoints)
-    out.checks.append(Check("connector consent", False, "absent: no service principal for the connector app"))
+    out.checks.append(
+        Check(
+            "connector-consent",
+            "connector consent absent: no service principal for the connector app",
+            False,
+            False,
+            "an admin consents with `m365archive consent grant` (Step 5)",
+        )
+    )
     out.findings.append(
         finding(
             NAME,

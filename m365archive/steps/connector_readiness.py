@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from m365archive.engine.plan import Check, Severity, Wait
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Severity, Wait
 from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
 from m365archive.powershell import command
 from m365archive.steps import rollback
@@ -125,7 +126,9 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
             f"{connector.name} is a partner connector: set connector.partner_app_id to the app id the partner gives"
         )
     if not app_id:
-        out.checks.append(Check("partner app", True, f"{connector.name} is run by Microsoft: no partner app needed"))
+        out.checks.append(
+            Check("partner-app", f"{connector.name} is run by Microsoft: no partner app needed", False, True)
+        )
         return
     sp = await ctx.session.graph.service_principal_by_app_id(app_id)
     ctx.observe("connector.service_principal", sp.get("id") if sp else None)
@@ -158,7 +161,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
         )
     )
     if sp is not None:
-        out.checks.append(Check("partner app", True, f"service principal {before} for {app_id}"))
+        out.checks.append(Check("partner-app", f"service principal {before} for {app_id}", False, True))
 
 
 async def _role_group(ctx: StepContext, out: StepPlan) -> None:
@@ -177,7 +180,16 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
         return
     user = await ctx.session.graph.get_user(member, ["id", "userPrincipalName"])
     if user is None:
-        raise StepError(f"connector.role_group_member {member!r} is not a user in this tenant")
+        out.checks.append(
+            Check(
+                "role-group-member",
+                f"connector.role_group_member {member!r} is not a user in this tenant",
+                True,
+                False,
+                "correct connector.role_group_member, or create the user first",
+            )
+        )
+        return
     keys = {member.lower(), str(user.get("id", "")).lower(), str(user.get("userPrincipalName", "")).lower()}
     groups = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroup"))
     if groups.error is not None:
@@ -194,7 +206,9 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
     wanted = cfg.role_group
     if holding:
         via = ", ".join(sorted(holding))
-        out.checks.append(Check("Data Connector Admin", True, f"{member} holds it through {via}"))
+        out.checks.append(
+            Check("data-connector-admin", f"Data Connector Admin: {member} holds it through {via}", False, True)
+        )
         out.changes.append(
             change(NAME, "role-group", member, "Data Connector Admin", f"via {via}", f"via {via}", None, side=SCC)
         )
@@ -210,7 +224,14 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
         )
     cmd = Cmdlet("Add-RoleGroupMember", {"Identity": group_id(target), "Member": member})
     if cfg.add_role_group_member:
-        out.checks.append(Check("Data Connector Admin", True, f"{member} will be added to {target['Name']}"))
+        out.checks.append(
+            Check(
+                "data-connector-admin",
+                f"Data Connector Admin: {member} will be added to {target['Name']}",
+                False,
+                True,
+            )
+        )
         out.changes.append(
             change(
                 NAME,
@@ -227,7 +248,15 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
             )
         )
         return
-    out.checks.append(Check("Data Connector Admin", False, f"{member} holds no role group that carries it"))
+    out.checks.append(
+        Check(
+            "data-connector-admin",
+            f"Data Connector Admin: {member} holds no role group that carries it",
+            False,
+            False,
+            f"{cmd.powershell()}, or connector.add_role_group_member = true",
+        )
+    )
     out.findings.append(
         finding(
             NAME,
@@ -251,7 +280,15 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
         raise org.error
     audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
     ctx.observe("connector.audit", {"unified": unified, "org_audit_disabled": audit_disabled})
-    out.checks.append(Check("audit log", unified, "unified audit log ingestion is " + ("on" if unified else "OFF")))
+    out.checks.append(
+        Check(
+            "audit-log",
+            "unified audit log ingestion is " + ("on" if unified else "OFF"),
+            False,
+            unified,
+            "" if unified else "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true",
+        )
+    )
     if not unified:
         # Set-AdminAuditLogConfig is not in the cmdlet spec this tool is bound to, so it is never sent.
         out.findings.append(

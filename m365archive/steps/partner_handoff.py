@@ -7,7 +7,8 @@ and says out loud that the handoff gives an administrator's password away for a 
 
 from __future__ import annotations
 
-from m365archive.engine.plan import Check, Severity
+from m365archive.engine.checks import Check
+from m365archive.engine.plan import Severity
 from m365archive.partners import RETIREMENT, find_partner
 from m365archive.steps.base import StepContext, StepPlan, finding
 
@@ -27,10 +28,20 @@ async def plan(ctx: StepContext) -> StepPlan:
         partner = find_partner(config.partner)
         if partner:
             out.notices.append(f"Partner chosen: {partner.name} ({partner.website}).")
-            out.checks.append(Check("partner", True, f"{partner.name} supports {len(partner.sources)} data source(s)"))
+            out.checks.append(
+                Check("partner", f"{partner.name} supports {len(partner.sources)} data source(s)", False, True)
+            )
         else:
             out.notices.append(f"Partner chosen: {config.partner} (not in the reference page's partner list).")
-            out.checks.append(Check("partner", False, f"{config.partner!r} is not in the partner catalog"))
+            out.checks.append(
+                Check(
+                    "partner",
+                    f"{config.partner!r} is not in the partner catalog",
+                    False,
+                    False,
+                    "check the name with `m365archive partners`",
+                )
+            )
             out.findings.append(
                 finding(
                     NAME,
@@ -41,7 +52,15 @@ async def plan(ctx: StepContext) -> StepPlan:
                 )
             )
     else:
-        out.checks.append(Check("partner", False, 'no partner chosen (`partner = "..."` in the config)'))
+        out.checks.append(
+            Check(
+                "partner",
+                "no partner chosen",
+                False,
+                False,
+                'find one with `m365archive partners --source <data source>` and set `partner = "..."`',
+            )
+        )
         out.findings.append(
             finding(
                 NAME,

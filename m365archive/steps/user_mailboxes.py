@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from m365archive.engine.checks import Check
 from m365archive.engine.plan import Severity
 from m365archive.licences import plans_granting
 from m365archive.powershell import command
+from m365archive.scope_file import ScopeFile, ScopeFileError, read_scope_file
 from m365archive.steps import rollback
-from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
+from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.tenant.exchange import Cmdlet, has_archive
+from m365archive.tenant.graph_types import GraphError
 
 NAME = "user_mailboxes"
 EXCHANGE_ARCHIVE_PLANS = plans_granting("archive")  # commercial and Government (data/service-plans.json)
@@ -46,19 +48,58 @@ class UserRow:
     synced: bool
 
 
-async def _scope_users(ctx: StepContext, plan_of_sku: dict[str, frozenset[str]]) -> dict[str, UserRow]:
-    """Licensed users in scope, by object id (bulk: one Graph page per 999 users)."""
+async def _scope_users(
+    ctx: StepContext, plan_of_sku: dict[str, frozenset[str]], out: StepPlan | None = None
+) -> dict[str, UserRow]:
+    """Licensed users in scope, by object id (bulk: one Graph page per 999 users). Checks and
+    findings about the scope go to `out`; without one, a scope that can't be read is a StepError."""
     cfg = ctx.config.users
+    if out is None:
+        out = StepPlan()
+        strict = True
+    else:
+        strict = False
     wanted: set[str] | None = None
+    scope_file: ScopeFile | None = None
     if cfg.scope == "groups":
         wanted = set()
         for group in cfg.groups:
-            async for page in ctx.session.graph.transitive_member_users(group, ["id"]):
-                wanted.update(str(u["id"]) for u in page)
+            members = 0
+            try:
+                async for page in ctx.session.graph.transitive_member_users(group, ["id"]):
+                    members += len(page)
+                    wanted.update(str(u["id"]) for u in page)
+            except GraphError as exc:
+                if not exc.not_found:
+                    raise
+                out.checks.append(
+                    Check(
+                        "groups",
+                        f"group {group} does not exist in the tenant (users.groups)",
+                        True,
+                        False,
+                        "correct the group object id in users.groups",
+                    )
+                )
+                continue
+            out.checks.append(Check("groups", f"group {group} resolves: {members:,} member(s)", True, True))
     elif cfg.scope == "file":
         assert cfg.file is not None
-        lines = Path(cfg.file).read_text(encoding="utf-8").splitlines()
-        wanted = {line.strip().lower() for line in lines if line.strip() and not line.startswith("#")}
+        try:
+            scope_file = read_scope_file(cfg.file)
+        except ScopeFileError as exc:
+            if strict:
+                raise StepError(str(exc)) from None
+            out.checks.append(
+                Check("scope-file", str(exc), True, False, "point users.file at a readable UTF-8 file of UPNs")
+            )
+            return {}
+        out.checks.append(
+            Check("scope-file", f"{cfg.file} is readable: {len(scope_file.wanted):,} user(s) listed", True, True)
+        )
+        wanted = set(scope_file.wanted)
+        ctx.observe("users.file", sorted(wanted))
+    matched: set[str] = set()
     exclude = {u.lower() for u in cfg.exclude}
     if ctx.config.catchall is not None:
         exclude.add(ctx.config.catchall.upn.lower())
@@ -75,15 +116,59 @@ async def _scope_users(ctx: StepContext, plan_of_sku: dict[str, frozenset[str]])
         for u in page:
             upn = str(u.get("userPrincipalName", ""))
             uid = str(u.get("id", ""))
+            if wanted is not None:
+                keys = {uid.lower(), upn.lower()} & wanted
+                if not keys:
+                    continue
+                matched |= keys
             if upn.lower() in exclude:
-                continue
-            if wanted is not None and uid not in wanted and upn.lower() not in wanted:
                 continue
             plans: frozenset[str] = frozenset().union(
                 *(plan_of_sku.get(str(lic.get("skuId")), frozenset()) for lic in u.get("assignedLicenses") or [])
             )
             users[uid] = UserRow(uid, upn, plans, bool(u.get("onPremisesSyncEnabled")))
+    if scope_file is not None:
+        _scope_file_findings(out, scope_file, matched)
     return users
+
+
+def _scope_file_findings(out: StepPlan, scope_file: ScopeFile, matched: set[str]) -> None:
+    """Every line of the scope file is in scope or a finding here, with its line number."""
+    where = scope_file.path
+    if scope_file.empty:
+        out.findings.append(
+            finding(
+                NAME,
+                where,
+                Severity.WARNING,
+                "the scope file lists no users: no user mailbox is in scope",
+                "add one UPN a line, or set users.scope",
+                category="scope-file",
+            )
+        )
+    for line, text, why in scope_file.problems:
+        out.findings.append(
+            finding(
+                NAME,
+                f"{where}:{line}",
+                Severity.WARNING,
+                f"line {line} ({text!r}) is not used: {why}",
+                "correct the line; comments start with #",
+                category="scope-file",
+            )
+        )
+    for key, line in scope_file.wanted.items():
+        if key not in matched:
+            out.findings.append(
+                finding(
+                    NAME,
+                    f"{where}:{line}",
+                    Severity.WARNING,
+                    f"line {line} ({key}) matches no licensed user in the tenant",
+                    "check the spelling; a user without a licence has no mailbox",
+                    category="scope-file",
+                )
+            )
 
 
 async def plan(ctx: StepContext) -> StepPlan:
@@ -96,7 +181,9 @@ async def plan(ctx: StepContext) -> StepPlan:
         str(s["skuId"]): frozenset(str(p.get("servicePlanId")).lower() for p in s.get("servicePlans") or [])
         for s in skus
     }
-    users = await _scope_users(ctx, plan_of_sku)
+    users = await _scope_users(ctx, plan_of_sku, out)
+    if any(c.id == "scope-file" and not c.passed for c in out.checks):
+        return out
     hold_kind = ctx.config.hold.kind if cfg.hold else "none"
     want_duration = ctx.config.hold.exchange_duration
     digest = hashlib.sha256()

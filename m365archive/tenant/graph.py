@@ -244,7 +244,14 @@ class GraphGateway:
         query = _query(filter=" and ".join(clauses) or None)
         return await self._collect("/roleManagement/directory/roleAssignments" + query)
 
+    async def verified_domains(self) -> list[str]:
+        """The tenant's verified domain names (organization.verifiedDomains; readable with User.Read)."""
+        orgs = await self._collect("/organization" + _query(select=["verifiedDomains"]))
+        return [str(d["name"]) for org in orgs for d in org.get("verifiedDomains") or [] if d.get("name")]
+
     def transitive_member_users(self, group_id: str, select: list[str]) -> AsyncIterator[list[dict[str, Any]]]:
+        if not _GUID.match(group_id):  # never paste a path fragment into a Graph URL
+            raise ValueError(f"{group_id!r} is not a group object id (GUID)")
         return self._pages(f"/groups/{group_id}/transitiveMembers/graph.user" + _query(select=select, top=999))
 
     async def service_principal_by_app_id(self, app_id: str) -> dict[str, Any] | None:
@@ -343,6 +350,7 @@ def _result_message(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]")
 
 

@@ -220,6 +220,7 @@ class TenantSession:
         req = GraphRequest(method=request["method"], path=request["path"], body=request.get("body"))
         resend = _safe_to_resend(op, req)
         attempt = 0
+        retried = False  # an earlier attempt failed in transit: it may have created the object
         lag_deadline = time.monotonic() + REPLICATION_BOUND * self._scale
         lag_delay = 1.0 * self._scale
         while True:
@@ -231,6 +232,7 @@ class TenantSession:
                 if transient and resend and attempt < 3:
                     await asyncio.sleep(0.2 * 2**attempt)
                     attempt += 1
+                    retried = True
                     continue
                 if _replication_lag(req, exc) and time.monotonic() + lag_delay <= lag_deadline:
                     # A write right after a create can answer "does not exist" until the new object has
@@ -238,10 +240,10 @@ class TenantSession:
                     await asyncio.sleep(lag_delay)
                     lag_delay = min(lag_delay * 2, 15.0 * self._scale)
                     continue
-                return await self._graph_failure(op, request, exc, transient)
+                return await self._graph_failure(op, request, exc, transient, retried)
 
     async def _graph_failure(
-        self, op: Operation, request: dict[str, Any], exc: GraphError, transient: bool
+        self, op: Operation, request: dict[str, Any], exc: GraphError, transient: bool, retried: bool = False
     ) -> ExecResult:
         recover = request.get("on_conflict_get")
         if any(text in exc.message for text in op.ok_if_error) or (recover and transient):
@@ -257,7 +259,8 @@ class TenantSession:
                     return ExecResult(
                         ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}"
                     )
-            return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True)
+            foreign = req_is_create(request) and not (transient or retried)
+            return ExecResult(ok=True, body=body, request_id=exc.request_id, already=True, foreign=foreign)
         return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
@@ -301,6 +304,11 @@ def _replication_lag(req: GraphRequest, exc: GraphError) -> bool:
     return (exc.status == 404 and exc.code == "Request_ResourceNotFound") or (
         exc.status == 400 and "Not a valid reference update" in exc.message
     )
+
+
+def req_is_create(request: dict[str, Any]) -> bool:
+    """A POST to a collection (a create), not an action such as assignLicense."""
+    return request.get("method") == "POST" and bool(request.get("on_conflict_get"))
 
 
 def _safe_to_resend(op: Operation, req: GraphRequest) -> bool:

@@ -40,6 +40,7 @@ PATHS: dict[str, list[str]] = {
     "/groups/{group-id}/transitiveMembers": ["GET"],
     "/groups/{group-id}/transitiveMembers/graph.user": ["GET"],
     "/oauth2PermissionGrants": ["GET", "POST"],
+    "/organization": ["GET"],
     "/roleManagement/directory/roleAssignments": ["GET", "POST"],
     "/roleManagement/directory/roleDefinitions": ["GET", "POST"],
     "/servicePrincipals": ["GET", "POST"],

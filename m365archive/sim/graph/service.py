@@ -11,6 +11,7 @@ from m365archive.sim.graph.core import (
 )
 from m365archive.sim.graph.groups import GroupsMixin
 from m365archive.sim.graph.licences import LicencesMixin
+from m365archive.sim.graph.organization import OrganizationMixin
 from m365archive.sim.graph.roles import RolesMixin
 from m365archive.sim.graph.users import UsersMixin
 from m365archive.sim.graph_query import Cursors
@@ -20,7 +21,7 @@ from m365archive.sim.state import (
 )
 
 
-class GraphService(UsersMixin, LicencesMixin, RolesMixin, GroupsMixin, AppsMixin, BatchMixin):
+class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, GroupsMixin, AppsMixin, BatchMixin):
     """The handlers for one tenant, and the routes that expose them."""
 
     def __init__(self, state: TenantState) -> None:
@@ -34,6 +35,7 @@ class GraphService(UsersMixin, LicencesMixin, RolesMixin, GroupsMixin, AppsMixin
             ("/users/{user_id}", {"GET": self.get_user, "PATCH": self.update_user}),
             ("/users/{user_id}/assignLicense", {"POST": self.assign_license}),
             ("/subscribedSkus", {"GET": self.list_skus}),
+            ("/organization", {"GET": self.list_organization}),
             ("/roleManagement/directory/roleDefinitions", {"GET": self.list_role_definitions}),
             (
                 "/roleManagement/directory/roleAssignments",

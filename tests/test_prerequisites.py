@@ -174,7 +174,7 @@ def test_the_simulator_lists_verified_domains_as_graph_does(sim: SimulatedTenant
     import asyncio
 
     from m365archive.tenant.graph import GraphGateway
-    from m365archive.tenant.simcredential import AsyncSimulatorCredential
+    from m365archive.tenant.simcredential import AsyncSimulatorCredential, token_url
 
     with sim.state.lock:
         sim.state.verified_domains.append("contoso.example")
@@ -182,7 +182,7 @@ def test_the_simulator_lists_verified_domains_as_graph_does(sim: SimulatedTenant
     async def read() -> tuple[list[str], dict]:  # type: ignore[type-arg]
         gw = GraphGateway(
             sim.url + "/v1.0",
-            AsyncSimulatorCredential(sim.state.tenant_id),
+            AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id)),
             scopes=["https://graph.microsoft.com/.default"],
         )
         try:

@@ -234,18 +234,30 @@ class HoldConfig(Strict):
         return "Unlimited" if self.duration_days == "unlimited" else str(self.duration_days)
 
 
+# Microsoft's default mailbox audit actions in Exchange Online today (exchange-facts `audit_actions`;
+# MailItemsAccessed and Send are E5-only). Informational: "Microsoft's defaults" in the config means
+# DefaultAuditSet, which Microsoft keeps current, not these lists.
+MICROSOFT_AUDIT_DEFAULTS: dict[str, list[str]] = {
+    "owner": sorted(
+        AUDIT_ACTIONS["owner"] - {"MailItemsAccessed", "SearchQueryInitiated", "MailboxLogin", "Move", "Create", "Send"}
+    ),
+    "delegate": sorted(AUDIT_ACTIONS["delegate"] - {"MailItemsAccessed", "FolderBind", "Move"}),
+    "admin": sorted(AUDIT_ACTIONS["admin"] - {"MailItemsAccessed", "FolderBind", "Move", "Copy"}),
+}
+
+
 class AuditConfig(Strict):
     enabled: bool = True
-    owner: list[str] = sorted(
-        AUDIT_ACTIONS["owner"] - {"MailItemsAccessed", "SearchQueryInitiated", "MailboxLogin", "Move", "Create", "Send"}
-    )
-    delegate: list[str] = sorted(AUDIT_ACTIONS["delegate"] - {"MailItemsAccessed", "FolderBind", "Move"})
-    admin: list[str] = sorted(AUDIT_ACTIONS["admin"] - {"MailItemsAccessed", "FolderBind", "Move", "Copy"})
+    # None (the default): Microsoft's defaults, i.e. the logon type stays in DefaultAuditSet. A list takes
+    # that logon type off Microsoft-managed defaults (exchange-facts `audit_actions`).
+    owner: list[str] | None = None
+    delegate: list[str] | None = None
+    admin: list[str] | None = None
 
     @model_validator(mode="after")
     def _actions(self) -> AuditConfig:
         for kind in ("owner", "delegate", "admin"):
-            unknown = sorted(set(getattr(self, kind)) - AUDIT_ACTIONS[kind])
+            unknown = sorted(set(getattr(self, kind) or []) - AUDIT_ACTIONS[kind])
             if unknown:
                 raise ValueError(f"{kind}: unknown audit action(s) {', '.join(unknown)}")
         return self

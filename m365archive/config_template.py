@@ -50,10 +50,13 @@ duration_days = "unlimited"    # 1 to 36500 days, or "unlimited"
 
 [audit]
 enabled = true
-# Action sets (Set-Mailbox -AuditOwner/-AuditDelegate/-AuditAdmin); the defaults are shown.
-owner = ["ApplyRecord", "HardDelete", "MoveToDeletedItems", "SoftDelete", "Update", "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
-delegate = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update", "UpdateFolderPermissions", "UpdateInboxRules"]
-admin = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update", "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
+# Owner, delegate and admin actions: Microsoft's defaults unless listed here. Microsoft's defaults means
+# the logon type stays in the mailbox's DefaultAuditSet, and Microsoft adds new actions to it over time.
+# Listing actions (Set-Mailbox -AuditOwner/-AuditDelegate/-AuditAdmin) takes that logon type off
+# Microsoft's defaults, even when the list equals today's defaults. Today's defaults, for reference:
+# owner = ["ApplyRecord", "HardDelete", "MoveToDeletedItems", "SoftDelete", "Update", "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
+# delegate = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update", "UpdateFolderPermissions", "UpdateInboxRules"]
+# admin = ["ApplyRecord", "Create", "HardDelete", "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update", "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"]
 
 [users]
 # Step 3: user mailboxes that receive imported items get an archive and a hold.

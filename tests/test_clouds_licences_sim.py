@@ -122,3 +122,12 @@ def test_the_simulator_refuses_a_hold_without_plan_2_in_government_too(tmp_path:
             timeout=30,
         )
         assert ok.status_code == 200, ok.text
+        sim.state.knobs.hold_licence_check = False  # lenient: any licence allows a hold
+        body["CmdletInput"]["Parameters"]["Identity"] = "lee.gu@contoso.onmicrosoft.us"  # type: ignore[index]
+        lenient = httpx.post(
+            f"{sim.url}/adminapi/beta/{sim.state.tenant_id}/InvokeCommand",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert lenient.status_code == 200, lenient.text

@@ -298,7 +298,7 @@ def test_compliance_side_retention_policy(sim: SimulatedTenant) -> None:
             [policy] = (
                 await runner.invoke(Cmdlet("Get-RetentionCompliancePolicy", {"Identity": "Third-party data"}))
             ).objects
-            assert policy["ExchangeLocation"] == [ADELE]
+            assert [loc["Name"] for loc in policy["ExchangeLocation"]] == [ADELE]  # location objects (.Name)
             wrong_side = await runner.invoke(Cmdlet("Get-Mailbox", {"Identity": ADELE}))
             assert wrong_side.error is not None and wrong_side.error.category == "CommandNotFoundException"
         finally:

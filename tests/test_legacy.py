@@ -72,7 +72,7 @@ def test_dry_run_reads_only_and_reports_every_removal_and_every_kept_object(
     assert "EWS.AccessAsUser.All" in text and "1 application permission(s)" in text
     user = leftovers.state.user_by_upn(CATCHALL)
     assert user is not None
-    assert "/members/$ref?$id=" in text and f"directoryObjects/{user.id}" in text
+    assert f"/members/{user.id}/$ref" in text and "$ref?$id=" not in text  # the documented form
     assert '"accountEnabled": false' in text
     assert "password kept in this machine's keyring" in text
     # Every object kept.

@@ -37,7 +37,7 @@ def test_fresh_dry_run_sends_only_reads_and_reports_every_change(sim: SimulatedT
     for setting in (
         "HiddenFromAddressListsEnabled",
         "Litigation Hold",
-        "AuditOwner",
+        "AuditEnabled",  # a new mailbox reads False; its action sets stay on Microsoft's defaults
         "AutoExpandingArchiveEnabled",
         "directory role",
         "licence",

@@ -540,6 +540,7 @@ def test_service_principal_replication_conflict_and_delete() -> None:
 
 
 def test_batch_depends_on_and_failed_dependency(sim: SimulatedTenant) -> None:
+    sim.state.knobs.user_replication_delay = 0.0  # batch semantics here; replication lag: test_fidelity_part2
     existing = {
         "accountEnabled": True,
         "displayName": "Adele",

@@ -37,6 +37,7 @@ PARAM_NAMES = {
     "service_principal_id": "servicePrincipal-id",
     "app_id": "appId",
     "role_template_id": "roleTemplateId",
+    "member_id": "directoryObject-id",
 }
 COMPLIANCE_ADMIN = "17315797-102d-40b4-93e0-432062caca18"
 
@@ -120,6 +121,10 @@ def test_every_served_path_and_method_is_in_the_openapi_subset() -> None:
             continue  # the catch-all that answers "Resource not found for the segment"
         assert route.path.startswith("/v1.0/")
         path = re.sub(r"\{(\w+)\}", lambda m: "{" + PARAM_NAMES[m.group(1)] + "}", route.path[len("/v1.0") :])
+        if path.endswith("/{directoryObject-id}/$ref"):
+            # OData addresses one reference of a collection by its key before $ref; the subset generator lists
+            # only the collection's $ref (documented: microsoft-graph-docs-contrib directoryrole-delete-member.md).
+            path = path.removesuffix("/{directoryObject-id}/$ref") + "/$ref"
         assert path in spec, f"{path} is not in {OPENAPI}"
         for method in sorted((route.methods or set()) - {"HEAD"}):
             assert method.lower() in spec[path], f"{method} {path} is not in {OPENAPI}"
@@ -135,7 +140,7 @@ def test_every_returned_property_exists_in_the_csdl() -> None:
     domain = state.domain
     all_user_props = ",".join(USER_FIELDS)
 
-    with simulated_tenant(state, time_scale=0.001, sp_replication_delay=0.0) as sim:
+    with simulated_tenant(state, time_scale=0.001, sp_replication_delay=0.0, user_replication_delay=0.0) as sim:
         with sim.state.lock:
             connector = grant_consent(sim.state, CONNECTOR_APP_ID, APPS[CONNECTOR_APP_ID])
         adele = sim.state.user_by_upn(f"adele.vance@{domain}")

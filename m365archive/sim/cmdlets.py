@@ -173,10 +173,20 @@ def _cmdlet_spec(name: str, entry: dict[str, Any]) -> CmdletSpec:
             matches = [_VALUE_NAME.match(v) for v in raw_values]
             if all(matches):
                 values = tuple(m.group(1) for m in matches if m)
+        own_sets = list(p.get("sets", ["(All)"]))
+        if "(All)" not in own_sets and p.get("type") != "SwitchParameter":  # a switch can select its set
+            # A parameter also belongs to every set whose SYNTAX block lists it: the docs' per-parameter
+            # "Parameter Sets" line can be shorter (Set-Mailbox -DefaultAuditSet is in the Identity block, and
+            # enable-mailbox-auditing.md uses `Set-Mailbox -Identity <x> -DefaultAuditSet <...>`).
+            own_sets += [
+                sname
+                for sname, s in entry.get("parameter_sets", {}).items()
+                if pname in s.get("parameters", []) and sname not in own_sets
+            ]
         params[pname.lower()] = ParameterSpec(
             name=pname,
             type=str(p.get("type", "String")),
-            sets=tuple(p.get("sets", ["(All)"])),
+            sets=tuple(own_sets),
             sides=psides,
             valid_values=values,
         )

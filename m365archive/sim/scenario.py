@@ -351,7 +351,7 @@ def _apply_mailbox_settings(state: TenantState, mbx: Any, settings: dict[str, An
         mbx.litigation_hold_date = state.clock.now()
         duration = settings.get("litigation_hold_duration", "Unlimited")
         mbx.litigation_hold_duration = duration if duration == "Unlimited" else f"{int(duration)}.00:00:00"
-    mbx.audit_enabled = settings.get("audit_enabled", mbx.audit_enabled)
+    mbx.audit_enabled = settings.get("audit_enabled", True)  # a scenario's mailboxes: audited unless it says
     for key, attr in (
         ("audit_owner", "audit_owner"),
         ("audit_delegate", "audit_delegate"),

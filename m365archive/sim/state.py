@@ -171,6 +171,7 @@ class User:
     created: datetime | None = None
     user_type: str = "Member"
     disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # skuId -> disabled servicePlanIds
+    replicated_at: float = 0.0  # simulated time from which writes naming this user find it
 
 
 @dataclass
@@ -197,6 +198,9 @@ class Mailbox:
     audit_owner: list[str] = field(default_factory=lambda: list(AUDIT_OWNER_DEFAULT))
     audit_delegate: list[str] = field(default_factory=lambda: list(AUDIT_DELEGATE_DEFAULT))
     audit_admin: list[str] = field(default_factory=lambda: list(AUDIT_ADMIN_DEFAULT))
+    # Logon types on Microsoft-managed defaults; an explicit -AuditOwner/-AuditDelegate/-AuditAdmin takes
+    # its type out, -DefaultAuditSet puts it back with the default actions (exchange-facts `audit_actions`).
+    default_audit_set: list[str] = field(default_factory=lambda: ["Admin", "Delegate", "Owner"])
     retention_policy: str | None = "Default MRM Policy"
     in_place_holds: list[str] = field(default_factory=list)
     is_dir_synced: bool = False
@@ -275,6 +279,7 @@ class RetentionPolicy:
     enabled: bool = True
     comment: str = ""
     distribution_status: str = "Success"
+    distributed_at: float = 0.0  # simulated time when a pending distribution completes
 
 
 @dataclass
@@ -369,6 +374,24 @@ class Knobs:
     principal_roles: tuple[str, ...] = ("Global Administrator",)
     # Graph refuses writes the token's scopes/roles don't allow (False: any valid token may write).
     permission_check: bool = True
+    # A mailbox provisioned now reads AuditEnabled False: auditing on by default does not flip it
+    # (exchange-facts `audit_enabled`). True: new mailboxes read AuditEnabled True.
+    new_mailbox_audit_enabled: bool = False
+    # Share of active archives whose Get-Mailbox ArchiveStatus reads None (0: always consistent).
+    archive_status_none_share: float = 0.25
+    # A retention policy's distribution stays Pending this long after New/Set; a Set meanwhile is refused
+    # (0: distribution is instant and nothing is refused).
+    retention_distribution_delay: float = 120.0
+    # Get-RetentionCompliancePolicy returns ExchangeLocation as objects with a Name (False: plain strings).
+    retention_location_objects: bool = True
+    # Writes naming a user created less than this long ago answer 404 Request_ResourceNotFound
+    # (directory replication lag; 0: a new user is found at once).
+    user_replication_delay: float = 30.0
+    # Removing a directory-role member: only the documented forms (False: also the `$ref?$id=` spelling).
+    ref_form_check: bool = True
+    # Litigation Hold only with a licence that allows it (Plan 2, commercial or Government, or Exchange Online
+    # Archiving); False: any mailbox can be put on hold.
+    hold_licence_check: bool = True
 
 
 @dataclass
@@ -479,6 +502,7 @@ class TenantState:
             visible_at=self.clock.elapsed() + self.knobs.mailbox_provisioning_delay,
             is_dir_synced=bool(user.on_premises_sync_enabled),
             when_changed=self.clock.now(),
+            audit_enabled=self.knobs.new_mailbox_audit_enabled,
         )
         if not user.mail:
             user.mail = user.user_principal_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from m365archive.config import MICROSOFT_AUDIT_DEFAULTS
 from m365archive.engine.checks import Check
 from m365archive.engine.plan import Severity
 from m365archive.powershell import command
@@ -20,10 +21,13 @@ NEW_MAILBOX_DEFAULTS: dict[str, Any] = {
     "AutoExpandingArchiveEnabled": False,
     "LitigationHoldEnabled": False,
     "LitigationHoldDuration": "Unlimited",
-    "AuditEnabled": True,
-    "AuditOwner": None,
-    "AuditDelegate": None,
-    "AuditAdmin": None,
+    # Mailbox auditing on by default does not flip AuditEnabled to True (exchange-facts `audit_enabled`);
+    # a new mailbox is on Microsoft's default action sets (exchange-facts `audit_actions`).
+    "AuditEnabled": False,
+    "DefaultAuditSet": ["Admin", "Delegate", "Owner"],
+    "AuditOwner": MICROSOFT_AUDIT_DEFAULTS["owner"],
+    "AuditDelegate": MICROSOFT_AUDIT_DEFAULTS["delegate"],
+    "AuditAdmin": MICROSOFT_AUDIT_DEFAULTS["admin"],
 }
 COMMUNICATION_COMPLIANCE = (
     "Communication compliance can't be applied to the third-party data partner connectors import: review it "
@@ -218,7 +222,7 @@ async def plan(ctx: StepContext) -> StepPlan:
         else:
             out.extend(await plan_retention_policy(ctx, [upn], deps))
 
-    # Mailbox auditing with the configured action sets.
+    # Mailbox auditing. A new mailbox is planned exactly as an existing one showing a new mailbox's values.
     audit = ctx.config.audit
     if audit.enabled:
         exo(
@@ -230,21 +234,40 @@ async def plan(ctx: StepContext) -> StepPlan:
             rollback=command("Set-Mailbox", {"Identity": upn, "AuditEnabled": False}),
             rollback_note="mailbox audit logging for this mailbox is off again (unless auditing is on by default)",
         )
-        for kind, wanted in (("Owner", audit.owner), ("Delegate", audit.delegate), ("Admin", audit.admin)):
-            have = current.get(f"Audit{kind}") if mailbox else None
-            have_set = sorted(have) if isinstance(have, list) else have
-            default_set = current.get("DefaultAuditSet") if mailbox else [kind]
-            undo, undo_note = rollback.audit_restore(
-                upn, kind, have_set, kind in (default_set if isinstance(default_set, list) else [default_set])
+        default_set = {str(k) for k in current.get("DefaultAuditSet") or []}
+        explicit = {k for k, wanted in (("Owner", audit.owner), ("Delegate", audit.delegate), ("Admin", audit.admin))
+                    if wanted is not None}  # fmt: skip
+        managed = {"Owner", "Delegate", "Admin"} - explicit  # Microsoft's defaults: the logon type in DefaultAuditSet
+        if managed:
+            set_now = sorted(default_set & {"Owner", "Delegate", "Admin"})
+            set_wanted = sorted((default_set | managed) & {"Owner", "Delegate", "Admin"} - explicit)
+            exo(
+                "audit-default-set",
+                "DefaultAuditSet",
+                set_now,
+                set_now if managed <= default_set else set_wanted,
+                Cmdlet("Set-Mailbox", {"Identity": upn, "DefaultAuditSet": set_wanted}),
+                rollback_note="the previous action lists are not kept by Exchange once a type is back on "
+                "Microsoft's defaults; set them again with Set-Mailbox -AuditOwner/-AuditDelegate/-AuditAdmin",
             )
+        for kind, wanted in (("Owner", audit.owner), ("Delegate", audit.delegate), ("Admin", audit.admin)):
+            if wanted is None:
+                continue
+            have_list = current.get(f"Audit{kind}")
+            have_set = sorted(have_list) if isinstance(have_list, list) else have_list
+            undo, undo_note = rollback.audit_restore(upn, kind, have_set, kind in default_set)
             exo(
                 f"audit-{kind.lower()}",
                 f"Audit{kind}",
-                have_set if mailbox else "(new mailbox) Microsoft's default set",
+                have_set,
                 sorted(wanted),
                 Cmdlet("Set-Mailbox", {"Identity": upn, f"Audit{kind}": sorted(wanted)}),
                 rollback=undo,
                 rollback_note=undo_note,
+                warnings=[
+                    f"An explicit Audit{kind} list takes {kind} off Microsoft-managed defaults (DefaultAuditSet): "
+                    "actions Microsoft adds later are not audited for it."
+                ],
             )
     org = await ctx.session.exchange.invoke(Cmdlet("Get-OrganizationConfig", {}))
     audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
@@ -279,6 +302,19 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
     if policy is None:
         out.changes += new_policy(NAME, name, mailboxes, ctx.config.hold.exchange_duration,
                                   after={"ExchangeLocation": mailboxes}, deps=deps)  # fmt: skip
+    elif missing and str(policy.get("DistributionStatus") or "Success") == "Pending":
+        # Changes to a policy whose distribution is pending are refused (Set-RetentionCompliancePolicy).
+        out.findings.append(
+            finding(
+                NAME,
+                name,
+                Severity.WARNING,
+                f"retention policy '{name}' is still distributing an earlier change (DistributionStatus Pending): "
+                f"{', '.join(missing)} wait(s) for the next run",
+                "run setup again once Get-RetentionCompliancePolicy -DistributionDetail shows Success",
+                category="policy-distribution-pending",
+            )
+        )
     else:
         for mbx in mailboxes:
             has = mbx not in missing

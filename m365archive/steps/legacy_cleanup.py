@@ -27,7 +27,7 @@ from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
 from m365archive.steps.connector_consent import ConsentState, consent_state, revoke_change
-from m365archive.tenant.exchange import Cmdlet
+from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphRequest
 
 NAME = "legacy_cleanup"
@@ -157,7 +157,7 @@ async def read_leftovers(ctx: StepContext) -> Leftovers:
                     key: a.mailbox.get(key)
                     for key in (
                         "HiddenFromAddressListsEnabled",
-                        "ArchiveStatus",
+                        "ArchiveGuid",
                         "AutoExpandingArchiveEnabled",
                         "LitigationHoldEnabled",
                         "LitigationHoldDuration",
@@ -259,10 +259,10 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
     # 1. The Exchange Administrator role.
     op = None
     if acct.tenant_wide_role and role_id:
-        ref = f"{ctx.session.endpoints.graph.rstrip('/')}/directoryObjects/{uid}"
+        # The documented form (microsoft-graph-docs-contrib directoryrole-delete-member.md), not `$ref?$id=`.
         op = graph_operation(
             "DELETE",
-            f"/directoryRoles/{role_id}/members/$ref?$id={ref}",
+            f"/directoryRoles/{role_id}/members/{uid}/$ref",
             powershell=command(
                 "Remove-MgDirectoryRoleMemberByRef", {"DirectoryRoleId": role_id, "DirectoryObjectId": uid}
             ),
@@ -423,7 +423,7 @@ def _kept(out: StepPlan, acct: Account) -> None:
             category="kept",
         )
     )
-    archive = str(mbx.get("ArchiveStatus") or "None")
+    archive = "Active" if has_archive(mbx) else "None"  # ArchiveGuid, not ArchiveStatus (can read None)
     aea = ", auto-expanding" if mbx.get("AutoExpandingArchiveEnabled") else ""
     out.findings.append(
         finding(NAME, upn, Severity.INFO, f"kept: archive ({archive}{aea}), untouched", category="kept")

@@ -443,12 +443,15 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str
     out = StepPlan()
     base = ctx.config.hold.retention_policy or "m365archive third-party data"
     existing: dict[str, set[str]] = {}
+    pending: set[str] = set()
     for name in policy_names(base, len(members) + 1):
         outcome = await ctx.session.compliance.invoke(
             Cmdlet("Get-RetentionCompliancePolicy", {"Identity": name, "DistributionDetail": True})
         )
         if outcome.ok and outcome.objects:
             existing[name] = location_names(outcome.objects[0])
+            if str(outcome.objects[0].get("DistributionStatus") or "Success") == "Pending":
+                pending.add(name)
         elif outcome.error is not None and not outcome.error.not_found:
             raise outcome.error
     ctx.observe("users.policies", {k: sorted(v) for k, v in existing.items()})
@@ -468,26 +471,40 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str
         if name not in existing:
             out.changes += new_policy(NAME, name, take, ctx.config.hold.exchange_duration,
                                       after=f"{len(take)} mailboxes", deps=deps)  # fmt: skip
-        else:
-            for start in range(0, len(take), 100):
-                part = take[start : start + 100]
-                out.changes.append(
-                    change(
-                        NAME,
-                        f"retention-location-{start}",
-                        name,
-                        f"mailboxes added to '{name}'",
-                        None,
-                        part,
-                        cmdlet_operation(
-                            "compliance",
-                            Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": part}),
-                        ),
-                        side=SCC,
-                        category="retention-policy",
-                        depends_on=deps,
-                    )
+        elif name in pending:
+            # A policy whose distribution is pending refuses changes ("wait until the policy distribution
+            # is successful before running the cmdlet again", Set-RetentionCompliancePolicy): next run.
+            out.findings.append(
+                finding(
+                    NAME,
+                    name,
+                    Severity.WARNING,
+                    f"retention policy '{name}' is still distributing an earlier change (DistributionStatus "
+                    f"Pending): {len(take)} mailbox(es) wait for the next run",
+                    "run setup again once Get-RetentionCompliancePolicy -DistributionDetail shows Success",
+                    category="policy-distribution-pending",
                 )
+            )
+            take = []
+        else:
+            # One change per policy: a second Set while the first is distributing would be refused.
+            out.changes.append(
+                change(
+                    NAME,
+                    "retention-location",
+                    name,
+                    f"mailboxes added to '{name}'",
+                    None,
+                    take,
+                    cmdlet_operation(
+                        "compliance",
+                        Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": take}),
+                    ),
+                    side=SCC,
+                    category="retention-policy",
+                    depends_on=deps,
+                )
+            )
         out.coverage.append(
             f"retention policy '{name}': {len(existing.get(name, set())) + len(take)} of {POLICY_LIMIT} mailboxes"
         )

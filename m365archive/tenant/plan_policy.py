@@ -88,7 +88,7 @@ GRAPH: tuple[GraphShape, ...] = (
     ),
     _shape("POST", "/servicePrincipals", {"appId"}),
     _shape("DELETE", "/servicePrincipals/{id}"),
-    _shape("DELETE", r"/directoryRoles/{id}/members/\$ref", query={"$id"}),
+    _shape("DELETE", r"/directoryRoles/{id}/members/{id}/\$ref"),
 )
 CONFLICT_GET = re.compile("^/users/" + _SEG + "$")  # on_conflict_get: read the object a create may have made
 LOCAL_ACTIONS = {"delete-keyring-secret": frozenset({"action", "tenant", "account"})}

@@ -17,6 +17,9 @@ from m365archive.sim.exchange.core import (
 )
 from m365archive.sim.exchange.filters import compile_filter
 from m365archive.sim.state import (
+    AUDIT_ADMIN_DEFAULT,
+    AUDIT_DELEGATE_DEFAULT,
+    AUDIT_OWNER_DEFAULT,
     Mailbox,
     new_id,
 )
@@ -81,8 +84,15 @@ EXO_PROPERTY_SETS: dict[str, tuple[str, ...]] = {
         "Guid",
     ),
     "AddressList": ("HiddenFromAddressListsEnabled",),
-    "Archive": ("ArchiveGuid", "ArchiveName", "ArchiveStatus", "ArchiveState", "AutoExpandingArchiveEnabled"),
-    "Audit": ("AuditEnabled", "AuditOwner", "AuditDelegate", "AuditAdmin"),
+    "Archive": (
+        "ArchiveGuid",
+        "ArchiveDatabase",
+        "ArchiveName",
+        "ArchiveStatus",
+        "ArchiveState",
+        "AutoExpandingArchiveEnabled",
+    ),
+    "Audit": ("AuditEnabled", "AuditOwner", "AuditDelegate", "AuditAdmin", "DefaultAuditSet"),
     "Hold": (
         "LitigationHoldEnabled",
         "LitigationHoldDuration",
@@ -119,6 +129,7 @@ def set_mailbox(svc: ExchangeService, ctx: Context) -> Result:
     if (
         p.get("LitigationHoldEnabled") is True
         and not mbx.litigation_hold_enabled
+        and svc.state.knobs.hold_licence_check
         and (user is None or not svc.state.user_allows_hold(user))
     ):
         who = user.user_principal_name if user else mbx.alias
@@ -149,13 +160,24 @@ def set_mailbox(svc: ExchangeService, ctx: Context) -> Result:
         mbx.hidden_from_address_lists = bool(p.pop("HiddenFromAddressListsEnabled"))
     if "AuditEnabled" in p:
         mbx.audit_enabled = bool(p.pop("AuditEnabled"))
-    for param, attr in (
-        ("AuditOwner", "audit_owner"),
-        ("AuditDelegate", "audit_delegate"),
-        ("AuditAdmin", "audit_admin"),
+    for param, attr, kind in (
+        ("AuditOwner", "audit_owner", "Owner"),
+        ("AuditDelegate", "audit_delegate", "Delegate"),
+        ("AuditAdmin", "audit_admin", "Admin"),
     ):
         if param in p:
             setattr(mbx, attr, _apply_multi(getattr(mbx, attr), p.pop(param)))
+            # A customized logon type leaves Microsoft-managed defaults (exchange-facts `audit_actions`).
+            mbx.default_audit_set = [k for k in mbx.default_audit_set if k != kind]
+    if "DefaultAuditSet" in p:
+        # Restores the default actions of each named logon type and puts it back on managed defaults.
+        for kind in _apply_multi([], p.pop("DefaultAuditSet")):
+            kind = kind.capitalize()
+            defaults = {"Owner": AUDIT_OWNER_DEFAULT, "Delegate": AUDIT_DELEGATE_DEFAULT, "Admin": AUDIT_ADMIN_DEFAULT}
+            if kind in defaults:
+                setattr(mbx, f"audit_{kind.lower()}", list(defaults[kind]))
+                if kind not in mbx.default_audit_set:
+                    mbx.default_audit_set = sorted([*mbx.default_audit_set, kind])
     if "RetentionPolicy" in p:
         mbx.retention_policy = p.pop("RetentionPolicy")
     if "Type" in p:

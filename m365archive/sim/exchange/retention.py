@@ -44,10 +44,34 @@ def _policy_object(svc: ExchangeService, policy: RetentionPolicy) -> dict[str, A
         "Mode": "Enforce",
         "Comment": policy.comment,
         "Workload": "Exchange",
-        "ExchangeLocation": list(policy.exchange_locations),
+        "ExchangeLocation": [_location_object(svc, x) for x in policy.exchange_locations]
+        if svc.state.knobs.retention_location_objects
+        else list(policy.exchange_locations),
         "DistributionStatus": policy.distribution_status,
         "Rules": [r.name for r in svc.state.retention_rules.values() if r.policy == policy.name],
     }
+
+
+def _location_object(svc: ExchangeService, name: str) -> dict[str, Any]:
+    """A location as the policy object holds it: read through `.Name` (Microsoft365DSC
+    SCRetentionCompliancePolicy: `$policy.ExchangeLocation.Name`). The other fields are unverified."""
+    user = svc.state.user_by_upn(name)
+    return {
+        "Name": name,
+        "DisplayName": user.display_name if user else name,
+        "ImmutableIdentity": user.id if user else name,
+    }
+
+
+def _settle(svc: ExchangeService, policy: RetentionPolicy) -> None:
+    if policy.distribution_status == "Pending" and svc.state.clock.elapsed() >= policy.distributed_at:
+        policy.distribution_status = "Success"
+
+
+def _distribute(svc: ExchangeService, policy: RetentionPolicy) -> None:
+    policy.distribution_status = "Pending"
+    policy.distributed_at = svc.state.clock.elapsed() + svc.state.knobs.retention_distribution_delay
+    _settle(svc, policy)
 
 
 def _locations(svc: ExchangeService, values: Any) -> list[str]:
@@ -91,8 +115,8 @@ def new_retention_policy(svc: ExchangeService, ctx: Context) -> Result:
         exchange_locations=locations,
         enabled=p.get("Enabled", True) is not False,
         comment=str(p.get("Comment") or ""),
-        distribution_status="Pending",
     )
+    _distribute(svc, policy)
     svc.state.retention_policies[name] = policy
     return Result(objects=[_policy_object(svc, policy)])
 
@@ -103,14 +127,22 @@ def get_retention_policy(svc: ExchangeService, ctx: Context) -> Result:
     else:
         policies = list(svc.state.retention_policies.values())
     for policy in policies:
-        if policy.distribution_status == "Pending":
-            policy.distribution_status = "Success"  # distribution finishes between calls
+        _settle(svc, policy)
     return Result(objects=[_policy_object(svc, pol) for pol in policies])
 
 
 def set_retention_policy(svc: ExchangeService, ctx: Context) -> Result:
     p = ctx.params
     policy = _policy(svc, p["Identity"])
+    _settle(svc, policy)
+    if policy.distribution_status == "Pending" and p.get("Force") is not True:
+        # Set-RetentionCompliancePolicy: "wait until the policy distribution is successful before running the
+        # cmdlet again" (cmdlet doc); refused otherwise (Microsoft365DSC#2719, #2728). The text is unverified.
+        raise CmdletError(
+            COMPLIANCE_TASK,
+            f"The policy '{policy.name}' can't be changed while its earlier changes are still being deployed "
+            "(DistributionStatus is Pending). Wait until distribution succeeds, then try again.",
+        )
     locations = list(policy.exchange_locations)
     if p.get("AddExchangeLocation"):
         for loc in _locations(svc, p["AddExchangeLocation"]):
@@ -125,7 +157,7 @@ def set_retention_policy(svc: ExchangeService, ctx: Context) -> Result:
         policy.enabled = bool(p["Enabled"])
     if "Comment" in p:
         policy.comment = str(p["Comment"] or "")
-    policy.distribution_status = "Pending"
+    _distribute(svc, policy)
     return Result()
 
 

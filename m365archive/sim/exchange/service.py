@@ -50,8 +50,8 @@ from m365archive.sim.exchange.role_groups import add_role_group_member, get_role
 from m365archive.sim.http import check_bearer, note, request_id
 from m365archive.sim.load import TokenBucket, retry_after_header
 from m365archive.sim.state import (
-    EXCHANGE_S_ENTERPRISE,
-    EXCHANGE_S_STANDARD,
+    MAILBOX_PLANS,
+    PLAN2_PLANS,
     Mailbox,
     TenantState,
     User,
@@ -382,8 +382,9 @@ class ExchangeService:
             "RecipientType": "UserMailbox",
             "RecipientTypeDetails": mbx.recipient_type_details,
             "HiddenFromAddressListsEnabled": mbx.hidden_from_address_lists,
-            "ArchiveStatus": mbx.archive_status,
+            "ArchiveStatus": self.archive_status_shown(mbx),
             "ArchiveGuid": mbx.archive_guid,
+            "ArchiveDatabase": archive_database(mbx) if mbx.archive_status == "Active" else None,
             "ArchiveName": list(mbx.archive_name),
             "ArchiveState": "Local" if mbx.archive_status == "Active" else "None",
             "AutoExpandingArchiveEnabled": mbx.auto_expanding_archive,
@@ -395,6 +396,7 @@ class ExchangeService:
             "AuditOwner": list(mbx.audit_owner),
             "AuditDelegate": list(mbx.audit_delegate),
             "AuditAdmin": list(mbx.audit_admin),
+            "DefaultAuditSet": list(mbx.default_audit_set),
             "RetentionPolicy": mbx.retention_policy,
             "InPlaceHolds": list(mbx.in_place_holds),
             "IsDirSynced": mbx.is_dir_synced,
@@ -412,12 +414,22 @@ class ExchangeService:
         if cached is None or getattr(user, "disabled_plans", None):  # per-user plan choices aren't cached
             plans = self.state.user_service_plans(user)
             cached = []
-            if EXCHANGE_S_ENTERPRISE in plans:
+            if plans & PLAN2_PLANS:
                 cached.append("BPOS_S_Enterprise")
-            elif EXCHANGE_S_STANDARD in plans:
+            elif plans & MAILBOX_PLANS:
                 cached.append("BPOS_S_Standard")
             self._capabilities[key] = cached
         return list(cached)
+
+    def archive_status_shown(self, mbx: Mailbox) -> str:
+        """ArchiveStatus as Get-Mailbox shows it: a share of active archives read None (re-licensed users,
+        mailboxes moved from on-premises; SupportArticles-docs archivestatus-set-none.md), chosen by the
+        mailbox so that the same mailbox always reads the same (knob archive_status_none_share)."""
+        if mbx.archive_status != "Active":
+            return mbx.archive_status
+        share = self.state.knobs.archive_status_none_share
+        bucket = int(hashlib.sha256(mbx.guid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return "None" if bucket < share else "Active"
 
     def touch(self, mbx: Mailbox) -> None:
         mbx.when_changed = self.state.clock.now()
@@ -537,6 +549,11 @@ def _error_response(
 
 def _iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z" if value else None
+
+
+def archive_database(mbx: Mailbox) -> str:
+    """The database holding an active archive (a stable name per mailbox, in Exchange Online's pattern)."""
+    return f"NAMPR01DG{int(mbx.guid[:4], 16) % 1000:03d}-db{int(mbx.guid[4:8], 16) % 1000:03d}"
 
 
 def _server_name(tenant_id: str) -> str:

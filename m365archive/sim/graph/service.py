@@ -51,6 +51,9 @@ class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, Gro
                     "DELETE": self.remove_role_member,
                 },
             ),
+            # The documented removal form (microsoft-graph-docs-contrib directoryrole-delete-member.md):
+            # the member's id as a key segment before $ref (OData's reference to one entity of a collection).
+            ("/directoryRoles/{directory_role_id}/members/{member_id}/$ref", {"DELETE": self.remove_role_member}),
             ("/groups/{group_id}/members", {"GET": self.group_members}),
             ("/groups/{group_id}/members/graph.user", {"GET": self.group_member_users}),
             ("/groups/{group_id}/transitiveMembers", {"GET": self.group_transitive_members}),

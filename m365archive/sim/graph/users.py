@@ -112,6 +112,15 @@ class UsersMixin(GraphCore):
             raise not_found(key)
         return user
 
+    def replicated_user(self, key: str) -> User:
+        """The user a write names: right after POST /users the write may reach a replica that has not seen
+        it yet and answers "does not exist" (microsoftgraph/msgraph-sdk-dotnet#2772, Azure/azure-powershell#6493;
+        knob user_replication_delay)."""
+        user = self.user(key)
+        if self.state.clock.elapsed() < user.replicated_at:
+            raise not_found(key)
+        return user
+
     def user_json(self, ctx: Ctx, user: User, select: list[str] | None = None) -> dict[str, Any]:
         return render(user, USER_FIELDS, select or USER_DEFAULT)
 
@@ -189,6 +198,7 @@ class UsersMixin(GraphCore):
                 account_enabled=body["accountEnabled"],
                 password=str(profile["password"]),
                 created=self.state.clock.now(),
+                replicated_at=self.state.clock.elapsed() + self.state.knobs.user_replication_delay,
             )
         )
         reply = {"@odata.context": self.context(ctx, "users", entity=True)}
@@ -196,7 +206,7 @@ class UsersMixin(GraphCore):
         return Reply(201, reply, {"Location": f"{ctx.base}/users/{user.id}"})
 
     def update_user(self, ctx: Ctx) -> Reply:
-        user = self.user(ctx.params["user_id"])
+        user = self.replicated_user(ctx.params["user_id"])
         body = self.body_object(ctx)
         self.check_unknown_user_props(body)
         for key in body:
@@ -249,7 +259,7 @@ class UsersMixin(GraphCore):
         return Reply(204)
 
     def assign_license(self, ctx: Ctx) -> Reply:
-        user = self.user(ctx.params["user_id"])
+        user = self.replicated_user(ctx.params["user_id"])
         body = self.body_object(ctx)
         add = body.get("addLicenses")
         remove = body.get("removeLicenses")

@@ -245,7 +245,7 @@ def test_create_user_and_its_refusals(sim: SimulatedTenant) -> None:
 
 def test_assign_license_needs_usage_location_then_mailbox_appears() -> None:
     # 90 simulated seconds of provisioning are 1.8 s here: a loaded machine still reads "not yet" first
-    with simulated_tenant("fresh", time_scale=0.02) as sim:
+    with simulated_tenant("fresh", time_scale=0.02, user_replication_delay=0.0) as sim:
         _assign_license_needs_usage_location_then_mailbox_appears(sim)
 
 

@@ -32,6 +32,7 @@ CMDLETS: dict[str, dict[str, frozenset[str]]] = {
                 "LitigationHoldEnabled",
                 "LitigationHoldDuration",
                 "AuditEnabled",
+                "DefaultAuditSet",
                 "AuditOwner",
                 "AuditDelegate",
                 "AuditAdmin",

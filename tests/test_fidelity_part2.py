@@ -113,9 +113,10 @@ def _exchange(sim: SimulatedTenant, name: str, params: dict[str, object], *, scc
 
 
 def _graph(sim: SimulatedTenant, method: str, path: str, body: object = None) -> httpx.Response:
-    from m365archive.tenant.simcredential import SimulatorCredential
+    from m365archive.tenant.simcredential import SimulatorCredential, token_url
 
-    token = SimulatorCredential(sim.state.tenant_id).get_token("https://graph.microsoft.com/.default").token
+    credential = SimulatorCredential(token_url(sim.url, sim.state.tenant_id))
+    token = credential.get_token("https://graph.microsoft.com/.default").token
     return httpx.request(
         method, f"{sim.url}/v1.0{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )

@@ -244,8 +244,10 @@ def test_create_user_and_its_refusals(sim: SimulatedTenant) -> None:
 
 
 def test_assign_license_needs_usage_location_then_mailbox_appears() -> None:
-    # 90 simulated seconds of provisioning are 1.8 s here: a loaded machine still reads "not yet" first
-    with simulated_tenant("fresh", time_scale=0.02, user_replication_delay=0.0) as sim:
+    # provisioning takes 1,000 real seconds unless the test moves the simulated clock: no race with a slow machine
+    with simulated_tenant(
+        "fresh", time_scale=0.001, user_replication_delay=0.0, mailbox_provisioning_delay=1_000_000.0
+    ) as sim:
         _assign_license_needs_usage_location_then_mailbox_appears(sim)
 
 
@@ -262,7 +264,7 @@ def _assign_license_needs_usage_location_then_mailbox_appears(sim: SimulatedTena
         await item.patch(SdkUser(usage_location="US"))
         assigned = await item.assign_license.post(license_body)
         mailbox_right_away = sim.state.mailbox_for(f"catchall@{DOMAIN}")
-        await asyncio.sleep(sim.state.clock.real_seconds(sim.state.knobs.mailbox_provisioning_delay) + 0.05)
+        sim.state.clock.advance(sim.state.knobs.mailbox_provisioning_delay + 1)
         mailbox_later = sim.state.mailbox_for(f"catchall@{DOMAIN}")
         again = await gw.get_user(user.id, ["assignedLicenses", "usageLocation", "mail"])
         return info.value, assigned, mailbox_right_away, mailbox_later, again
@@ -464,8 +466,8 @@ def test_group_transitive_members_resolve_nested_groups(sim: SimulatedTenant) ->
 
 
 def test_service_principal_replication_conflict_and_delete() -> None:
-    # 300 simulated seconds are 3 s here: a loaded machine still reads "not replicated" right after the create
-    with simulated_tenant("fresh", time_scale=0.01, sp_replication_delay=300.0) as sim:
+    # replication takes 1,000 real seconds unless the test moves the simulated clock: no race with a slow machine
+    with simulated_tenant("fresh", time_scale=0.001, sp_replication_delay=1_000_000.0) as sim:
         app_id = "11111111-2222-4333-8444-555555555555"
 
         async def body(gw: GraphGateway) -> dict[str, Any]:
@@ -476,7 +478,7 @@ def test_service_principal_replication_conflict_and_delete() -> None:
             with pytest.raises(ODataError) as again:
                 await gw.client.service_principals.post(SdkServicePrincipal(app_id=app_id))
             out["again"] = odata(again.value)
-            await asyncio.sleep(sim.state.clock.real_seconds(300.0) + 0.05)
+            sim.state.clock.advance(1_000_001.0)
             out["later"] = await gw.service_principal_by_app_id(app_id)
             assert created is not None and created.id
             exchange = await gw.send(

@@ -677,7 +677,8 @@ def _consent_query(**overrides: str) -> dict[str, str]:
 
 
 def test_consent_page_accept_creates_service_principal_after_replication() -> None:
-    with simulated_tenant("fresh", time_scale=0.001, sp_replication_delay=2000.0) as sim:
+    # replication takes 1,000 real seconds unless the test moves the simulated clock: no race with a slow machine
+    with simulated_tenant("fresh", time_scale=0.001, sp_replication_delay=1_000_000.0) as sim:
         _accept_and_wait(sim)
 
 
@@ -698,7 +699,7 @@ def _accept_and_wait(sim: SimulatedTenant) -> None:
 
     async def body(gw: GraphGateway) -> tuple[Any, ...]:
         right_away = await gw.service_principal_by_app_id(CONNECTOR_APP_ID)
-        await asyncio.sleep(sim.state.clock.real_seconds(sim.state.knobs.sp_replication_delay) + 0.05)
+        sim.state.clock.advance(sim.state.knobs.sp_replication_delay + 1)
         sp = await gw.service_principal_by_app_id(CONNECTOR_APP_ID)
         assert sp is not None
         return right_away, sp, await gw.oauth2_permission_grants(sp["id"]), await gw.app_role_assignments(sp["id"])

@@ -9,8 +9,10 @@ import typer
 
 from m365archive import __version__
 from m365archive.cli import (
+    config_cmd,
     consent_cmd,
     credentials_cmd,
+    history_cmd,
     init_cmd,
     legacy_cmd,
     mapping_cmd,
@@ -18,6 +20,7 @@ from m365archive.cli import (
     partners_cmd,
     preflight_cmd,
     setup_cmd,
+    show_cmd,
     sim_cmd,
     status_cmd,
 )
@@ -98,6 +101,7 @@ def main(
 init_cmd.register(app)
 setup_cmd.register(app)
 status_cmd.register(app)
+show_cmd.register(app)
 preflight_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
 partners_cmd.register(app)
@@ -106,6 +110,8 @@ app.add_typer(consent_cmd.app, name="consent")
 app.add_typer(credentials_cmd.app, name="credentials")
 app.add_typer(legacy_cmd.app, name="legacy")
 app.add_typer(mapping_cmd.app, name="mapping")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(history_cmd.app, name="history")
 
 
 def run() -> None:

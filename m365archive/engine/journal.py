@@ -299,6 +299,30 @@ class Journal:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, each with `counts`: its changes by outcome (ok, failed, sending, ...)."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT * FROM runs ORDER BY started DESC, rowid DESC LIMIT ?", (-1 if limit is None else limit,)
+            )
+            names = [d[0] for d in cur.description]
+            runs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            counts: dict[str, dict[str, int]] = {}
+            for run_id, outcome, n in self._db.execute(
+                "SELECT run_id, outcome, count(*) FROM changes GROUP BY run_id, outcome"
+            ).fetchall():
+                counts.setdefault(run_id, {})[outcome] = n
+        for run in runs:
+            run["counts"] = counts.get(run["run_id"], {})
+        return runs
+
+    def run_changes(self, run_id: str) -> list[dict[str, Any]]:
+        """One run's changes in the order they were journaled."""
+        with self._lock:
+            cur = self._db.execute("SELECT * FROM changes WHERE run_id=? ORDER BY id", (run_id,))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def close(self) -> None:
         self._db.close()
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from m365archive.engine.journal import Journal
+from m365archive.paths import journal_path
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from tests.clihelp import m365
@@ -20,7 +22,10 @@ def arguments(tmp_path: Path) -> dict[str, list[str]]:
     export = tmp_path / "map.csv"
     return {
         "init": [str(tmp_path / "new.toml")],
-        "setup": ["--dry-run"],
+        "setup": ["--dry-run", "--plan-out", str(tmp_path / "plan.json")],
+        "show": [str(tmp_path / "plan.json")],  # the plan setup saved (setup runs first)
+        "config validate": [],
+        "history show": ["run-1"],  # journaled below
         "status": [],
         "preflight": ["--onprem"],  # against the hybrid scenario, below
         "partners": ["--source", "bloomberg"],
@@ -43,7 +48,12 @@ def test_every_command_writes_markdown_or_refuses_with_4(sim: SimulatedTenant, t
     names = [name for name, _ in commands()]
     assert set(names) == set(args), "a new command needs its arguments here"
     documents: list[str] = []
-    for name in sorted(names, key=lambda n: n != "mapping export"):  # export writes the file check reads
+    journal = Journal(journal_path())
+    journal.start_run("run-1", "plan-1", "setup", "tenant", "admin@contoso.onmicrosoft.com", "0", command="setup")
+    journal.finish_run("run-1", "success")
+    journal.close()
+    first = {"mapping export": 0, "setup": 1}  # export writes the file check reads, setup the plan show reads
+    for name in sorted(names, key=lambda n: first.get(n, 2)):
         if name == "preflight":
             continue
         run = m365(sim.url, *name.split(), "-o", "markdown", *args[name])

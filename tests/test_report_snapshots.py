@@ -69,6 +69,7 @@ CASES: dict[str, tuple[str, Callable[[Path], Path], list[str]]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.usefixtures("memory_keyring")  # the report names the password store's backend: the same one everywhere
 def test_report_snapshot(
     case: str, tmp_path: Path, snapshot: SnapshotAssertion, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,8 @@
      Wall time, HTTP requests per mailbox change, peak RSS of the tool, and the ratio of its
      time to the throttle-bound limit (changes / allowed cmdlet rate).
   3. A read-only plan over BENCH_PLAN_USERS (default 100,000) mailboxes: requests and peak RSS.
+  5. `status` over BENCH_STATUS_USERS (default 20000,100000) mailboxes of an unconfigured tenant (drift
+     everywhere, the most output): human summary, every row (--limit 0) and -o markdown; lines and time.
   4. The simulated tenant at BENCH_PLAN_USERS: time to generate and start it, and to page every
      mailbox (Exchange Get-Mailbox) and every user (Graph /users) through the real clients.
 
@@ -100,8 +102,9 @@ def simulator(scenario_file: Path, log: Path) -> Iterator[str]:
         proc.wait(30)
 
 
-def run_tool(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS in MB, exit code, output tail) of one m365archive process."""
+def run_tool(args: list[str], env: dict[str, str], lines: list[int] | None = None) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS in MB, exit code, output tail) of one m365archive process; `lines` gets
+    the number of lines it printed."""
     rss_file = Path(env["M365ARCHIVE_HOME"]) / f"rss-{time.time_ns()}"
     Path(env["M365ARCHIVE_HOME"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -115,6 +118,8 @@ def run_tool(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str
     )
     wall = time.perf_counter() - started
     rss = int(rss_file.read_text(encoding="utf-8")) // 1024 if rss_file.exists() else -1
+    if lines is not None:
+        lines.append(proc.stdout.count("\n"))
     return wall, rss, proc.returncode, proc.stdout[-2000:]
 
 
@@ -249,6 +254,25 @@ def bench_plan(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def bench_status(tmp: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """`status` at scale: the default (a summary above 1,000 settings), every row, and Markdown."""
+    cfg = config(tmp / "m365archive.toml")
+    out = []
+    for users in [int(n) for n in os.environ.get("BENCH_STATUS_USERS", "20000,100000").split(",") if n]:
+        row: dict[str, Any] = {"users": users}
+        with simulator(scenario(tmp / f"status-{users}.json", users), tmp / f"status-{users}.log") as url:
+            runs = [("summary", []), ("markdown", ["-o", "markdown"])]
+            if users <= 20_000:  # every row of 100,000 mailboxes is a terminal nobody reads; it takes minutes
+                runs.insert(1, ("every_row", ["--limit", "0"]))
+            for name, extra in runs:
+                counted: list[int] = []
+                wall, rss, code, _tail = run_tool(["--sim", url, "--config", str(cfg), "status", *extra], env, counted)
+                row[name] = {"wall_s": round(wall, 1), "lines": counted[0], "peak_rss_mb": rss, "exit_code": code}
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    return out
+
+
 def bench_sim_paging() -> dict[str, Any]:
     """Generate and start a BENCH_PLAN_USERS tenant, then page all of it through the product's clients."""
     import asyncio
@@ -370,6 +394,8 @@ def main() -> int:
             print(json.dumps(results["plan"], indent=2), flush=True)
             results["sim_paging"] = bench_sim_paging()
             print(json.dumps(results["sim_paging"], indent=2), flush=True)
+        if os.environ.get("BENCH_STATUS_USERS", "20000,100000"):
+            results["status"] = bench_status(tmp, env)
         if os.environ.get("BENCH_FAULT_USERS", "10000") != "0":
             results["faults"] = bench_faults(tmp, env)
             print(json.dumps(results["faults"], indent=2), flush=True)
@@ -408,6 +434,15 @@ def summary(r: dict[str, Any]) -> str:
             f"- simulated tenant of {g['users']:,} users: generated and started in {g['start_s']:.1f} s; "
             f"{g['exchange_mailboxes']:,} mailboxes paged through Get-Mailbox in {g['exchange_paging_s']:.1f} s, "
             f"{g['graph_users']:,} users through Graph /users in {g['graph_paging_s']:.1f} s"
+        )
+    for row in r.get("status", []):
+        lines.append(
+            f"- `status` over {row['users']:,} mailboxes (drift everywhere): "
+            + "; ".join(
+                f"{name.replace('_', ' ')} {m['lines']:,} lines in {m['wall_s']:.1f} s ({m['peak_rss_mb']} MB)"
+                for name, m in row.items()
+                if name != "users"
+            )
         )
     if "faults" in r:
         f = r["faults"]

@@ -243,7 +243,13 @@ def bench_plan(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
         before = len(read_log(log))
         wall, rss, code, _tail = run_tool(["--sim", url, "--config", str(cfg), "setup", "--dry-run"], env)
         entries = read_log(log)[before:]
-    writes = [e for e in entries if e["method"] != "GET" and not e["path"].endswith(("InvokeCommand", "$batch"))]
+    writes = [  # the simulator's token endpoint (a POST) is sign-in, not a write to the tenant
+        e
+        for e in entries
+        if e["method"] != "GET"
+        and not e["path"].endswith(("InvokeCommand", "$batch"))
+        and not e["path"].endswith("/oauth2/v2.0/token")
+    ]
     return {
         "users": PLAN_USERS,
         "wall_s": wall,

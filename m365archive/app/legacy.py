@@ -17,7 +17,7 @@ from m365archive.app.pipeline import PipelineResult, Procedure
 from m365archive.config import Config
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan, fingerprint
-from m365archive.engine.runner import ApplyResult
+from m365archive.engine.runner import ApplyResult, OutcomeKind
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import RETIREMENT
 from m365archive.steps import legacy_cleanup
@@ -144,7 +144,7 @@ class LegacyCleanup(Procedure):
     async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
         tenant = plan.tenant.get("id", "")
         for outcome in result.outcomes:
-            if outcome.setting == "password" and outcome.outcome == "ok":
+            if outcome.setting == "password" and outcome.outcome is OutcomeKind.OK:
                 journal.event(tenant, ROTATED_EVENT, outcome.target)  # the next plan says "rotated by an earlier run"
 
     def notes(self, result: PipelineResult) -> list[str]:

@@ -13,7 +13,7 @@ from m365archive.config import Config
 from m365archive.engine.checks import Check
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan
-from m365archive.engine.runner import ApplyResult, Event, secrets_not_set
+from m365archive.engine.runner import ApplyResult, Event, EventKind, OutcomeKind, secrets_not_set
 from m365archive.errors import CommandError, Reason
 from m365archive.steps.base import StepContext
 from m365archive.tenant.exchange import Cmdlet, has_archive
@@ -122,7 +122,7 @@ class Setup(Procedure):
 
     async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
         onprem_archives = {c.id for c in plan.changes if c.category == "archive-on-premises"}
-        synced = [o.target for o in result.outcomes if o.outcome == "ok" and o.change_id in onprem_archives]
+        synced = [o.target for o in result.outcomes if o.outcome is OutcomeKind.OK and o.change_id in onprem_archives]
         if synced and self.config.onprem is not None:
             result.pending = await wait_for_directory_sync(self.env, session, synced, self.config.onprem.sync_timeout)
 
@@ -166,7 +166,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
             break
         env.on_event(
             Event(
-                "wait",
+                EventKind.WAIT,
                 message=f"waiting for directory sync: {len(waiting)} archive(s) not yet in "
                 f"Exchange Online ({time.monotonic() - started:.0f} s)",
             )
@@ -175,7 +175,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
         interval = min(interval * 2, 30.0)
     env.on_event(
         Event(
-            "waited",
+            EventKind.WAITED,
             message=f"directory sync: {len(identities) - len(waiting)} of {len(identities)} "
             "archive(s) visible in Exchange Online",
         )

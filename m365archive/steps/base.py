@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Change, Finding, Operation, Severity
+from m365archive.engine.plan import Action, Change, Finding, Operation, OperationKind, Severity
 from m365archive.tenant.exchange import Cmdlet
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ class StepPlan:
         self.coverage += other.coverage
 
 
-def cmdlet_operation(kind: str, cmdlet: Cmdlet, ok_if_error: list[str] | None = None) -> Operation:
-    """An operation that runs one cmdlet; `kind` is exchange, compliance or onprem."""
+def cmdlet_operation(kind: OperationKind, cmdlet: Cmdlet, ok_if_error: list[str] | None = None) -> Operation:
+    """An operation that runs one cmdlet; `kind` is EXCHANGE, COMPLIANCE or ONPREM."""
     line = cmdlet.powershell()  # the request line is the PowerShell line: one string, not two
     return Operation(
         kind=kind,
@@ -100,7 +100,7 @@ def graph_operation(
     if on_conflict_get:
         request["on_conflict_get"] = on_conflict_get
     return Operation(
-        kind="graph",
+        kind=OperationKind.GRAPH,
         request=request,
         display=f"{method} /v1.0{path}",
         powershell=powershell,

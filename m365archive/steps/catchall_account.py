@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Severity, Wait, ref, secret
+from m365archive.engine.plan import Action, Severity, Wait, WaitKind, ref, secret
 from m365archive.licences import PLAN2_NAMES, sku_grants
 from m365archive.powershell import command, variable
 from m365archive.powershell import user_id as ps_user_id
@@ -265,7 +265,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 depends_on=deps,
                 action=Action.UPDATE if user else Action.CREATE,
                 wait=Wait(
-                    "exchange-mailbox",
+                    WaitKind.EXCHANGE_MAILBOX,
                     upn,
                     ctx.config.mailbox_wait_timeout,
                     f"waiting for Exchange Online to provision the mailbox of {upn}",

@@ -7,7 +7,7 @@ from typing import Any
 
 from m365archive.config import MICROSOFT_AUDIT_DEFAULTS
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity
+from m365archive.engine.plan import OperationKind, Severity
 from m365archive.powershell import command
 from m365archive.steps import rollback
 from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
@@ -106,7 +106,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 setting,
                 before,
                 after,
-                cmdlet_operation("exchange", cmd, extra.pop("ok_if_error", None)),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd, extra.pop("ok_if_error", None)),
                 side=EXO,
                 depends_on=list(deps) + extra.pop("after_ids", []),
                 **extra,
@@ -327,7 +327,7 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
                     "yes" if has else None,
                     "yes",
                     cmdlet_operation(
-                        "compliance",
+                        OperationKind.COMPLIANCE,
                         Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": [mbx]}),
                     ),
                     side=SCC,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Change, Severity, Wait
+from m365archive.engine.plan import Action, Change, Severity, Wait, WaitKind
 from m365archive.partners import CONNECTOR_APP_ID, RETIREMENT
 from m365archive.powershell import command
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, finding, graph_operation
@@ -165,7 +165,7 @@ def revoke_change(state: ConsentState, *, step: str, timeout: float) -> Change:
         rollback_note="no command: a global administrator consents again in a browser (`m365archive consent grant`; "
         "the retired route can't import anyway)",
         wait=Wait(
-            "service-principal-gone",
+            WaitKind.SERVICE_PRINCIPAL_GONE,
             CONNECTOR_APP_ID,
             timeout,
             "waiting until Graph no longer shows the connector app's service principal",

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity, Wait
+from m365archive.engine.plan import OperationKind, Severity, Wait, WaitKind
 from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
 from m365archive.powershell import command
 from m365archive.steps import rollback
@@ -150,7 +150,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
             ),
             side=GRAPH,
             wait=Wait(
-                "service-principal",
+                WaitKind.SERVICE_PRINCIPAL,
                 app_id,
                 ctx.config.mailbox_wait_timeout,
                 f"waiting for the service principal of {app_id} to replicate",
@@ -240,7 +240,7 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
                 "Data Connector Admin",
                 None,
                 f"via {target['Name']}",
-                cmdlet_operation("compliance", cmd, ["already a member"]),
+                cmdlet_operation(OperationKind.COMPLIANCE, cmd, ["already a member"]),
                 side=SCC,
                 warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
                 rollback=command("Remove-RoleGroupMember", {"Identity": group_id(target), "Member": member}),
@@ -311,7 +311,7 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
             "AuditDisabled",
             audit_disabled,
             want_disabled,
-            cmdlet_operation("exchange", cmd),
+            cmdlet_operation(OperationKind.EXCHANGE, cmd),
             side=EXO,
             rollback=command("Set-OrganizationConfig", {"AuditDisabled": audit_disabled}),
             rollback_note="restores the organization's previous mailbox-auditing switch",

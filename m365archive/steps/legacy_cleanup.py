@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.engine.plan import Action, Operation, Severity, secret
+from m365archive.engine.plan import Action, Operation, OperationKind, Severity, secret
 from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
@@ -398,7 +398,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
 def local_operation(what: str, request: dict[str, Any]) -> Operation:
     """A change on this machine, never sent to the tenant: the apply executor runs kind "local" itself."""
     return Operation(
-        kind="local",
+        kind=OperationKind.LOCAL,
         request={"action": what, **request},
         display=f"{what} {request.get('account', '')} (on this machine)",
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity
+from m365archive.engine.plan import OperationKind, Severity
 from m365archive.licences import plans_granting
 from m365archive.powershell import command
 from m365archive.scope_file import ScopeFile, ScopeFileError, read_scope_file
@@ -301,7 +301,7 @@ def _plan_mailbox(
                     "archive",
                     "None",
                     "Active",
-                    cmdlet_operation("exchange", cmd, ["already has an archive", "already enabled"]),
+                    cmdlet_operation(OperationKind.EXCHANGE, cmd, ["already has an archive", "already enabled"]),
                     side=EXO,
                     category="archive",
                     rollback=command("Disable-Mailbox", {"Identity": upn, "Archive": True}),
@@ -320,7 +320,7 @@ def _plan_mailbox(
                 "AutoExpandingArchiveEnabled",
                 current,
                 True,
-                cmdlet_operation("exchange", cmd, ["already enabled"]),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd, ["already enabled"]),
                 side=EXO,
                 category="auto-expanding-archive",
                 depends_on=[archive_id] if archive_planned else [],
@@ -355,7 +355,7 @@ def _plan_mailbox(
                 "Litigation Hold",
                 before,
                 f"on, {want_duration}",
-                cmdlet_operation("exchange", cmd),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd),
                 side=EXO,
                 category="litigation-hold",
                 warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
@@ -416,7 +416,7 @@ async def _plan_onprem_archives(ctx: StepContext, upns: list[str]) -> StepPlan:
                     "archive (on-premises)",
                     on_prem,
                     "HostedProvisioned",
-                    cmdlet_operation("onprem", cmd, ["already"]),
+                    cmdlet_operation(OperationKind.ONPREM, cmd, ["already"]),
                     side=ONPREM,
                     category="archive-on-premises",
                     rollback=command("Disable-RemoteMailbox", {"Identity": upn, "Archive": True}),
@@ -497,7 +497,7 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str
                     None,
                     take,
                     cmdlet_operation(
-                        "compliance",
+                        OperationKind.COMPLIANCE,
                         Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": take}),
                     ),
                     side=SCC,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from m365archive.app.context import Env, reading, tenant_info
+from m365archive.app.legacy import local_secrets
 from m365archive.app.pipeline import PipelineResult, Procedure, secret_names
 from m365archive.app.procedures import make_plan
 from m365archive.config import Config
@@ -24,7 +25,8 @@ CATCHALL_SECRET = "catchall-password"
 
 async def build_plan(env: Env, config: Config, session: TenantSession, steps: list[str] | None = None) -> Plan:
     """Read the tenant and plan every step of the configured procedure, or the `steps` a saved plan
-    selected (reads only)."""
+    selected (reads only). The retired route's leftovers may ask this machine's keyring whether it still
+    holds the catch-all password (a finding only; nothing local is changed)."""
     ctx = StepContext(
         config=config,
         session=session,
@@ -33,7 +35,7 @@ async def build_plan(env: Env, config: Config, session: TenantSession, steps: li
         progress=env.progress,
     )
     with reading():
-        return await make_plan(ctx, config.procedure, steps)
+        return await make_plan(ctx, config.procedure, steps, given=(local_secrets(env, config),))
 
 
 async def status(env: Env, config: Config) -> Plan:

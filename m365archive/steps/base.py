@@ -1,8 +1,8 @@
 """What every step shares: the context it reads through, and what it returns.
 
-A step's `plan(ctx)` reads actual state through ctx.session, compares it with ctx.config and
-returns a StepPlan. It never writes. Steps talk to each other through `ctx.facts` (e.g. the
-catch-all user's id, or a reference to it when it is created by this plan).
+A step's `plan(ctx, ...)` reads actual state through ctx.session, compares it with ctx.config and
+returns a StepPlan. It never writes. Steps talk to each other only through typed values declared in
+their signatures (steps/seams.py), never through the context.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class StepContext:
     session: TenantSession
     tenant: dict[str, str]
     operator: str
-    facts: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda message: None
     csv_rows: list[dict[str, str]] = field(default_factory=list)

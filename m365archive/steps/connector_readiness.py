@@ -80,7 +80,6 @@ async def plan(ctx: StepContext) -> StepPlan:
     cfg = ctx.config.connector
     out = StepPlan()
     connector = find_connector(cfg.source)
-    ctx.facts["connector"] = connector
     out.notices.append(NO_CATCHALL)
     if ctx.config.catchall is not None:
         out.findings.append(
@@ -324,7 +323,7 @@ async def handoff(ctx: StepContext) -> StepPlan:
     from m365archive.tenant.clouds import get_cloud
 
     cfg = ctx.config.connector
-    connector: PurviewConnector = ctx.facts.get("connector") or find_connector(cfg.source)
+    connector = find_connector(cfg.source)
     cloud = get_cloud(ctx.tenant.get("cloud") or ctx.config.tenant.cloud)
     member = cfg.role_group_member or ctx.operator or "an admin who holds Data Connector Admin"
     tenant = f"{ctx.tenant.get('domain') or ctx.config.tenant.id} ({ctx.tenant.get('id') or ctx.config.tenant.id})"

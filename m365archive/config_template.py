@@ -1,22 +1,30 @@
-"""The commented m365archive.toml that `m365archive init` writes."""
+"""The commented m365archive.toml that `m365archive init` writes, one per procedure."""
 
 from __future__ import annotations
 
-TEMPLATE = """# m365archive desired state. Validate and preview with:
+import re
+
+PROCEDURES = ("purview-connector", "partner-ews")
+DEFAULT_PROCEDURE = "purview-connector"
+
+_HEADER = """# m365archive desired state. Validate and preview with:
 #   m365archive setup --dry-run --report plan.md
 #
 # NOTE: Microsoft retired EWS-based partner ingestion (the route "partner-ews" prepares for)
 # on 2024-12-30: https://learn.microsoft.com/purview/archive-partner-third-party-data
 # Every plan says so. Today's route is Microsoft Purview data connectors ("purview-connector").
 
-# "partner-ews": the documented five-step procedure (catch-all mailbox, user mailboxes,
-# partner handoff, connector consent). "purview-connector": preparation for Purview data connectors.
+# "purview-connector": preparation for Microsoft Purview data connectors (today's route).
+# "partner-ews": the documented five-step procedure of the retired route (catch-all mailbox, user
+# mailboxes, partner handoff, connector consent). `m365archive init --procedure partner-ews` writes it.
 procedure = "{procedure}"
 
 # The partner you work with (see `m365archive partners --source bloomberg`).
 # partner = "Veritas"
 
-[tenant]
+"""
+
+_TENANT_AUTH = """[tenant]
 id = "{tenant_id}"              # tenant id (GUID) or initial domain (contoso.onmicrosoft.com)
 domain = "{domain}"
 cloud = "global"               # global | gcc | gcc-high | dod | china
@@ -30,7 +38,9 @@ method = "device-code"
 # the keyring (service "m365archive").
 allow_unencrypted_token_cache = false   # only for headless machines without a secret store
 
-[catchall]
+"""
+
+_CATCHALL = """[catchall]
 upn = "thirdpartydata@{domain}"
 display_name = "Third-party data"
 usage_location = "US"          # two-letter country code; required before a licence is assigned
@@ -43,7 +53,22 @@ full_access = [
   {{ user = "compliance.officer@{domain}", automapping = false }},
 ]
 
-[hold]
+"""
+
+_CONNECTOR = """[connector]
+# The Purview data connector you will create (see `m365archive partners`).
+source = "bloomberg-message"
+# partner_app_id = "00000000-0000-0000-0000-000000000000"   # the connector's app, when it has its own
+role_group = "ComplianceAdministrator"   # the role group a connector admin needs (Data Connector Admin)
+# role_group_member = "compliance.officer@{domain}"        # who creates the connector
+add_role_group_member = false
+import_scope = "all"           # all | litigation-hold-only: which mailboxes the connector imports into
+# mapping_file = "user-mapping.csv"   # partner user ids -> UPNs (`m365archive mapping export`)
+# legacy_catchall = ["thirdpartydata@{domain}"]   # the retired route's catch-all, for `legacy cleanup`
+
+"""
+
+_REST = """[hold]
 kind = "litigation"            # litigation | retention-policy | none
 duration_days = "unlimited"    # 1 to 36500 days, or "unlimited"
 # retention_policy = "Third-party data"   # for kind = "retention-policy"
@@ -70,12 +95,38 @@ hold = true
 max_concurrency = 8
 """
 
+RETIRED_NOTE = (
+    "partner-ews prepares the route Microsoft retired on 2024-12-30 (EWS-based partner ingestion); every "
+    "plan says so. Today's route is Purview data connectors: `m365archive init --procedure purview-connector`."
+)
 
-def render(
-    *,
-    tenant_id: str = "contoso.onmicrosoft.com",
-    domain: str = "contoso.onmicrosoft.com",
-    procedure: str = "partner-ews",
-    scope: str = "none",
-) -> str:
-    return TEMPLATE.format(tenant_id=tenant_id, domain=domain, procedure=procedure, scope=scope)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$", re.IGNORECASE)
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class TemplateError(ValueError):
+    """init's options can't make a config: the message says which option to give."""
+
+
+def names(tenant: str | None, domain: str | None) -> tuple[str, str]:
+    """(tenant id, domain) from init's options: the domain is --domain, else --tenant when it is one;
+    never a placeholder. A tenant GUID alone can't name anyone's UPN, so it needs --domain."""
+    if tenant is not None and not (_GUID.match(tenant) or _DOMAIN.match(tenant)):
+        raise TemplateError(f"--tenant {tenant!r} is neither a tenant id (GUID) nor a domain")
+    if domain is not None and not _DOMAIN.match(domain):
+        raise TemplateError(f"--domain {domain!r} is not a domain name (e.g. contoso.onmicrosoft.com)")
+    dom = domain or (tenant if tenant and _DOMAIN.match(tenant) else None)
+    if dom is None:
+        given = f"--tenant {tenant} is an id, so " if tenant else ""
+        raise TemplateError(
+            f"{given}init needs the domain the UPNs use: add --domain (e.g. --domain contoso.onmicrosoft.com)"
+        )
+    return (tenant or dom).lower(), dom.lower()
+
+
+def render(*, tenant_id: str, domain: str, procedure: str = DEFAULT_PROCEDURE, scope: str = "none") -> str:
+    if procedure not in PROCEDURES:
+        raise TemplateError(f"--procedure must be one of {', '.join(PROCEDURES)}, not {procedure!r}")
+    middle = _CATCHALL if procedure == "partner-ews" else _CONNECTOR
+    template = _HEADER + _TENANT_AUTH + middle + _REST
+    return template.format(tenant_id=tenant_id, domain=domain, procedure=procedure, scope=scope)

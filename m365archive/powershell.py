@@ -62,12 +62,12 @@ def literal(value: Any) -> str:
 
 def _key(key: Any) -> str:
     text = str(key)
-    return text if _IDENTIFIER.match(text) else literal(text)
+    return text if _IDENTIFIER.fullmatch(text) else literal(text)
 
 
 def variable(name: str) -> Expr:
     """`$name`: a value the admin supplies (a password), never printed."""
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"not a PowerShell variable name: {name!r}")
     return Expr("$" + name)
 
@@ -75,11 +75,11 @@ def variable(name: str) -> Expr:
 def command(name: str, parameters: Mapping[str, Any] | None = None) -> str:
     """`Name -Param value ...`. True for a switch parameter is written `-Param`; a Boolean one
     `-Param $true`; a switch turned off `-Param:$false`. Lists are comma-separated literals."""
-    if not _CMDLET.match(name):
+    if not _CMDLET.fullmatch(name):
         raise ValueError(f"not a cmdlet name: {name!r}")
     parts = [name]
     for key, value in (parameters or {}).items():
-        if not _IDENTIFIER.match(key):
+        if not _IDENTIFIER.fullmatch(key):
             raise ValueError(f"not a parameter name: {key!r}")
         kind = parameter_type(name, key)
         # A parameter neither reference knows: True means a switch unless it reads like a Boolean.
@@ -97,7 +97,7 @@ def command(name: str, parameters: Mapping[str, Any] | None = None) -> str:
 
 def lookup(name: str, parameters: Mapping[str, Any], prop: str = "Id") -> Expr:
     """`(Get-Thing -Param 'x').Id`: the command that resolves an id unknown when the report was made."""
-    if not _IDENTIFIER.match(prop):
+    if not _IDENTIFIER.fullmatch(prop):
         raise ValueError(f"not a property name: {prop!r}")
     return Expr(f"({command(name, parameters)}).{prop}")
 

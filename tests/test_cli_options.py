@@ -162,3 +162,22 @@ def test_help_follows_columns() -> None:
         return max(map(len, done.stdout.splitlines()))
 
     assert widest("60") <= 60 < widest("160")
+
+
+def test_every_commands_help_names_the_global_options() -> None:
+    from tests.test_docs import commands
+
+    root_options = {
+        opt
+        for param in ROOT.params
+        if param.name in ("output", "config", "sim", "query", "debug", "verbose", "quiet", "no_color")
+        for opt in param.opts
+    }
+    for name, _cmd in commands():
+        run = cli(*name.split(), "--help")
+        assert run.code == 0, name
+        text = " ".join(run.stdout.split())
+        assert "Global options (before or after the command" in text, name
+        assert text.count("Global options (before") == 1, name  # added once, however often help is built
+        missing = [opt for opt in root_options if opt not in text]
+        assert not missing, (name, missing)

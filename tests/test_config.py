@@ -24,9 +24,12 @@ def test_example_config_validates() -> None:
     assert cfg.hold.exchange_duration == "Unlimited"
 
 
-def test_init_template_validates() -> None:
-    cfg = parse_config(tomllib.loads(render()))
-    assert cfg.tenant.cloud == "global"
+@pytest.mark.parametrize("procedure", ["purview-connector", "partner-ews"])
+def test_init_template_validates(procedure: str) -> None:
+    text = render(tenant_id="fabrikam.onmicrosoft.com", domain="fabrikam.onmicrosoft.com", procedure=procedure)
+    cfg = parse_config(tomllib.loads(text))
+    assert cfg.tenant.cloud == "global" and cfg.procedure == procedure
+    assert "contoso" not in text.replace("contoso.onmicrosoft.com)", "")  # only the example in a comment
 
 
 @pytest.mark.parametrize(

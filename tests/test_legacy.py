@@ -239,3 +239,18 @@ def test_status_of_an_old_procedure_tenant_shows_the_leftovers(leftovers: Simula
     # The connector's service principal is reported once (by the connector_consent step).
     assert any(f["step"] == "connector_consent" and "retired" in f["message"] for f in findings)
     assert leftovers.writes() == []
+
+
+def test_status_shows_a_catchall_password_this_machines_keyring_still_holds(
+    leftovers: SimulatedTenant, memory_keyring: MemoryKeyring
+) -> None:
+    def keyring_findings() -> set[tuple[str, str]]:
+        run = m365(leftovers.url, "--output", "json", "status", config=EXAMPLE)
+        assert run.code in (ExitCode.OK, ExitCode.CHANGES), run.stderr
+        findings = json.loads(run.stdout)["data"]["findings"]
+        return {(f["target"], f["severity"]) for f in findings if f["category"] == "legacy-keyring"}
+
+    assert keyring_findings() == set()
+    memory_keyring.set_password("m365archive", f"{TENANT}/{CATCHALL}", "the partner knows this")
+    assert keyring_findings() == {(CATCHALL, "info")}
+    assert leftovers.writes() == []

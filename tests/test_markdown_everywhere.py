@@ -21,7 +21,10 @@ REFUSED = {"sim serve"}  # serves until Ctrl-C: nothing to render
 def arguments(tmp_path: Path) -> dict[str, list[str]]:
     export = tmp_path / "map.csv"
     return {
-        "init": [str(tmp_path / "new.toml")],
+        "init": [str(tmp_path / "new.toml"), "--domain", "contoso.onmicrosoft.com"],
+        "login": [],
+        "whoami": [],
+        "logout": [],
         "setup": ["--dry-run", "--plan-out", str(tmp_path / "plan.json")],
         "show": [str(tmp_path / "plan.json")],  # the plan setup saved (setup runs first)
         "config validate": [],

@@ -59,12 +59,14 @@ def hybrid_config(tmp: Path) -> Path:
     return path
 
 
-CASES: dict[str, tuple[str, Callable[[Path], Path], list[str]]] = {
-    "fresh": ("fresh", lambda tmp: EXAMPLE, ["setup", "--dry-run"]),
-    "half-configured": ("half-configured", lambda tmp: EXAMPLE, ["setup", "--dry-run"]),
-    "hybrid": ("hybrid", hybrid_config, ["setup", "--dry-run"]),
-    "legacy-leftovers": ("legacy-leftovers", lambda tmp: EXAMPLE, ["legacy", "cleanup", "--dry-run"]),
-    "purview-connector": ("fresh", purview_config, ["setup", "--dry-run"]),
+CASES: dict[str, tuple[str, Callable[[Path], Path], list[str], ExitCode]] = {
+    "fresh": ("fresh", lambda tmp: EXAMPLE, ["setup", "--dry-run"], ExitCode.OK),
+    "half-configured": ("half-configured", lambda tmp: EXAMPLE, ["setup", "--dry-run"], ExitCode.OK),
+    "hybrid": ("hybrid", hybrid_config, ["setup", "--dry-run"], ExitCode.OK),
+    # a blocking check fails: the report is still written, with the check under Blocking; exit 7
+    "no-seats": ("no-seats", lambda tmp: EXAMPLE, ["setup", "--dry-run"], ExitCode.PREREQUISITE),
+    "legacy-leftovers": ("legacy-leftovers", lambda tmp: EXAMPLE, ["legacy", "cleanup", "--dry-run"], ExitCode.OK),
+    "purview-connector": ("fresh", purview_config, ["setup", "--dry-run"], ExitCode.OK),
 }
 
 
@@ -73,16 +75,16 @@ CASES: dict[str, tuple[str, Callable[[Path], Path], list[str]]] = {
 def test_report_snapshot(
     case: str, tmp_path: Path, snapshot: SnapshotAssertion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scenario, make_config, args = CASES[case]
+    scenario, make_config, args, code = CASES[case]
     config = make_config(tmp_path)
     report, plan_out = tmp_path / "report.md", tmp_path / "plan.json"
     with simulated_tenant(scenario, time_scale=0.001) as sim:
         if scenario == "hybrid":
             monkeypatch.setenv("M365ARCHIVE_ONPREM_PASSWORD", sim.state.onprem_users["CONTOSO\\exadmin"])
         run = m365(sim.url, *args, "--report", str(report), "--plan-out", str(plan_out), config=config)
-        assert run.code == ExitCode.OK, run.stderr
+        assert run.code == code, run.stderr
         document = m365(sim.url, "-o", "json", *args, config=config)
-        assert document.code == ExitCode.OK, document.stderr
+        assert document.code == code, document.stderr
         assert sim.writes() == []
     text = report.read_text(encoding="utf-8")
     data = json.loads(document.stdout)["data"]
@@ -92,13 +94,17 @@ def test_report_snapshot(
         op = change["operation"]
         if op and op["powershell"]:
             assert powershell_problems(f"```powershell\n{op['powershell']}\n```") == [], op["powershell"]
-    plan = json.loads(plan_out.read_text(encoding="utf-8"))
-    depends = {c["id"]: c.get("depends_on", []) for c in plan["changes"]}
+    depends = {c["id"]: c.get("depends_on", []) for c in data["changes"]}
     seen: set[str] = set()
     for entry in data["backout"]:  # each change is undone before anything it depended on
         assert not set(depends[entry["change_id"]]) & seen, entry["change_id"]
         seen.add(entry["change_id"])
-    assert len(data["backout"]) == sum(1 for c in plan["changes"] if c["action"] != "no-op")
+    assert len(data["backout"]) == sum(1 for c in data["changes"] if c["action"] != "no-op")
+    if code == ExitCode.PREREQUISITE:
+        blocking = text[text.index("Blocking: a failure stops apply") : text.index("Advisory:")]
+        assert "| **FAIL** |" in blocking
+        assert json.loads(plan_out.read_text(encoding="utf-8"))["appliable"] is False
+        assert any(c["blocking"] and not c["passed"] for c in data["checks"])
 
     assert normalise(text, tmp_path) == snapshot(name="markdown")
     twin = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)

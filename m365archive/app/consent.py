@@ -20,6 +20,7 @@ from m365archive.app.context import Env, connect, reading, tenant_info
 from m365archive.app.pipeline import PipelineResult, Procedure
 from m365archive.config import Config
 from m365archive.engine.plan import Plan, fingerprint
+from m365archive.engine.runner import RunStatus
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import RETIREMENT, retirement_notice
 from m365archive.steps.connector_consent import (
@@ -157,7 +158,7 @@ class ConsentRevoke(Procedure):
             return ["Connector consent is absent: nothing to revoke."]
         if result.applied is None:
             return []
-        if result.applied.status == "success":
+        if result.applied.status is RunStatus.SUCCESS:
             result.data.update(present=False, revoked=True)
             return ["Consent revoked: the connector's service principal is deleted (verified)."]
         failed = result.applied.failed

@@ -24,8 +24,8 @@ from m365archive.app.context import Env, reading, tenant_info
 from m365archive.app.pipeline import PipelineResult, Procedure
 from m365archive.config import Config
 from m365archive.engine.journal import Journal
-from m365archive.engine.plan import Action, Change, Plan, fingerprint, secret
-from m365archive.engine.runner import ApplyResult
+from m365archive.engine.plan import SENSITIVE, Action, Change, Plan, fingerprint, secret
+from m365archive.engine.runner import ApplyResult, RunStatus
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import retirement_notice
 from m365archive.powershell import command, variable
@@ -158,7 +158,7 @@ def password_change(upn: str, user_id: str, where: str) -> Change:
         target=upn,
         setting="password",
         action=Action.UPDATE,
-        before="(sensitive value)",
+        before=SENSITIVE,
         after=secret(ROTATE_SECRET),
         operation=graph_operation(
             "PATCH",
@@ -243,7 +243,7 @@ class CredentialsRotate(Procedure):
 
     async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
         outcome = result.outcomes[0] if result.outcomes else None
-        if result.status == "success":
+        if result.status is RunStatus.SUCCESS:
             self.store.promote(self.password)
             journal.event(
                 plan.tenant.get("id", ""),
@@ -257,7 +257,7 @@ class CredentialsRotate(Procedure):
         notes = ["An interrupted rotation is finished: its pending password is sent again."] if self.resumed else []
         if result.applied is None:
             return notes
-        if result.applied.status == "success":
+        if result.applied.status is RunStatus.SUCCESS:
             return [*notes, f"Password of {self.store.upn} reset and stored in {self.store.where} (not shown)."]
         failed = result.applied.failed
         detail = failed[0].detail if failed else result.applied.status

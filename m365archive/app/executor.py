@@ -10,11 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from m365archive import secrets
-from m365archive.engine.plan import Operation, Wait
+from m365archive.engine.plan import Operation, OperationKind, Wait
 from m365archive.engine.runner import ExecResult
 from m365archive.tenant.session import TenantSession
-
-LOCAL = "local"
 
 
 class LocalExecutor:
@@ -39,10 +37,10 @@ class ApplyExecutor:
         self.local = local or LocalExecutor()
 
     def batch_key(self, op: Operation) -> str | None:
-        return None if op.kind == LOCAL else self.session.batch_key(op)
+        return None if op.kind == OperationKind.LOCAL else self.session.batch_key(op)
 
     async def execute(self, op: Operation, request: dict[str, Any]) -> ExecResult:
-        if op.kind == LOCAL:
+        if op.kind == OperationKind.LOCAL:
             return await self.local.execute(op, request)
         return await self.session.execute(op, request)
 

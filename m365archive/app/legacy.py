@@ -17,11 +17,12 @@ from m365archive.app.pipeline import PipelineResult, Procedure
 from m365archive.config import Config
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan, fingerprint
-from m365archive.engine.runner import ApplyResult
+from m365archive.engine.runner import ApplyResult, OutcomeKind
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import RETIREMENT
 from m365archive.steps import legacy_cleanup
 from m365archive.steps.base import StepContext
+from m365archive.steps.seams import CleanupRequest, LocalSecrets
 from m365archive.tenant.session import TenantSession
 
 KIND = "legacy-cleanup"
@@ -41,6 +42,11 @@ def notice() -> str:
         "sign-in, and its password on this machine) and keeps its data: the catch-all mailbox, its archive and its "
         f"Litigation Hold are not changed. See {RETIREMENT['url']}."
     )
+
+
+def local_secrets(env: Env, config: Config) -> LocalSecrets:
+    """What the plan may ask about this machine's keyring (tests give their own probe in env.extras)."""
+    return LocalSecrets(env.extras.get("keyring_probe") or keyring_probe(config.tenant.id))
 
 
 def keyring_probe(tenant_id: str) -> Callable[[str], bool | None]:
@@ -72,14 +78,13 @@ def rotated_accounts(env: Env, tenant_id: str) -> list[str]:
 async def build_cleanup_plan(env: Env, config: Config, session: TenantSession, options: CleanupOptions) -> Plan:
     tenant = tenant_info(session)
     ctx = StepContext(config=config, session=session, tenant=tenant, operator=session.operator, progress=env.progress)
-    ctx.facts.update(
-        legacy_accounts=list(options.accounts),
-        legacy_rotate=options.rotate_password,
-        legacy_keyring=env.extras.get("keyring_probe") or keyring_probe(config.tenant.id),
-        legacy_rotated=rotated_accounts(env, tenant["id"]),
+    request = CleanupRequest(
+        accounts=tuple(options.accounts),
+        rotate=options.rotate_password,
+        rotated=tuple(rotated_accounts(env, tenant["id"])),
     )
     with reading():
-        out = await legacy_cleanup.plan(ctx)
+        out = await legacy_cleanup.plan(ctx, request, local_secrets(env, config))
     plan = Plan(
         procedure=config.procedure,
         tenant=tenant,
@@ -144,7 +149,7 @@ class LegacyCleanup(Procedure):
     async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
         tenant = plan.tenant.get("id", "")
         for outcome in result.outcomes:
-            if outcome.setting == "password" and outcome.outcome == "ok":
+            if outcome.setting == "password" and outcome.outcome is OutcomeKind.OK:
                 journal.event(tenant, ROTATED_EVENT, outcome.target)  # the next plan says "rotated by an earlier run"
 
     def notes(self, result: PipelineResult) -> list[str]:

@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 from m365archive.app.context import Env, reading, tenant_info
+from m365archive.app.legacy import local_secrets
 from m365archive.app.pipeline import PipelineResult, Procedure, secret_names
 from m365archive.app.procedures import make_plan
 from m365archive.config import Config
 from m365archive.engine.checks import Check
 from m365archive.engine.journal import Journal
 from m365archive.engine.plan import Plan
-from m365archive.engine.runner import ApplyResult, Event, secrets_not_set
+from m365archive.engine.runner import ApplyResult, Event, EventKind, OutcomeKind, secrets_not_set
 from m365archive.errors import CommandError, Reason
 from m365archive.steps.base import StepContext
 from m365archive.tenant.exchange import Cmdlet, has_archive
@@ -24,7 +25,8 @@ CATCHALL_SECRET = "catchall-password"
 
 async def build_plan(env: Env, config: Config, session: TenantSession, steps: list[str] | None = None) -> Plan:
     """Read the tenant and plan every step of the configured procedure, or the `steps` a saved plan
-    selected (reads only)."""
+    selected (reads only). The retired route's leftovers may ask this machine's keyring whether it still
+    holds the catch-all password (a finding only; nothing local is changed)."""
     ctx = StepContext(
         config=config,
         session=session,
@@ -33,7 +35,7 @@ async def build_plan(env: Env, config: Config, session: TenantSession, steps: li
         progress=env.progress,
     )
     with reading():
-        return await make_plan(ctx, config.procedure, steps)
+        return await make_plan(ctx, config.procedure, steps, given=(local_secrets(env, config),))
 
 
 async def status(env: Env, config: Config) -> Plan:
@@ -115,15 +117,6 @@ class Setup(Procedure):
             return []
         return [password_store_check(self.env.password_file, blocking=False)]
 
-    async def access_checks(self, session: TenantSession, plan: Plan) -> list[Check]:
-        """What the plan's pending changes need against what the principal holds (the reads `preflight` makes)."""
-        from m365archive.app.access import check_access, rows_for_plan
-
-        if not plan.pending:
-            return []
-        report = await check_access(session, self.config, rows_for_plan(plan), "setup")
-        return report.checks()
-
     def secrets(self, plan: Plan) -> SecretStore:
         store = SecretStore(self.env, self.config)
         store.prepare(secret_names(plan))
@@ -131,7 +124,7 @@ class Setup(Procedure):
 
     async def after_apply(self, session: TenantSession, plan: Plan, result: ApplyResult, journal: Journal) -> None:
         onprem_archives = {c.id for c in plan.changes if c.category == "archive-on-premises"}
-        synced = [o.target for o in result.outcomes if o.outcome == "ok" and o.change_id in onprem_archives]
+        synced = [o.target for o in result.outcomes if o.outcome is OutcomeKind.OK and o.change_id in onprem_archives]
         if synced and self.config.onprem is not None:
             result.pending = await wait_for_directory_sync(self.env, session, synced, self.config.onprem.sync_timeout)
 
@@ -175,7 +168,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
             break
         env.on_event(
             Event(
-                "wait",
+                EventKind.WAIT,
                 message=f"waiting for directory sync: {len(waiting)} archive(s) not yet in "
                 f"Exchange Online ({time.monotonic() - started:.0f} s)",
             )
@@ -184,7 +177,7 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
         interval = min(interval * 2, 30.0)
     env.on_event(
         Event(
-            "waited",
+            EventKind.WAITED,
             message=f"directory sync: {len(identities) - len(waiting)} of {len(identities)} "
             "archive(s) visible in Exchange Online",
         )

@@ -34,6 +34,7 @@ class RootGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = lift_global_options(self, list(sys.argv[1:] if args is None else args))
+        add_global_epilog(self)
         if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -60,6 +61,32 @@ def _option_table(group: Any) -> dict[str, bool]:
             for opt in (*param.opts, *param.secondary_opts):
                 table[opt] = not (param.is_flag or param.count)
     return table
+
+
+GLOBAL_EPILOG_MARK = "Global options"
+
+
+def global_epilog(group: Any) -> str:
+    """The paragraph every subcommand's --help ends with: the root's global options, which may come
+    before or after the command. Made from the root's own parameters, so it can't drift from them."""
+    names = []
+    for param in group.params:
+        if param.name in GLOBAL_OPTIONS and param.param_type_name == "option":
+            names.append("/".join(sorted((*param.opts, *param.secondary_opts), key=len)))
+    return (
+        f"{GLOBAL_EPILOG_MARK} (before or after the command; see `m365archive --help`): {', '.join(names)}."
+    )
+
+
+def add_global_epilog(group: Any, root: Any = None) -> None:
+    """Append the global options paragraph to the help of every command under `group` (once)."""
+    root = root or group
+    text = global_epilog(root)
+    for command in getattr(group, "commands", {}).values():
+        epilog = command.epilog or ""
+        if GLOBAL_EPILOG_MARK not in epilog:
+            command.epilog = f"{epilog}\n\n{text}".strip()
+        add_global_epilog(command, root)
 
 
 def _own_options(command: Any) -> set[str]:

@@ -21,6 +21,7 @@ from m365archive.cli import (
     preflight_cmd,
     setup_cmd,
     show_cmd,
+    signin_cmd,
     sim_cmd,
     status_cmd,
 )
@@ -103,6 +104,7 @@ setup_cmd.register(app)
 status_cmd.register(app)
 show_cmd.register(app)
 preflight_cmd.register(app)
+signin_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
 partners_cmd.register(app)
 partner_info_cmd.register(app)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from m365archive.cli.common import CliState, Output
+from m365archive.engine.runner import EventKind
 
 if TYPE_CHECKING:
     from m365archive.engine.runner import Event
@@ -33,9 +34,13 @@ def live_progress(cli: CliState, description: str = "applying") -> Iterator[None
         def log(event: Event) -> None:
             if not cli.verbose or cli.output is not Output.human:
                 return
-            if event.kind in ("wait", "waited") and event.message:
+            if event.kind in (EventKind.WAIT, EventKind.WAITED) and event.message:
                 cli.err.print(f"… {event.message}", markup=False, highlight=False)
-            elif event.kind in ("start", "progress", "done") and event.total and event.done != said[0]:
+            elif (
+                event.kind in (EventKind.START, EventKind.PROGRESS, EventKind.DONE)
+                and event.total
+                and event.done != said[0]
+            ):
                 said[0] = event.done
                 cli.err.print(f"… {description} {event.done}/{event.total}", markup=False, highlight=False)
 
@@ -63,11 +68,11 @@ def live_progress(cli: CliState, description: str = "applying") -> Iterator[None
     task = progress.add_task(description, total=None)
 
     def update(event: Event) -> None:
-        if event.kind in ("start", "progress", "done"):
+        if event.kind in (EventKind.START, EventKind.PROGRESS, EventKind.DONE):
             progress.update(task, completed=event.done, total=event.total or None, description=description)
-        elif event.kind == "wait":
+        elif event.kind is EventKind.WAIT:
             progress.update(task, description=event.message)
-        elif event.kind == "waited":
+        elif event.kind is EventKind.WAITED:
             progress.console.print(f"  {event.message}", markup=False, highlight=False)
             progress.update(task, description=description)
 

@@ -28,6 +28,7 @@ from m365archive.engine.checks import Check
 FORMAT_VERSION = "2"
 REPLAN = "make a new plan with `--dry-run --plan-out FILE` and have it approved"
 KNOWN_AFTER_APPLY = "(known after apply)"
+SENSITIVE = "(sensitive value)"  # the one mask: what a report (and a plan's `before`) shows for a secret
 REF = re.compile(r"\$\{ref:([^}#]+)#([^}]+)\}")
 SECRET = re.compile(r"\$\{secret:([^}]+)\}")
 
@@ -46,26 +47,57 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class OperationKind(StrEnum):
+    """The transport an Operation goes through (its value is what plan files hold)."""
+
+    GRAPH = "graph"
+    EXCHANGE = "exchange"
+    COMPLIANCE = "compliance"
+    ONPREM = "onprem"
+    LOCAL = "local"  # this machine (the apply executor runs it itself)
+
+
+class WaitKind(StrEnum):
+    """What a Wait polls for after its change (its value is what plan files hold)."""
+
+    EXCHANGE_MAILBOX = "exchange-mailbox"
+    SERVICE_PRINCIPAL = "service-principal"
+    SERVICE_PRINCIPAL_GONE = "service-principal-gone"
+    ARCHIVE_ACTIVE = "archive-active"
+
+
+def _known(enum: type[StrEnum], value: str) -> Any:
+    """The member for a value read from a plan file, or the text itself: a saved plan may hold a kind this
+    tool never makes, which the plan policy refuses by name (tenant/plan_policy.py)."""
+    return enum(value) if value in enum._value2member_map_ else value
+
+
 @dataclass(slots=True)
 class Operation:
-    """What apply sends. `kind` names the transport ("graph", "exchange", "compliance",
-    "onprem"); `request` is its exact payload (method/path/body, or cmdlet/parameters)."""
+    """What apply sends. `kind` names the transport; `request` is its exact payload (method/path/body,
+    or cmdlet/parameters)."""
 
-    kind: str
+    kind: OperationKind | str  # a str only when read from a plan file that holds an unknown kind
     request: dict[str, Any]
     display: str  # the exact request line, e.g. "POST /v1.0/users" or "Set-Mailbox -Identity x ..."
     powershell: str = ""  # the line an admin would recognise
     ok_if_error: list[str] = field(default_factory=list)  # error texts that mean "already so"
+
+    def __post_init__(self) -> None:
+        self.kind = _known(OperationKind, self.kind)
 
 
 @dataclass(slots=True)
 class Wait:
     """After a change, poll until the service shows its effect (eventual consistency)."""
 
-    kind: str  # e.g. "exchange-mailbox", "service-principal", "directory-sync"
+    kind: WaitKind | str  # a str only when read from a plan file that holds an unknown kind
     target: str
     timeout: float
     description: str
+
+    def __post_init__(self) -> None:
+        self.kind = _known(WaitKind, self.kind)
 
 
 @dataclass(slots=True)
@@ -304,7 +336,7 @@ def present(value: Any) -> Any:
     """How a value is shown in reports: placeholders become words, never guesses or secrets."""
     if isinstance(value, str):
         if SECRET.search(value):
-            return "(sensitive value)"
+            return SENSITIVE
         if REF.search(value):
             return KNOWN_AFTER_APPLY
         return value

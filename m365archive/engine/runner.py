@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from m365archive.engine.journal import Journal, JournalError
@@ -56,9 +57,38 @@ class Executor(Protocol):
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool: ...
 
 
+class EventKind(StrEnum):
+    START = "start"
+    PROGRESS = "progress"
+    WAIT = "wait"  # polling for a change's effect (message says what)
+    WAITED = "waited"  # the wait ended (done, timed out or stopped)
+    DONE = "done"
+
+
+class OutcomeKind(StrEnum):
+    """How one change ended (the value is what the journal, the CSV and JSON output hold)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not sent: a change it depends on failed
+    RESUMED = "resumed"  # already applied by an earlier run of this plan
+    INTERRUPTED = "interrupted"  # sent; stopped before it was confirmed
+    NOT_RUN = "not run"  # pending, and the run stopped before it (reports only)
+
+
+class RunStatus(StrEnum):
+    """How a whole apply run ended (the journal's runs.status)."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    CRASHED = "crashed"
+
+
 @dataclass
 class Event:
-    kind: str  # "start", "progress", "wait", "waited", "done"
+    kind: EventKind
     done: int = 0
     total: int = 0
     message: str = ""
@@ -69,7 +99,7 @@ class ChangeOutcome:
     change_id: str
     target: str
     setting: str
-    outcome: str  # "ok", "failed", "skipped", "resumed", "interrupted" (sent; stopped before it was confirmed)
+    outcome: OutcomeKind
     detail: str = ""
     request_id: str | None = None
     timed_out: bool = False  # sent, then the service did not show its effect within the wait's timeout
@@ -85,19 +115,19 @@ class ApplyResult:
 
     @property
     def failed(self) -> list[ChangeOutcome]:
-        return [o for o in self.outcomes if o.outcome in ("failed", "skipped")]
+        return [o for o in self.outcomes if o.outcome in (OutcomeKind.FAILED, OutcomeKind.SKIPPED)]
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         if self.crashed:
-            return "crashed"
+            return RunStatus.CRASHED
         if self.interrupted:
-            return "interrupted"
+            return RunStatus.INTERRUPTED
         if not self.failed:
-            return "success"
-        if any(o.outcome in ("ok", "resumed") for o in self.outcomes):
-            return "partial"
-        return "error"
+            return RunStatus.SUCCESS
+        if any(o.outcome in (OutcomeKind.OK, OutcomeKind.RESUMED) for o in self.outcomes):
+            return RunStatus.PARTIAL
+        return RunStatus.ERROR
 
 
 SecretResolver = Callable[[str], str]
@@ -154,7 +184,7 @@ class Runner:
         )
         result = ApplyResult(run_id=run_id)
         run = _Run(plan, run_id, result, self.journal.completed(plan.plan_id), total=len(plan.pending))
-        self.on_event(Event("start", 0, run.total, "applying"))
+        self.on_event(Event(EventKind.START, 0, run.total, "applying"))
         error: BaseException | None = None
         try:
             # Chains that wait on the service (a new account, its licence, its mailbox) run beside the
@@ -173,7 +203,7 @@ class Runner:
                 self.journal.mark_crashed(run_id)
                 if error is None:
                     raise
-            self.on_event(Event("done", run.progress, run.total, result.status))
+            self.on_event(Event(EventKind.DONE, run.progress, run.total, result.status))
         if error is not None:
             raise error
         return result
@@ -221,7 +251,7 @@ class Runner:
                             change.id,
                             change.target,
                             change.setting,
-                            "resumed",
+                            OutcomeKind.RESUMED,
                             "already applied by an earlier run of this plan",
                         )
                     )
@@ -233,14 +263,14 @@ class Runner:
                             change.id,
                             change.target,
                             change.setting,
-                            "skipped",
+                            OutcomeKind.SKIPPED,
                             "not sent: a change it depends on failed",
                         )
                     )
                     run.progress += 1
                 else:
                     runnable.append(change)
-            self.on_event(Event("progress", run.progress, run.total))
+            self.on_event(Event(EventKind.PROGRESS, run.progress, run.total))
             groups: dict[str | None, list[Change]] = {}
             for change in runnable:
                 key = self.executor.batch_key(change.operation) if change.operation else None
@@ -259,7 +289,9 @@ class Runner:
                         results = await self._send_many(chunk, run.outputs)
                     await self._settle(run, list(zip(chunk, results, strict=True)), ids)
                     run.progress += len(chunk)
-                    self.on_event(Event("progress", run.progress, run.total, chunk[0].target if key is None else ""))
+                    self.on_event(
+                        Event(EventKind.PROGRESS, run.progress, run.total, chunk[0].target if key is None else "")
+                    )
 
     def resolve(self, request: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Fill in values known only now (refs) and secrets, for sending only."""
@@ -336,7 +368,7 @@ class Runner:
                             error=f"timed out after {change.wait.timeout:.0f} s waiting: {change.wait.description}",
                         )
                         detail = res.error or ""
-            outcome = "interrupted" if stopped else "ok" if res.ok else "failed"
+            outcome = OutcomeKind.INTERRUPTED if stopped else OutcomeKind.OK if res.ok else OutcomeKind.FAILED
             if not res.ok:
                 failed.add(change.id)
             result.outcomes.append(
@@ -355,9 +387,9 @@ class Runner:
     async def _wait(self, wait: Wait, outputs: dict[str, dict[str, Any]], change: Change) -> bool | None:
         """True when the service shows the change, False at the timeout, None when stopped (Ctrl-C)."""
         target = REF.sub(lambda m: str(outputs.get(m.group(1), {}).get(m.group(2), "")), wait.target)
-        self.on_event(Event("wait", message=f"{wait.description} (up to {wait.timeout:.0f} s)"))
+        self.on_event(Event(EventKind.WAIT, message=f"{wait.description} (up to {wait.timeout:.0f} s)"))
         waiting = asyncio.ensure_future(
-            self.executor.wait(wait, target, lambda msg: self.on_event(Event("wait", message=msg)))
+            self.executor.wait(wait, target, lambda msg: self.on_event(Event(EventKind.WAIT, message=msg)))
         )
         stopping = asyncio.ensure_future(self._stop.wait())
         try:
@@ -368,10 +400,10 @@ class Runner:
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting
-            self.on_event(Event("waited", message=f"{wait.description}: stopped (Ctrl-C)"))
+            self.on_event(Event(EventKind.WAITED, message=f"{wait.description}: stopped (Ctrl-C)"))
             return None
         ok = waiting.result()
-        self.on_event(Event("waited", message=f"{wait.description}: {'done' if ok else 'timed out'}"))
+        self.on_event(Event(EventKind.WAITED, message=f"{wait.description}: {'done' if ok else 'timed out'}"))
         return ok
 
 
@@ -447,4 +479,15 @@ def _levels(changes: list[Change]) -> list[list[Change]]:
     return [levels[i] for i in sorted(levels)]
 
 
-__all__ = ["Action", "ApplyResult", "ChangeOutcome", "Event", "ExecResult", "Executor", "Runner"]
+__all__ = [
+    "Action",
+    "ApplyResult",
+    "ChangeOutcome",
+    "Event",
+    "EventKind",
+    "ExecResult",
+    "Executor",
+    "OutcomeKind",
+    "RunStatus",
+    "Runner",
+]

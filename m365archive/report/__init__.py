@@ -16,14 +16,32 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from m365archive.engine.plan import REF, SECRET, Action, Change, Finding, Plan, Severity, present, short_digest
-from m365archive.engine.runner import ApplyResult, ChangeOutcome
+from m365archive.engine.plan import (
+    REF,
+    SECRET,
+    SENSITIVE,
+    Action,
+    Change,
+    Finding,
+    Plan,
+    Severity,
+    present,
+    short_digest,
+)
+from m365archive.engine.runner import ApplyResult, ChangeOutcome, OutcomeKind
 
-SENSITIVE = "(sensitive value)"
 NONE_TEXT = "(none)"
 SEVERITY_ORDER = [Severity.CRITICAL, Severity.HIGH, Severity.WARNING, Severity.INFO]
 ACTIONS = [Action.CREATE, Action.UPDATE, Action.DELETE, Action.NOOP]
-OUTCOMES = ["ok", "resumed", "failed", "interrupted", "skipped", "not run"]
+OUTCOMES: list[str] = [
+    OutcomeKind.OK,
+    OutcomeKind.RESUMED,
+    OutcomeKind.FAILED,
+    OutcomeKind.INTERRUPTED,
+    OutcomeKind.SKIPPED,
+    OutcomeKind.NOT_RUN,
+]
+BAD_OUTCOMES = (OutcomeKind.FAILED, OutcomeKind.INTERRUPTED, OutcomeKind.SKIPPED, OutcomeKind.NOT_RUN)
 WARNING_TARGETS_SHOWN = 10
 
 # Key names whose values are credentials whatever they hold (compared lower-cased, without separators).
@@ -446,7 +464,7 @@ def outcomes_by_change(plan: Plan, result: ApplyResult) -> dict[str, ChangeOutco
     for change in plan.pending:
         if change.id not in by_id:
             by_id[change.id] = ChangeOutcome(
-                change.id, change.target, change.setting, "not run", "the run stopped before this change"
+                change.id, change.target, change.setting, OutcomeKind.NOT_RUN, "the run stopped before this change"
             )
     return by_id
 
@@ -463,6 +481,7 @@ def pretty_json(value: Any) -> str:
 
 
 __all__ = [
+    "BAD_OUTCOMES",
     "SENSITIVE",
     "ChangeView",
     "OperationView",

@@ -15,9 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from m365archive.engine.plan import Plan
-from m365archive.engine.runner import ApplyResult
+from m365archive.engine.runner import ApplyResult, OutcomeKind
 from m365archive.report import (
     ACTIONS,
+    BAD_OUTCOMES,
     OUTCOMES,
     WARNING_TARGETS_SHOWN,
     ChangeView,
@@ -37,12 +38,12 @@ from m365archive.report import (
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
 ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "no-op": "dim"}
 OUTCOME_STYLE = {
-    "ok": "green",
-    "resumed": "green",
-    "failed": "bold red",
-    "interrupted": "yellow",
-    "skipped": "red",
-    "not run": "yellow",
+    OutcomeKind.OK: "green",
+    OutcomeKind.RESUMED: "green",
+    OutcomeKind.FAILED: "bold red",
+    OutcomeKind.INTERRUPTED: "yellow",
+    OutcomeKind.SKIPPED: "red",
+    OutcomeKind.NOT_RUN: "yellow",
 }
 
 
@@ -260,7 +261,7 @@ def print_apply_result(console: Console, plan: Plan, result: ApplyResult) -> Non
     p = Presenter(plan)
     steps = {c.id: c.step for c in plan.changes}
     outcomes = {cid: p.outcome(o) for cid, o in outcomes_by_change(plan, result).items()}
-    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "interrupted", "skipped", "not run")]
+    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in BAD_OUTCOMES]
     if bad:
         table = Table(title=Text("Not applied"), title_justify="left")
         for column in ("Step", "Target", "Setting", "Outcome", "Detail"):

@@ -10,10 +10,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from m365archive.engine.plan import Plan
+from m365archive.engine.plan import OperationKind, Plan
 from m365archive.engine.runner import ApplyResult
 from m365archive.report import (
     ACTIONS,
+    BAD_OUTCOMES,
     OUTCOMES,
     SEVERITY_ORDER,
     WARNING_TARGETS_SHOWN,
@@ -68,7 +69,7 @@ def secret_block(heading: str, value: str) -> list[str]:
     ]
 
 
-def table(headers: list[str], rows: list[list[Any]], align: list[str] | None = None) -> list[str]:
+def table(headers: Sequence[str], rows: list[list[Any]], align: list[str] | None = None) -> list[str]:
     marks = align or ["---"] * len(headers)
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks) + "|"]
     out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -222,7 +223,7 @@ def _operation_block(c: ChangeView) -> list[str]:
     if op is None:
         return ["No operation: this change is made by hand (see the manual steps).", ""]
     out: list[str] = []
-    if op.kind == "graph" or op.display != op.powershell:
+    if op.kind == OperationKind.GRAPH or op.display != op.powershell:
         out += [f"Request ({op.kind}):", "", fence(op.display, "http"), ""]
         if op.body is not None:
             out += [fence(pretty_json(op.body), "json"), ""]
@@ -471,7 +472,7 @@ def render_apply_result(
     out += table(OUTCOMES, [[counts[o] for o in OUTCOMES]], ["---:"] * len(OUTCOMES))
     out += [""]
 
-    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in ("failed", "interrupted", "skipped", "not run")]
+    bad = [(cid, o) for cid, o in outcomes.items() if o.outcome in BAD_OUTCOMES]
     if bad:
         out += ["## Failures", ""]
         out += table(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m365archive.engine.plan import Action, Change, Plan
+from m365archive.engine.plan import Action, Change, OperationKind, Plan
 
 COMMANDS = {
     "setup": "setup",
@@ -105,7 +105,7 @@ def requirements(plan: Plan) -> list[Any]:
     command = COMMANDS.get(plan.kind, plan.kind)
     pending = plan.pending
     steps = {c.step for c in pending}
-    onprem = any(c.operation is not None and c.operation.kind == "onprem" for c in pending)
+    onprem = any(c.operation is not None and c.operation.kind == OperationKind.ONPREM for c in pending)
     retention = any(c.category == "retention-policy" for c in pending)
     rows = []
     for row in permissions.TABLE:

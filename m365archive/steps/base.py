@@ -1,8 +1,8 @@
 """What every step shares: the context it reads through, and what it returns.
 
-A step's `plan(ctx)` reads actual state through ctx.session, compares it with ctx.config and
-returns a StepPlan. It never writes. Steps talk to each other through `ctx.facts` (e.g. the
-catch-all user's id, or a reference to it when it is created by this plan).
+A step's `plan(ctx, ...)` reads actual state through ctx.session, compares it with ctx.config and
+returns a StepPlan. It never writes. Steps talk to each other only through typed values declared in
+their signatures (steps/seams.py), never through the context.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Change, Finding, Operation, Severity
+from m365archive.engine.plan import Action, Change, Finding, Operation, OperationKind, Severity
 from m365archive.tenant.exchange import Cmdlet
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ class StepContext:
     session: TenantSession
     tenant: dict[str, str]
     operator: str
-    facts: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda message: None
     csv_rows: list[dict[str, str]] = field(default_factory=list)
@@ -73,8 +72,8 @@ class StepPlan:
         self.coverage += other.coverage
 
 
-def cmdlet_operation(kind: str, cmdlet: Cmdlet, ok_if_error: list[str] | None = None) -> Operation:
-    """An operation that runs one cmdlet; `kind` is exchange, compliance or onprem."""
+def cmdlet_operation(kind: OperationKind, cmdlet: Cmdlet, ok_if_error: list[str] | None = None) -> Operation:
+    """An operation that runs one cmdlet; `kind` is EXCHANGE, COMPLIANCE or ONPREM."""
     line = cmdlet.powershell()  # the request line is the PowerShell line: one string, not two
     return Operation(
         kind=kind,
@@ -100,7 +99,7 @@ def graph_operation(
     if on_conflict_get:
         request["on_conflict_get"] = on_conflict_get
     return Operation(
-        kind="graph",
+        kind=OperationKind.GRAPH,
         request=request,
         display=f"{method} /v1.0{path}",
         powershell=powershell,

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Severity, Wait, ref, secret
+from m365archive.engine.plan import Action, Severity, Wait, WaitKind, ref, secret
 from m365archive.licences import PLAN2_NAMES, sku_grants
 from m365archive.powershell import command, variable
 from m365archive.powershell import user_id as ps_user_id
 from m365archive.steps import rollback
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, change, finding, graph_operation
+from m365archive.steps.seams import CatchallUser, Planned
 
 NAME = "catchall_account"
 EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
@@ -93,7 +94,7 @@ async def _check_domain(ctx: StepContext, out: StepPlan, upn: str) -> None:
     )
 
 
-async def plan(ctx: StepContext) -> StepPlan:
+async def plan(ctx: StepContext) -> Planned[CatchallUser]:
     cfg = ctx.config.catchall
     assert cfg is not None
     out = StepPlan()
@@ -106,11 +107,9 @@ async def plan(ctx: StepContext) -> StepPlan:
     ctx.observe("catchall.user", {k: (user or {}).get(k) for k in USER_FIELDS} if user else None)
 
     create_id = f"{NAME}/create-user/{upn}"
+    mailbox_after: tuple[str, ...] = ()
     user_id = user["id"] if user else ref(create_id, "id")
     ps_id = ps_user_id(upn, user["id"] if user else None)  # the id, or the lookup that yields it after apply
-    ctx.facts["catchall_user_id"] = user_id
-    ctx.facts["catchall_exists"] = user is not None
-    ctx.facts["catchall_depends"] = []
 
     # 1. The user itself.
     desired_user = {
@@ -265,7 +264,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 depends_on=deps,
                 action=Action.UPDATE if user else Action.CREATE,
                 wait=Wait(
-                    "exchange-mailbox",
+                    WaitKind.EXCHANGE_MAILBOX,
                     upn,
                     ctx.config.mailbox_wait_timeout,
                     f"waiting for Exchange Online to provision the mailbox of {upn}",
@@ -277,7 +276,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 warnings=[f"uses one seat of {sku['skuPartNumber']}"],
             )
         )
-        ctx.facts["catchall_depends"] = [license_id]
+        mailbox_after = (license_id,)
 
     # 3. The Exchange Administrator role (the documented procedure asks for it).
     has_role = False
@@ -314,4 +313,4 @@ async def plan(ctx: StepContext) -> StepPlan:
             rollback_note=rollback.EXCHANGE_ADMIN_REMOVE,
         )
     )
-    return out
+    return Planned(out, CatchallUser(exists=user is not None, mailbox_after=mailbox_after))

@@ -3,15 +3,17 @@ reviewers, archive and auto-expanding archive, Litigation Hold (or a retention p
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from m365archive.config import MICROSOFT_AUDIT_DEFAULTS
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity
+from m365archive.engine.plan import OperationKind, Severity
 from m365archive.powershell import command
 from m365archive.steps import rollback
 from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
+from m365archive.steps.seams import CatchallUser, Planned, PolicyJoiners
 from m365archive.tenant.exchange import NO_ARCHIVE_GUID, Cmdlet, has_archive
 
 NAME = "catchall_mailbox"
@@ -53,7 +55,7 @@ async def read_mailbox(ctx: StepContext, upn: str) -> dict[str, Any] | None:
     return outcome.objects[0] if outcome.objects else None
 
 
-async def plan(ctx: StepContext) -> StepPlan:
+async def plan(ctx: StepContext, user: CatchallUser) -> Planned[PolicyJoiners]:
     cfg = ctx.config.catchall
     assert cfg is not None
     out = StepPlan()
@@ -75,10 +77,11 @@ async def plan(ctx: StepContext) -> StepPlan:
     ctx.observe("catchall.missing_reviewers", sorted(missing))
     if cfg.full_access and not missing:
         out.checks.append(Check("reviewers", f"{len(cfg.full_access)} FullAccess reviewer(s) exist", True, True))
-    deps: list[str] = list(ctx.facts.get("catchall_depends", []))
-    mailbox = await read_mailbox(ctx, upn) if ctx.facts.get("catchall_exists") else None
+    deps = list(user.mailbox_after)
+    joiners: dict[str, tuple[str, ...]] = {}
+    mailbox = await read_mailbox(ctx, upn) if user.exists else None
     new = mailbox is None
-    if new and ctx.facts.get("catchall_exists") and not deps:
+    if new and user.exists and not deps:
         out.findings.append(
             finding(
                 NAME,
@@ -88,7 +91,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 "a new mailbox appears minutes after licensing; run setup again later",
             )
         )
-        return out
+        return Planned(out, PolicyJoiners())
     current = mailbox or NEW_MAILBOX_DEFAULTS
     ctx.observe("catchall.mailbox", {k: current.get(k) for k in NEW_MAILBOX_DEFAULTS} if mailbox else None)
 
@@ -106,7 +109,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 setting,
                 before,
                 after,
-                cmdlet_operation("exchange", cmd, extra.pop("ok_if_error", None)),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd, extra.pop("ok_if_error", None)),
                 side=EXO,
                 depends_on=list(deps) + extra.pop("after_ids", []),
                 **extra,
@@ -218,7 +221,7 @@ async def plan(ctx: StepContext) -> StepPlan:
         if ctx.config.users.scope != "none" and ctx.config.users.hold:
             # One set of policies covers everyone: the user-mailbox step puts the catch-all in it,
             # once its mailbox exists (`deps`).
-            ctx.facts.setdefault("policy_joiners", {})[upn] = list(deps)
+            joiners[upn] = tuple(deps)
         else:
             out.extend(await plan_retention_policy(ctx, [upn], deps))
 
@@ -283,7 +286,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 "Set-OrganizationConfig -AuditDisabled $false",
             )
         )
-    return out
+    return Planned(out, PolicyJoiners(MappingProxyType(joiners)))
 
 
 async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: list[str]) -> StepPlan:
@@ -327,7 +330,7 @@ async def plan_retention_policy(ctx: StepContext, mailboxes: list[str], deps: li
                     "yes" if has else None,
                     "yes",
                     cmdlet_operation(
-                        "compliance",
+                        OperationKind.COMPLIANCE,
                         Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": [mbx]}),
                     ),
                     side=SCC,

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Action, Change, Severity, Wait
+from m365archive.engine.plan import Action, Change, Severity, Wait, WaitKind
 from m365archive.partners import CONNECTOR_APP_ID, RETIREMENT
 from m365archive.powershell import command
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, finding, graph_operation
+from m365archive.steps.seams import ConsentReported, Planned
 
 if TYPE_CHECKING:
     from m365archive.tenant.session import Endpoints, TenantSession
@@ -165,7 +166,7 @@ def revoke_change(state: ConsentState, *, step: str, timeout: float) -> Change:
         rollback_note="no command: a global administrator consents again in a browser (`m365archive consent grant`; "
         "the retired route can't import anyway)",
         wait=Wait(
-            "service-principal-gone",
+            WaitKind.SERVICE_PRINCIPAL_GONE,
             CONNECTOR_APP_ID,
             timeout,
             "waiting until Graph no longer shows the connector app's service principal",
@@ -184,12 +185,11 @@ def observed(state: ConsentState) -> dict[str, Any]:
     }
 
 
-async def plan(ctx: StepContext) -> StepPlan:
+async def plan(ctx: StepContext) -> Planned[ConsentReported]:
     out = StepPlan()
     ctx.progress(f"reading the connector's service principal (app {CONNECTOR_APP_ID})")
     state = await consent_state(ctx.session)
     ctx.observe("connector.consent", observed(state))
-    ctx.facts["connector_consent_present"] = state.present
     target = f"third-party data connector ({CONNECTOR_APP_ID})"
     if state.present:
         out.checks.append(
@@ -213,7 +213,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 category="consent",
             )
         )
-        return out
+        return Planned(out, ConsentReported(reported=True))
     url = consent_url(ctx.session.endpoints)
     out.checks.append(
         Check(
@@ -243,4 +243,4 @@ async def plan(ctx: StepContext) -> StepPlan:
     caveat = consent_url_caveat(ctx.session.endpoints)
     if caveat:
         out.instructions.append(f"The consent URL is {caveat}.")
-    return out
+    return Planned(out, ConsentReported(reported=True))

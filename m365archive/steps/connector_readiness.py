@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity, Wait
+from m365archive.engine.plan import OperationKind, Severity, Wait, WaitKind
 from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
 from m365archive.powershell import command
 from m365archive.steps import rollback
@@ -80,7 +80,6 @@ async def plan(ctx: StepContext) -> StepPlan:
     cfg = ctx.config.connector
     out = StepPlan()
     connector = find_connector(cfg.source)
-    ctx.facts["connector"] = connector
     out.notices.append(NO_CATCHALL)
     if ctx.config.catchall is not None:
         out.findings.append(
@@ -150,7 +149,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
             ),
             side=GRAPH,
             wait=Wait(
-                "service-principal",
+                WaitKind.SERVICE_PRINCIPAL,
                 app_id,
                 ctx.config.mailbox_wait_timeout,
                 f"waiting for the service principal of {app_id} to replicate",
@@ -240,7 +239,7 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
                 "Data Connector Admin",
                 None,
                 f"via {target['Name']}",
-                cmdlet_operation("compliance", cmd, ["already a member"]),
+                cmdlet_operation(OperationKind.COMPLIANCE, cmd, ["already a member"]),
                 side=SCC,
                 warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
                 rollback=command("Remove-RoleGroupMember", {"Identity": group_id(target), "Member": member}),
@@ -311,7 +310,7 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
             "AuditDisabled",
             audit_disabled,
             want_disabled,
-            cmdlet_operation("exchange", cmd),
+            cmdlet_operation(OperationKind.EXCHANGE, cmd),
             side=EXO,
             rollback=command("Set-OrganizationConfig", {"AuditDisabled": audit_disabled}),
             rollback_note="restores the organization's previous mailbox-auditing switch",
@@ -324,7 +323,7 @@ async def handoff(ctx: StepContext) -> StepPlan:
     from m365archive.tenant.clouds import get_cloud
 
     cfg = ctx.config.connector
-    connector: PurviewConnector = ctx.facts.get("connector") or find_connector(cfg.source)
+    connector = find_connector(cfg.source)
     cloud = get_cloud(ctx.tenant.get("cloud") or ctx.config.tenant.cloud)
     member = cfg.role_group_member or ctx.operator or "an admin who holds Data Connector Admin"
     tenant = f"{ctx.tenant.get('domain') or ctx.config.tenant.id} ({ctx.tenant.get('id') or ctx.config.tenant.id})"

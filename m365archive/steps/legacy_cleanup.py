@@ -11,22 +11,22 @@ Catch-all accounts are found from the config (`[catchall] upn`, `connector.legac
 from `--account`, or by discovery: Exchange Administrators whose mailbox is hidden from address
 lists and on hold. Discovered candidates are listed; only confirmed accounts are acted on.
 
-Inputs in ctx.facts: "legacy_accounts" (confirmed UPNs from flags), "legacy_rotate" (bool),
-"legacy_keyring" (callable upn -> bool: does this machine hold its password; None = no keyring),
-"legacy_rotated" (UPNs whose password an earlier run rotated, from the journal).
+Inputs (steps/seams.py): the command's CleanupRequest (confirmed UPNs from flags, rotate or block, UPNs
+an earlier run rotated) and LocalSecrets (does this machine's keyring hold an account's password);
+`leftover_findings` also takes ConsentReported from the consent step, so the connector is reported once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.engine.plan import Action, Operation, Severity, secret
+from m365archive.engine.plan import Action, Operation, OperationKind, Severity, secret
 from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
 from m365archive.steps.connector_consent import ConsentState, consent_state, revoke_change
+from m365archive.steps.seams import CleanupRequest, ConsentReported, LocalSecrets
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphRequest
 
@@ -67,12 +67,12 @@ class Leftovers:
     candidates: list[str]  # lower UPNs discovered and not confirmed
 
 
-def confirmed_accounts(ctx: StepContext) -> list[str]:
+def confirmed_accounts(ctx: StepContext, request: CleanupRequest) -> list[str]:
     names: list[str] = []
     if ctx.config.catchall is not None:
         names.append(ctx.config.catchall.upn)
     names += ctx.config.connector.legacy_catchall
-    names += list(ctx.facts.get("legacy_accounts", []))
+    names += list(request.accounts)
     out: list[str] = []
     for name in names:
         if name.lower() not in out:
@@ -109,12 +109,12 @@ async def _full_access(ctx: StepContext, acct: Account) -> None:
             acct.full_access.append(user)
 
 
-async def read_leftovers(ctx: StepContext) -> Leftovers:
+async def read_leftovers(ctx: StepContext, request: CleanupRequest) -> Leftovers:
     graph = ctx.session.graph
     ctx.progress("reading the connector app's service principal")
     consent = await consent_state(ctx.session)
     sp, grants, app_roles = consent.service_principal, consent.oauth2_permission_grants, consent.app_role_assignments
-    confirmed = confirmed_accounts(ctx)
+    confirmed = confirmed_accounts(ctx, request)
     accounts: dict[str, Account] = {}
     ctx.progress("reading Exchange Administrators")
     holders = await graph.role_assignments(role_definition_id=EXCHANGE_ADMIN_ROLE)
@@ -172,9 +172,9 @@ async def read_leftovers(ctx: StepContext) -> Leftovers:
     return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates)
 
 
-async def plan(ctx: StepContext) -> StepPlan:
+async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -> StepPlan:
     out = StepPlan()
-    lo = await read_leftovers(ctx)
+    lo = await read_leftovers(ctx, request)
     _plan_service_principal(ctx, out, lo)
     role_id: str | None = None
     for key in lo.confirmed:
@@ -186,7 +186,7 @@ async def plan(ctx: StepContext) -> StepPlan:
             continue
         if acct.tenant_wide_role and role_id is None:
             role_id = await _directory_role_id(ctx)
-        _plan_account(ctx, out, acct, role_id)
+        _plan_account(ctx, out, acct, role_id, request, local)
     for key in lo.candidates:
         acct = lo.accounts[key]
         out.findings.append(
@@ -252,10 +252,12 @@ async def _directory_role_id(ctx: StepContext) -> str:
     return str((reply.body or {})["id"])
 
 
-def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str | None) -> None:
+def _plan_account(
+    ctx: StepContext, out: StepPlan, acct: Account, role_id: str | None, request: CleanupRequest, local: LocalSecrets
+) -> None:
     upn = acct.upn
     uid = str(acct.user["id"])
-    rotate = bool(ctx.facts.get("legacy_rotate"))
+    rotate = request.rotate
     # 1. The Exchange Administrator role.
     op = None
     if acct.tenant_wide_role and role_id:
@@ -304,7 +306,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
         )
     # 2. Sign-in blocked, or the password the partner knows rotated.
     if rotate:
-        rotated = upn.lower() in {u.lower() for u in ctx.facts.get("legacy_rotated", [])}
+        rotated = request.was_rotated(upn)
         body = {"passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(SECRET_PREFIX + upn)}}
         out.changes.append(
             change(
@@ -361,8 +363,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
     # 3. The password this machine kept for the partner: a local change, sent only after every change to the
     # account succeeded (while the tenant still trusts the old password, this copy is the way back in).
     account_changes = [c.id for c in out.changes if c.target == upn and c.step == NAME and c.action is not Action.NOOP]
-    has_secret: Callable[[str], bool | None] | None = ctx.facts.get("legacy_keyring")
-    held = has_secret(upn) if has_secret else None
+    held = local.held(upn)
     if held is None:
         out.findings.append(
             finding(
@@ -398,7 +399,7 @@ def _plan_account(ctx: StepContext, out: StepPlan, acct: Account, role_id: str |
 def local_operation(what: str, request: dict[str, Any]) -> Operation:
     """A change on this machine, never sent to the tenant: the apply executor runs kind "local" itself."""
     return Operation(
-        kind="local",
+        kind=OperationKind.LOCAL,
         request={"action": what, **request},
         display=f"{what} {request.get('account', '')} (on this machine)",
     )
@@ -450,12 +451,12 @@ def _kept(out: StepPlan, acct: Account) -> None:
         )
 
 
-async def leftover_findings(ctx: StepContext) -> StepPlan:
+async def leftover_findings(ctx: StepContext, consent: ConsentReported, local: LocalSecrets) -> StepPlan:
     """Read-only: the retired route's leftovers as findings with severity (for `status`)."""
     out = StepPlan()
-    lo = await read_leftovers(ctx)
+    lo = await read_leftovers(ctx, CleanupRequest())
     # partner-ews's connector_consent step already reports the service principal; say it once.
-    if lo.sp is not None and "connector_consent_present" not in ctx.facts:
+    if lo.sp is not None and not consent.reported:
         out.findings.append(
             finding(
                 FINDINGS,
@@ -467,7 +468,6 @@ async def leftover_findings(ctx: StepContext) -> StepPlan:
                 category="legacy-service-principal",
             )
         )
-    has_secret: Callable[[str], bool | None] | None = ctx.facts.get("legacy_keyring")
     for key in lo.confirmed:
         acct = lo.accounts.get(key)
         if acct is None:
@@ -491,7 +491,7 @@ async def leftover_findings(ctx: StepContext) -> StepPlan:
                 category="legacy-catchall",
             )
         )
-        if has_secret and has_secret(acct.upn):
+        if local.held(acct.upn):
             out.findings.append(
                 finding(
                     FINDINGS,

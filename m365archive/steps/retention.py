@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365archive.engine.plan import Change
+from m365archive.engine.plan import Change, OperationKind
 from m365archive.powershell import command
 from m365archive.steps.base import SCC, change, cmdlet_operation
 from m365archive.tenant.exchange import Cmdlet
@@ -32,7 +32,7 @@ def new_policy(
     """A new retention policy covering `mailboxes`, and its rule keeping items for `duration`."""
     policy = change(
         step, "retention-policy", name, "retention policy", None, after,
-        cmdlet_operation("compliance", Cmdlet("New-RetentionCompliancePolicy",
+        cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionCompliancePolicy",
                                               {"Name": name, "ExchangeLocation": mailboxes})),
         side=SCC, category="retention-policy", depends_on=list(deps or []),
         rollback=command("Remove-RetentionCompliancePolicy", {"Identity": name}),
@@ -41,7 +41,7 @@ def new_policy(
     )  # fmt: skip
     rule = change(
         step, "retention-rule", name, "retention rule", None, duration,
-        cmdlet_operation("compliance", Cmdlet("New-RetentionComplianceRule", {
+        cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionComplianceRule", {
             "Name": f"{name} rule", "Policy": name, "RetentionDuration": duration,
             "RetentionComplianceAction": "Keep"})),
         side=SCC, category="retention-policy", depends_on=[policy.id],

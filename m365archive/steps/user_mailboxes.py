@@ -9,17 +9,19 @@ configured are findings with a reason, never skipped in silence.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Severity
+from m365archive.engine.plan import OperationKind, Severity
 from m365archive.licences import plans_granting
 from m365archive.powershell import command
 from m365archive.scope_file import ScopeFile, ScopeFileError, read_scope_file
 from m365archive.steps import rollback
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
+from m365archive.steps.seams import PolicyJoiners
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphError
 
@@ -171,7 +173,7 @@ def _scope_file_findings(out: StepPlan, scope_file: ScopeFile, matched: set[str]
             )
 
 
-async def plan(ctx: StepContext) -> StepPlan:
+async def plan(ctx: StepContext, joiners: PolicyJoiners) -> StepPlan:
     cfg = ctx.config.users
     out = StepPlan()
     if cfg.scope == "none":
@@ -188,8 +190,8 @@ async def plan(ctx: StepContext) -> StepPlan:
     want_duration = ctx.config.hold.exchange_duration
     digest = hashlib.sha256()
     seen: set[str] = set()
-    joiners: dict[str, list[str]] = ctx.facts.get("policy_joiners", {})
-    policy_members: list[str] = list(joiners)
+    policy_members: list[str] = list(joiners.mailboxes)
+    onprem_archive: list[str] = []  # synced users whose archive is enabled on-premises, once that side is read
     onprem = ctx.session.has_onprem
     pages = 0
     async for page in ctx.session.exchange.pages(Cmdlet("Get-Mailbox", {"ResultSize": "Unlimited"}), 1000):
@@ -202,7 +204,7 @@ async def plan(ctx: StepContext) -> StepPlan:
                 continue
             seen.add(uid)
             digest.update(repr(tuple(mbx.get(k) for k in MAILBOX_FIELDS)).encode())
-            _plan_mailbox(ctx, out, user, mbx, hold_kind, want_duration, onprem, policy_members)
+            _plan_mailbox(ctx, out, user, mbx, hold_kind, want_duration, onprem, policy_members, onprem_archive)
     for uid, user in users.items():
         if uid in seen:
             continue
@@ -230,10 +232,10 @@ async def plan(ctx: StepContext) -> StepPlan:
             )
     ctx.observe("users.scope", len(users))
     ctx.observe("users.mailboxes", digest.hexdigest())
-    if ctx.facts.get("onprem_archive"):
-        out.extend(await _plan_onprem_archives(ctx, ctx.facts.pop("onprem_archive")))
+    if onprem_archive:
+        out.extend(await _plan_onprem_archives(ctx, onprem_archive))
     if hold_kind == "retention-policy":
-        out.extend(await _plan_policies(ctx, policy_members, joiners))
+        out.extend(await _plan_policies(ctx, policy_members, joiners.mailboxes))
     _summarize(out, len(users))
     return out
 
@@ -247,6 +249,7 @@ def _plan_mailbox(
     want_duration: str,
     onprem: bool,
     policy_members: list[str],
+    onprem_archive: list[str],
 ) -> None:
     cfg = ctx.config.users
     upn = user.upn
@@ -274,7 +277,7 @@ def _plan_mailbox(
                 change(NAME, "archive", upn, "archive", "Active", "Active", None, side=EXO, category="archive")
             )
         elif synced and onprem:
-            ctx.facts.setdefault("onprem_archive", []).append(upn)  # planned once on-premises state is read
+            onprem_archive.append(upn)
             archive_on_premises = True
         elif synced:
             out.findings.append(
@@ -301,7 +304,7 @@ def _plan_mailbox(
                     "archive",
                     "None",
                     "Active",
-                    cmdlet_operation("exchange", cmd, ["already has an archive", "already enabled"]),
+                    cmdlet_operation(OperationKind.EXCHANGE, cmd, ["already has an archive", "already enabled"]),
                     side=EXO,
                     category="archive",
                     rollback=command("Disable-Mailbox", {"Identity": upn, "Archive": True}),
@@ -320,7 +323,7 @@ def _plan_mailbox(
                 "AutoExpandingArchiveEnabled",
                 current,
                 True,
-                cmdlet_operation("exchange", cmd, ["already enabled"]),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd, ["already enabled"]),
                 side=EXO,
                 category="auto-expanding-archive",
                 depends_on=[archive_id] if archive_planned else [],
@@ -355,7 +358,7 @@ def _plan_mailbox(
                 "Litigation Hold",
                 before,
                 f"on, {want_duration}",
-                cmdlet_operation("exchange", cmd),
+                cmdlet_operation(OperationKind.EXCHANGE, cmd),
                 side=EXO,
                 category="litigation-hold",
                 warnings=["Litigation Hold preserves every item, including deleted ones, for the hold's duration."],
@@ -416,7 +419,7 @@ async def _plan_onprem_archives(ctx: StepContext, upns: list[str]) -> StepPlan:
                     "archive (on-premises)",
                     on_prem,
                     "HostedProvisioned",
-                    cmdlet_operation("onprem", cmd, ["already"]),
+                    cmdlet_operation(OperationKind.ONPREM, cmd, ["already"]),
                     side=ONPREM,
                     category="archive-on-premises",
                     rollback=command("Disable-RemoteMailbox", {"Identity": upn, "Archive": True}),
@@ -437,7 +440,7 @@ def policy_names(base: str, count: int) -> list[str]:
     return [base if i == 0 else f"{base} {i + 1}" for i in range(needed)]
 
 
-async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str, list[str]]) -> StepPlan:
+async def _plan_policies(ctx: StepContext, members: list[str], joiners: Mapping[str, tuple[str, ...]]) -> StepPlan:
     """Cover the scope with retention policies of at most 1,000 mailboxes each. `joiners` are mailboxes
     other steps add (the catch-all), with the changes that must come first (its mailbox's creation)."""
     out = StepPlan()
@@ -497,7 +500,7 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: dict[str
                     None,
                     take,
                     cmdlet_operation(
-                        "compliance",
+                        OperationKind.COMPLIANCE,
                         Cmdlet("Set-RetentionCompliancePolicy", {"Identity": name, "AddExchangeLocation": take}),
                     ),
                     side=SCC,

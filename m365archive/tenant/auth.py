@@ -13,6 +13,7 @@ persistent cache keeps both). With an app registration of your own, one sign-in 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,12 @@ if TYPE_CHECKING:
 
     from azure.core.credentials import AccessToken
     from azure.core.credentials_async import AsyncTokenCredential
-    from azure.identity import TokenCachePersistenceOptions
+    from azure.identity import (
+        AuthenticationRecord,
+        DeviceCodeCredential,
+        InteractiveBrowserCredential,
+        TokenCachePersistenceOptions,
+    )
 
 # Microsoft Graph PowerShell / "Microsoft Graph Command Line Tools" (Connect-MgGraph's default).
 GRAPH_POWERSHELL_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
@@ -84,6 +90,9 @@ class SignIn:
     login_hint: str | None = None  # UPN pre-filled in the browser
     allow_unencrypted_cache: bool = False
     cache_name: str = "m365archive"
+    # False: never open a browser or print a device code; a command that needs a new sign-in fails
+    # with "run `m365archive login`" (azure-identity's AuthenticationRequiredError) instead.
+    interactive: bool = True
 
 
 def describe(sign_in: SignIn) -> str:
@@ -322,26 +331,129 @@ class PerResourceCredential:
         await self.close()
 
 
+def delegated_client(
+    sign_in: SignIn,
+    cloud: Cloud,
+    client_id: str,
+    device_code_prompt: DeviceCodePrompt | None = None,
+    *,
+    record: AuthenticationRecord | None = None,
+) -> InteractiveBrowserCredential | DeviceCodeCredential:
+    """The sync azure-identity credential for one public client, with the persistent cache and the
+    saved AuthenticationRecord (so a later command finds the signed-in account without a prompt)."""
+    from azure.identity import DeviceCodeCredential, InteractiveBrowserCredential
+
+    common: dict[str, Any] = {
+        "tenant_id": sign_in.tenant_id,
+        "client_id": client_id,
+        "authority": cloud.authority_host,
+        "cache_persistence_options": cache_options(sign_in),
+        "disable_automatic_authentication": not sign_in.interactive,
+    }
+    record = record if record is not None else load_record(sign_in, client_id)
+    if record is not None and record.authority.lower() == cloud.authority_host.lower():
+        # The record names the client and authority itself (azure-identity refuses both given twice); a
+        # record from another cloud's login host is ignored, and the operator signs in again.
+        common["authentication_record"] = record
+        del common["authority"]
+    if AuthMethod(sign_in.method) is AuthMethod.BROWSER:
+        return InteractiveBrowserCredential(login_hint=sign_in.login_hint, **common)
+    if device_code_prompt is not None:
+        common["prompt_callback"] = device_code_prompt
+    return DeviceCodeCredential(**common)
+
+
+def delegated_logins(sign_in: SignIn, cloud: Cloud) -> list[tuple[str, tuple[str, ...]]]:
+    """(client id, scopes) for each interactive sign-in `login` performs: one with your own app; with
+    Microsoft's public clients one for Graph (the steps' delegated scopes) and one for Exchange Online
+    and Security & Compliance (a token for one resource can't be had from the other's app)."""
+    graph = tuple(f"{cloud.graph}/{name}" for name in GRAPH_DELEGATED_SCOPES)
+    if sign_in.client_id:
+        return [(sign_in.client_id, graph)]
+    return [(GRAPH_POWERSHELL_CLIENT_ID, graph), (EXCHANGE_POWERSHELL_CLIENT_ID, (cloud.exchange_scope,))]
+
+
 def _delegated_credential(
     sign_in: SignIn, cloud: Cloud, method: AuthMethod, device_code_prompt: DeviceCodePrompt | None
 ) -> AsyncTokenCredential:
-    options = cache_options(sign_in)
+    cache_options(sign_in)  # no secret store: say so now, before any prompt
 
     def build(client_id: str) -> AsyncAdapter:
-        from azure.identity import DeviceCodeCredential, InteractiveBrowserCredential
-
-        common: dict[str, Any] = {
-            "tenant_id": sign_in.tenant_id,
-            "client_id": client_id,
-            "authority": cloud.authority_host,
-            "cache_persistence_options": options,
-        }
-        if method is AuthMethod.BROWSER:
-            return AsyncAdapter(InteractiveBrowserCredential(login_hint=sign_in.login_hint, **common))
-        if device_code_prompt is not None:
-            common["prompt_callback"] = device_code_prompt
-        return AsyncAdapter(DeviceCodeCredential(**common))
+        return AsyncAdapter(delegated_client(sign_in, cloud, client_id, device_code_prompt))
 
     if sign_in.client_id:
         return cast("AsyncTokenCredential", build(sign_in.client_id))
     return cast("AsyncTokenCredential", PerResourceCredential(cloud, build))
+
+
+# --- The signed-in account between commands (`login` / `logout`) -------------------------------------
+#
+# azure-identity keeps tokens in its persistent cache (encrypted by the platform's secret store, or a
+# file readable only by you when allowed); which account to use from it is an AuthenticationRecord
+# (no secret: home account id, username, authority, tenant, client), which the application stores.
+# We keep one record per tenant and client in the state directory, written owner-only.
+
+RECORDS_DIR = "sign-in"
+
+
+def record_path(sign_in: SignIn, client_id: str) -> Path:
+    from m365archive.paths import data_dir
+
+    tenant = re.sub(r"[^a-z0-9._-]", "_", sign_in.tenant_id.lower())
+    return data_dir() / RECORDS_DIR / f"{tenant}.{client_id}.json"
+
+
+def load_record(sign_in: SignIn, client_id: str) -> AuthenticationRecord | None:
+    """The saved record, or None (none saved, or unreadable: then sign-in simply prompts again)."""
+    from azure.identity import AuthenticationRecord
+
+    path = record_path(sign_in, client_id)
+    try:
+        return AuthenticationRecord.deserialize(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_record(sign_in: SignIn, client_id: str, record: AuthenticationRecord) -> Path:
+    from m365archive.files import private_dir, write_private
+
+    path = record_path(sign_in, client_id)
+    private_dir(path.parent)
+    write_private(path, record.serialize())
+    return path
+
+
+def remove_records(sign_in: SignIn) -> list[Path]:
+    """Delete this tenant's saved records (every client); the paths removed."""
+    removed = []
+    for client_id in {GRAPH_POWERSHELL_CLIENT_ID, EXCHANGE_POWERSHELL_CLIENT_ID, sign_in.client_id or ""} - {""}:
+        path = record_path(sign_in, client_id)
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def clear_token_cache(sign_in: SignIn) -> list[str]:
+    """Empty azure-identity's persistent token cache named `sign_in.cache_name` (both of its halves: the
+    continuous-access-evaluation one and the other) and delete its file. Returns where it cleared.
+
+    The cache is opened exactly as azure-identity opens it (its `_get_persistence`: DPAPI file on
+    Windows, Keychain on macOS, libsecret on Linux with the plain file as fallback), so the same store is
+    emptied whichever of them was used. Every tenant's tokens in that cache go, as `az logout` does.
+    """
+    from azure.identity._constants import CACHE_CAE_SUFFIX, CACHE_NON_CAE_SUFFIX
+    from azure.identity._persistent_cache import _get_persistence
+
+    cleared = []
+    for suffix in (CACHE_NON_CAE_SUFFIX, CACHE_CAE_SUFFIX):
+        persistence = _get_persistence(
+            allow_unencrypted=True, account_name="MSALCache", cache_name=sign_in.cache_name + suffix
+        )
+        location = Path(persistence.get_location())
+        if not location.exists():
+            continue
+        persistence.save("{}")  # the secret itself (libsecret/Keychain), or the file's contents
+        location.unlink(missing_ok=True)  # the file, or the timestamp file the secret stores reload by
+        cleared.append(str(location))
+    return cleared

@@ -244,23 +244,6 @@ class GraphGateway:
         query = _query(filter=" and ".join(clauses) or None)
         return await self._collect("/roleManagement/directory/roleAssignments" + query)
 
-    async def directory_roles_of(self, principal_id: str | None) -> list[dict[str, Any]]:
-        """The directory roles a principal holds now, directly or through groups (PIM-activated ones while
-        active): the signed-in user's (`None`: /me) or a service principal's (transitiveMemberOf)."""
-        if principal_id is not None and not _GUID.match(principal_id):
-            raise ValueError(f"{principal_id!r} is not an object id (GUID)")
-        owner = "/me" if principal_id is None else f"/servicePrincipals/{principal_id}"
-        return await self._collect(
-            owner + "/transitiveMemberOf/graph.directoryRole" + _query(select=["roleTemplateId", "displayName"])
-        )
-
-    async def role_eligibilities(self, principal_id: str) -> list[dict[str, Any]]:
-        """Privileged Identity Management: the roles a principal is eligible for (not active until activated)."""
-        return await self._collect(
-            "/roleManagement/directory/roleEligibilityScheduleInstances"
-            + _query(filter=f"principalId eq '{_odata_str(principal_id)}'")
-        )
-
     async def verified_domains(self) -> list[str]:
         """The tenant's verified domain names (organization.verifiedDomains; readable with User.Read)."""
         orgs = await self._collect("/organization" + _query(select=["verifiedDomains"]))

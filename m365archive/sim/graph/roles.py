@@ -42,19 +42,6 @@ ROLE_ASSIGNMENT_FIELDS: dict[str, Getter] = {
 }
 
 
-ELIGIBILITY_FIELDS: dict[str, Getter] = {
-    "id": lambda e: e["id"],
-    "principalId": lambda e: e["principalId"],
-    "roleDefinitionId": lambda e: e["roleDefinitionId"],
-    "directoryScopeId": lambda e: "/",
-    "appScopeId": lambda e: None,
-    "startDateTime": lambda e: e["startDateTime"],
-    "endDateTime": lambda e: None,
-    "memberType": lambda e: "Direct",
-    "roleEligibilityScheduleId": lambda e: e["id"],
-}
-
-
 class RolesMixin(GraphCore):
     # -- roles -----------------------------------------------------------------------------------
     def list_role_definitions(self, ctx: Ctx) -> Reply:
@@ -231,60 +218,3 @@ class RolesMixin(GraphCore):
         for aid in doomed:
             del self.state.role_assignments[aid]
         return Reply(204)
-
-    # -- the signed-in principal's roles (preflight) ------------------------------------------------
-    def principal_roles_of(self, principal_id: str) -> list[str]:
-        """Role templates a principal holds now: the signed-in principal's from its knobs (what its tokens'
-        `wids` say), anyone else's from the directory's role assignments."""
-        from m365archive.sim.tokens import principal_oid, principal_role_templates
-
-        if principal_id.lower() == principal_oid(self.state).lower():
-            return [t for t in principal_role_templates(self.state) if t in self.state.role_definitions]
-        assigned = {
-            a.role_definition_id
-            for a in self.state.role_assignments.values()
-            if a.principal_id == principal_id and a.directory_scope_id == "/"
-        }
-        return [t for t in self.state.role_definitions if t in assigned]
-
-    def _member_of_roles(self, ctx: Ctx, principal_id: str) -> Reply:
-        templates = self.principal_roles_of(principal_id)
-        return self.page(ctx, "directoryRoles", lambda: templates, self.directory_role_json, directory=False)
-
-    def me_directory_roles(self, ctx: Ctx) -> Reply:
-        """GET /me/transitiveMemberOf/graph.directoryRole: the directory roles the signed-in user holds, directly
-        or through groups (an app-only token has no /me: 400, as Graph answers)."""
-        claims = getattr(ctx.request.state, "token_claims", None) or {}
-        if claims.get("idtyp") == "app":
-            raise bad_request("/me request is only valid with delegated authentication flow.")
-        return self._member_of_roles(ctx, str(claims.get("oid") or ""))
-
-    def sp_directory_roles(self, ctx: Ctx) -> Reply:
-        """GET /servicePrincipals/{id}/transitiveMemberOf/graph.directoryRole."""
-        return self._member_of_roles(ctx, ctx.params["service_principal_id"])
-
-    def list_role_eligibility_instances(self, ctx: Ctx) -> Reply:
-        """GET /roleManagement/directory/roleEligibilityScheduleInstances: PIM eligibilities (the signed-in
-        principal's, knob principal_eligible_roles), `$filter` on principalId and roleDefinitionId."""
-        from m365archive.sim.tokens import principal_oid, principal_role_templates
-
-        oid = principal_oid(self.state)
-        started = self.state.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        items = [
-            {
-                "id": str(uuid.uuid5(_ROLE_NS, f"eligible/{oid}/{template}")),
-                "principalId": oid,
-                "roleDefinitionId": template,
-                "startDateTime": started,
-            }
-            for template in principal_role_templates(self.state, eligible=True)
-        ]
-        flt = self.filter(ctx, ELIGIBILITY_FIELDS, "UnifiedRoleEligibilityScheduleInstance")
-        matching = [e for e in items if flt is None or flt.predicate(e)]
-        return self.page(
-            ctx,
-            "roleManagement/directory/roleEligibilityScheduleInstances",
-            lambda: matching,
-            lambda e: render(e, ELIGIBILITY_FIELDS, ELIGIBILITY_FIELDS),
-            directory=False,
-        )

@@ -41,15 +41,6 @@ class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, Gro
                 "/roleManagement/directory/roleAssignments",
                 {"GET": self.list_role_assignments, "POST": self.create_role_assignment},
             ),
-            ("/me/transitiveMemberOf/graph.directoryRole", {"GET": self.me_directory_roles}),
-            (
-                "/servicePrincipals/{service_principal_id}/transitiveMemberOf/graph.directoryRole",
-                {"GET": self.sp_directory_roles},
-            ),
-            (
-                "/roleManagement/directory/roleEligibilityScheduleInstances",
-                {"GET": self.list_role_eligibility_instances},
-            ),
             ("/directoryRoles", {"GET": self.list_directory_roles, "POST": self.activate_directory_role}),
             ("/directoryRoles(roleTemplateId='{role_template_id}')", {"GET": self.get_directory_role}),
             (

@@ -73,9 +73,7 @@ def global_epilog(group: Any) -> str:
     for param in group.params:
         if param.name in GLOBAL_OPTIONS and param.param_type_name == "option":
             names.append("/".join(sorted((*param.opts, *param.secondary_opts), key=len)))
-    return (
-        f"{GLOBAL_EPILOG_MARK} (before or after the command; see `m365archive --help`): {', '.join(names)}."
-    )
+    return f"{GLOBAL_EPILOG_MARK} (before or after the command; see `m365archive --help`): {', '.join(names)}."
 
 
 def add_global_epilog(group: Any, root: Any = None) -> None:

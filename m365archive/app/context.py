@@ -118,6 +118,22 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
     )
 
 
+def sign_in_for(config: Config, *, interactive: bool = True) -> Any:
+    """The configured [auth] as a tenant.auth.SignIn (`interactive=False`: never prompt)."""
+    from m365archive.tenant.auth import AuthMethod, SignIn
+
+    auth = config.auth
+    return SignIn(
+        method=AuthMethod(auth.method.replace("-", "_")),
+        tenant_id=config.tenant.id,
+        client_id=auth.client_id,
+        certificate_path=auth.certificate,
+        managed_identity_client_id=auth.managed_identity_client_id,
+        allow_unencrypted_cache=auth.allow_unencrypted_token_cache,
+        interactive=interactive,
+    )
+
+
 async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]:
     if env.sim_url:
         from m365archive.tenant.session import discover_simulator
@@ -147,21 +163,13 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]
 
         sim_credential = AsyncSimulatorCredential(endpoints.token_url or token_url(env.sim_url, endpoints.tenant_id))
         return endpoints, sim_credential, operator, not operator
-    from m365archive.tenant.auth import AuthError, AuthMethod, SignIn, make_credential
+    from m365archive.tenant.auth import AuthError, make_credential
     from m365archive.tenant.clouds import get_cloud
     from m365archive.tenant.session import endpoints_for_cloud
 
     endpoints = endpoints_for_cloud(config.tenant.cloud, config.tenant.id, config.tenant.domain)
     cloud = get_cloud(config.tenant.cloud)
-    auth = config.auth
-    sign_in = SignIn(
-        method=AuthMethod(auth.method.replace("-", "_")),
-        tenant_id=config.tenant.id,
-        client_id=auth.client_id,
-        certificate_path=auth.certificate,
-        managed_identity_client_id=auth.managed_identity_client_id,
-        allow_unencrypted_cache=auth.allow_unencrypted_token_cache,
-    )
+    sign_in = sign_in_for(config)
     try:
         credential = make_credential(sign_in, cloud)
         token = await credential.get_token(endpoints.graph_scope)

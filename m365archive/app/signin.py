@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from m365archive.app.context import Env, _claims
+from m365archive.app.context import Env, _claims, sign_in_for
 from m365archive.config import Config
 from m365archive.errors import CommandError, Reason
 
@@ -130,27 +130,12 @@ async def _simulator_status(env: Env, config: Config) -> SignInStatus:
     return SignInStatus(config.tenant.id, config.tenant.cloud, "simulator", True, tokens)
 
 
-def _sign_in(config: Config, *, interactive: bool) -> Any:
-    from m365archive.tenant.auth import AuthMethod, SignIn
-
-    auth = config.auth
-    return SignIn(
-        method=AuthMethod(auth.method.replace("-", "_")),
-        tenant_id=config.tenant.id,
-        client_id=auth.client_id,
-        certificate_path=auth.certificate,
-        managed_identity_client_id=auth.managed_identity_client_id,
-        allow_unencrypted_cache=auth.allow_unencrypted_token_cache,
-        interactive=interactive,
-    )
-
-
 async def _real_status(config: Config, *, interactive: bool) -> SignInStatus:
     from m365archive.tenant.auth import AuthError, describe, make_credential
     from m365archive.tenant.clouds import get_cloud
 
     cloud = get_cloud(config.tenant.cloud)
-    sign_in = _sign_in(config, interactive=interactive)
+    sign_in = sign_in_for(config, interactive=interactive)
     try:
         credential = make_credential(sign_in, cloud)
     except AuthError as exc:
@@ -178,7 +163,7 @@ async def login(env: Env, config: Config, device_code_prompt: Any = None) -> Sig
     from m365archive.tenant.auth import AuthError, delegated_client, delegated_logins, save_record
     from m365archive.tenant.clouds import get_cloud
 
-    sign_in = _sign_in(config, interactive=True)
+    sign_in = sign_in_for(config, interactive=True)
     records: list[str] = []
     if sign_in.method.value in DELEGATED:
         cloud = get_cloud(config.tenant.cloud)
@@ -203,7 +188,7 @@ def logout(env: Env, config: Config) -> dict[str, Any]:
         return {"records_removed": [], "caches_cleared": [], "note": "the simulator's tokens live only in memory"}
     from m365archive.tenant.auth import clear_token_cache, remove_records
 
-    sign_in = _sign_in(config, interactive=False)
+    sign_in = sign_in_for(config, interactive=False)
     removed = [str(p) for p in remove_records(sign_in)]
     cleared = clear_token_cache(sign_in)
     note = ""

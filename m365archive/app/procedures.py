@@ -11,15 +11,17 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from m365archive import __version__
+from m365archive.app.selection import REQUIRES, USER_MAILBOXES, Selection, choose, readable
 from m365archive.engine.checks import Check, blocking_failures
-from m365archive.engine.plan import Plan, fingerprint
+from m365archive.engine.plan import REF, Plan, canonical_json, fingerprint
+from m365archive.errors import CommandError, Reason
 from m365archive.risks import accept_risks
 from m365archive.steps.base import PlanBlocked, StepContext, StepError, StepPlan
-from m365archive.steps.seams import Planned
+from m365archive.steps.seams import MailboxSelection, Planned, PolicyJoiners
 
 StepFn = Callable[..., Awaitable[StepPlan | Planned[Any]]]
 
@@ -106,29 +108,56 @@ def retirement_notices(procedure: str) -> list[str]:
 
 
 async def make_plan(
-    ctx: StepContext, procedure: str, steps: list[str] | None = None, given: tuple[object, ...] = ()
+    ctx: StepContext, procedure: str, selection: Selection | None = None, given: tuple[object, ...] = ()
 ) -> Plan:
-    """The procedure's plan; `steps` replays a saved plan's selection (a step this procedure doesn't
-    have is a StepError); `given` are the seams the command provides (steps/seams.py)."""
+    """The procedure's plan, or the part of it `selection` chooses (steps, and a staged rollout of user
+    mailboxes); a saved plan's selection is replayed the same way (a step this procedure doesn't have is a
+    StepError). `given` are the seams the command provides (steps/seams.py). A chosen step that needs
+    another's output (selection.REQUIRES) plans that one too, reading only: while the other still has a
+    change the chosen step's changes wait for, the plan is refused (StepError: exit 7, nothing sent)."""
+    sel = selection or Selection()
     plan = Plan(procedure=procedure, tenant=ctx.tenant, operator=ctx.operator, tool_version=__version__)
     plan.notices = retirement_notices(procedure)
-    chosen = steps_for(procedure)
-    if steps is not None:
-        unknown = [s for s in steps if s not in {step.name for step in chosen}]
-        if unknown:
-            raise StepError(f"the plan selects step(s) {', '.join(unknown)} that procedure {procedure} does not have")
-        chosen = [step for step in chosen if step.name in steps]
-    plan.selection = {"steps": [step.name for step in chosen]}
+    everything = steps_for(procedure)
+    names = [step.name for step in everything]
+    wanted = names if sel.steps is None else sel.steps
+    unknown = [s for s in wanted if s not in names]
+    if unknown:
+        raise StepError(f"the plan selects step(s) {', '.join(unknown)} that procedure {procedure} does not have")
+    chosen = [name for name in names if name in wanted]
+    if sel.staged and USER_MAILBOXES not in chosen:
+        raise CommandError("--limit and --only choose user mailboxes: add `--step user-mailboxes`", Reason.USAGE)
+    needed = _prerequisites(chosen)
+    if sel.staged:
+        given = (*given, await _stage(ctx, sel, next(step for step in everything if step.name == USER_MAILBOXES)))
+    plan.selection = sel.to_dict(chosen)
     combined = StepPlan()
+    read_only: dict[str, StepPlan] = {}
     blocked: StepError | None = None
     values: dict[type, Any] = {type(value): value for value in given}
-    for step in chosen:
+    for step in everything:
+        if step.name not in chosen and step.name not in needed:
+            continue
         try:
-            combined.extend(await step.run(ctx, values))
+            out = await step.run(ctx, values)
         except StepError as exc:  # a blocking prerequisite: stop here, but keep what was read for the report
             combined.checks.append(Check(f"{step.name}-prerequisite", str(exc), True, False))
             blocked = exc
             break
+        if step.name in chosen:
+            combined.extend(out)
+        else:
+            read_only[step.name] = out  # planned for its output only: none of its changes are in this plan
+    if blocked is None:
+        combined.extend(await _joiners_alone(ctx, chosen, values))
+        _refuse_unmet(combined, read_only)
+    if sel.staged:
+        _say_partial(plan, sel)
+    if sel.steps is not None and chosen != names:
+        plan.notices.append(
+            f"Partial plan: only step(s) {', '.join(readable(s) for s in chosen)} (`setup --step`); "
+            "`m365archive status` still checks every step."
+        )
     plan.changes = combined.changes
     plan.findings = combined.findings
     plan.checks = combined.checks
@@ -141,3 +170,97 @@ async def make_plan(
     if blocked is not None:
         raise PlanBlocked(str(blocked), plan)
     return plan
+
+
+def _prerequisites(chosen: list[str]) -> set[str]:
+    """Steps the chosen ones read output from, transitively, that are not chosen themselves."""
+    out: set[str] = set()
+    todo = list(chosen)
+    while todo:
+        for need in REQUIRES.get(todo.pop(), ()):
+            if need not in out and need not in chosen:
+                out.add(need)
+                todo.append(need)
+    return out
+
+
+def _refuse_unmet(combined: StepPlan, read_only: dict[str, StepPlan]) -> None:
+    """A chosen change that waits for a change this plan does not hold (a prerequisite step's, not done yet)
+    refuses the whole plan: one line, nothing sent."""
+    have = {c.id for c in combined.changes}
+    owner = {c.id: name for name, out in read_only.items() for c in out.changes}
+    for change in combined.changes:
+        if change.operation is None:
+            continue
+        waits = set(change.depends_on) | {m.group(1) for m in REF.finditer(canonical_json(change.operation.request))}
+        for dep in sorted(waits - have):
+            step = owner.get(dep, dep.split("/", 1)[0])
+            raise StepError(
+                f"step {readable(change.step)} needs step {readable(step)} first, which is not done ({dep} is "
+                f"pending): run `m365archive setup --step {readable(step)}` first, or add `--step {readable(step)}`; "
+                "nothing was sent"
+            )
+
+
+async def _joiners_alone(ctx: StepContext, chosen: list[str], values: dict[type, Any]) -> StepPlan:
+    """The catch-all joins the user mailboxes' retention policy through that step; without it in this plan,
+    the catch-all's own policy membership is planned here (the user-mailbox step finds it covered later)."""
+    joiners = values.get(PolicyJoiners)
+    if joiners is None or not joiners.mailboxes or USER_MAILBOXES in chosen:
+        return StepPlan()
+    from m365archive.steps.catchall_mailbox import plan_retention_policy
+
+    out = StepPlan()
+    for upn, deps in joiners.mailboxes.items():
+        out.extend(await plan_retention_policy(ctx, [upn], list(deps)))
+    return out
+
+
+async def _stage(ctx: StepContext, sel: Selection, users: Step) -> MailboxSelection:
+    """Resolve a staged rollout into the mailboxes it covers: the selection the user-mailbox step plans
+    with. A saved plan's mailboxes are taken as they are; otherwise the step is planned once over the
+    whole scope (reads only, on a scratch context) to find the mailboxes that still need changes."""
+    from m365archive.steps import user_mailboxes
+
+    if sel.mailboxes is None:
+        only = {u.lower() for u in sel.only}
+        seen: set[str] = set()
+
+        def named(upn: str) -> bool:
+            seen.add(upn.lower())
+            return not only or upn.lower() in only
+
+        scratch = replace(ctx, observed={}, csv_rows=[])
+        first = await users.run(scratch, {MailboxSelection: MailboxSelection(named)})
+        missing = sorted(only - seen)
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise CommandError(
+                f"--only names {', '.join(missing[:3])}{more}: not a licensed user in scope; nothing was sent",
+                Reason.USAGE,
+            )
+        catchall = ctx.config.catchall.upn.lower() if ctx.config.catchall is not None else ""
+        needing = {u for u in user_mailboxes.mailboxes_to_change(first.changes) if u.lower() != catchall}
+        in_scope = int(scratch.observed.get(user_mailboxes.SCOPE_KEY) or 0)
+        sel.mailboxes = choose(needing, sel.limit, in_scope)
+        sel.needing = len(needing)
+    wanted = frozenset(u.lower() for u in sel.mailboxes)
+    return MailboxSelection(lambda upn: upn.lower() in wanted)
+
+
+def _say_partial(plan: Plan, sel: Selection) -> None:
+    count = len(sel.mailboxes or [])
+    how = f"--limit {sel.limit}" if sel.limit is not None else "--only"
+    if sel.needing is None:  # a saved plan's mailboxes, replayed
+        plan.notices.append(
+            f"Partial plan (staged rollout, {how}): the {count:,} user mailbox(es) it names; "
+            "`m365archive status` shows what remains."
+        )
+        return
+    left = sel.needing - count
+    again = f"`m365archive setup --step user-mailboxes --limit {sel.limit}` again" if sel.limit else "setup again"
+    tail = f"{left:,} remain after it: run {again}." if left else "none remain after it."
+    plan.notices.append(
+        f"Partial plan (staged rollout, {how}): {count:,} of the {sel.needing:,} user mailbox(es) that still "
+        f"need changes, in UPN order; {tail}"
+    )

@@ -10,6 +10,7 @@ from m365archive.app.context import Env, reading, tenant_info
 from m365archive.app.legacy import local_secrets
 from m365archive.app.pipeline import PipelineResult, Procedure, secret_names
 from m365archive.app.procedures import make_plan
+from m365archive.app.selection import Selection
 from m365archive.config import Config
 from m365archive.engine.checks import Check
 from m365archive.engine.journal import Journal
@@ -23,10 +24,11 @@ from m365archive.tenant.session import TenantSession
 CATCHALL_SECRET = "catchall-password"
 
 
-async def build_plan(env: Env, config: Config, session: TenantSession, steps: list[str] | None = None) -> Plan:
-    """Read the tenant and plan every step of the configured procedure, or the `steps` a saved plan
-    selected (reads only). The retired route's leftovers may ask this machine's keyring whether it still
-    holds the catch-all password (a finding only; nothing local is changed)."""
+async def build_plan(env: Env, config: Config, session: TenantSession, selection: Selection | None = None) -> Plan:
+    """Read the tenant and plan every step of the configured procedure, or what `selection` chooses (the
+    steps and mailboxes of `setup --step/--limit/--only`, or of a saved plan) (reads only). The retired
+    route's leftovers may ask this machine's keyring whether it still holds the catch-all password (a
+    finding only; nothing local is changed)."""
     ctx = StepContext(
         config=config,
         session=session,
@@ -35,7 +37,7 @@ async def build_plan(env: Env, config: Config, session: TenantSession, steps: li
         progress=env.progress,
     )
     with reading():
-        return await make_plan(ctx, config.procedure, steps, given=(local_secrets(env, config),))
+        return await make_plan(ctx, config.procedure, selection, given=(local_secrets(env, config),))
 
 
 async def status(env: Env, config: Config) -> Plan:
@@ -96,19 +98,17 @@ class Setup(Procedure):
     command = "setup"
     kind = "setup"
 
-    def __init__(self, env: Env, config: Config) -> None:
+    def __init__(self, env: Env, config: Config, selection: Selection | None = None) -> None:
         self.env = env
         self.config = config
+        self.selection = selection or Selection()
         self.max_concurrency = config.users.max_concurrency
 
     async def plan(self, session: TenantSession) -> Plan:
-        return await build_plan(self.env, self.config, session)
+        return await build_plan(self.env, self.config, session, self.selection)
 
     async def replan(self, session: TenantSession, saved: Plan) -> Plan:
-        steps = saved.selection.get("steps")
-        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-            raise CommandError("the plan's selection names its steps wrongly", Reason.USAGE)
-        return await build_plan(self.env, self.config, session, steps)
+        return await build_plan(self.env, self.config, session, Selection.from_saved(saved.selection))
 
     def dry_run_checks(self, plan: Plan) -> list[Check]:
         from m365archive.secrets import password_store_check

@@ -188,7 +188,9 @@ class Plan:
     format_version: str = FORMAT_VERSION
     kind: str = "setup"  # "setup", "legacy-cleanup", "consent-revoke", "credentials-rotate"
     config_digest: str = ""  # the digest of the validated config that produced the plan
-    selection: dict[str, Any] = field(default_factory=dict)  # which steps and options produced it (replayed at apply)
+    # Which steps and options produced it (replayed at apply): "steps"; for a staged rollout "mailboxes"
+    # and "limit" (app/selection.py); legacy cleanup's "accounts" and "rotate_password".
+    selection: dict[str, Any] = field(default_factory=dict)
     appliable: bool = True  # false when a blocking check failed
     digest: str = ""  # set by seal(); see the module docstring
 

@@ -77,4 +77,15 @@ class CleanupRequest:
         return upn.lower() in {u.lower() for u in self.rotated}
 
 
-SEAMS: tuple[type, ...] = (CatchallUser, PolicyJoiners, ConsentReported, LocalSecrets, CleanupRequest)
+@dataclass(frozen=True)
+class MailboxSelection:
+    """Given by `setup --limit/--only` and by a saved plan's selection (app/selection.py): which user
+    mailboxes the user-mailbox step plans, by UPN. Without one: every mailbox in scope."""
+
+    keep: Callable[[str], bool] | None = None
+
+    def wanted(self, upn: str) -> bool:
+        return self.keep is None or self.keep(upn)
+
+
+SEAMS: tuple[type, ...] = (CatchallUser, PolicyJoiners, ConsentReported, LocalSecrets, CleanupRequest, MailboxSelection)

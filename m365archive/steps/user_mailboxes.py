@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import OperationKind, Severity
+from m365archive.engine.plan import Change, OperationKind, Severity
 from m365archive.licences import plans_granting
 from m365archive.powershell import command
 from m365archive.scope_file import ScopeFile, ScopeFileError, read_scope_file
 from m365archive.steps import rollback
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
-from m365archive.steps.seams import PolicyJoiners
+from m365archive.steps.seams import MailboxSelection, PolicyJoiners
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphError
 
@@ -29,6 +29,7 @@ NAME = "user_mailboxes"
 EXCHANGE_ARCHIVE_PLANS = plans_granting("archive")  # commercial and Government (data/service-plans.json)
 HOLD_PLANS = plans_granting("hold")  # Plan 2 (incl. EXCHANGE_S_ENTERPRISE_GOV) or Exchange Online Archiving
 POLICY_LIMIT = 1000  # Exchange mailboxes per retention policy (Microsoft's documented limit)
+SCOPE_KEY = "users.scope"  # observed: how many licensed users are in scope
 MAILBOX_FIELDS = (
     "ExternalDirectoryObjectId",
     "UserPrincipalName",
@@ -51,7 +52,10 @@ class UserRow:
 
 
 async def _scope_users(
-    ctx: StepContext, plan_of_sku: dict[str, frozenset[str]], out: StepPlan | None = None
+    ctx: StepContext,
+    plan_of_sku: dict[str, frozenset[str]],
+    out: StepPlan | None = None,
+    selection: MailboxSelection | None = None,
 ) -> dict[str, UserRow]:
     """Licensed users in scope, by object id (bulk: one Graph page per 999 users). Checks and
     findings about the scope go to `out`; without one, a scope that can't be read is a StepError."""
@@ -125,6 +129,8 @@ async def _scope_users(
                 matched |= keys
             if upn.lower() in exclude:
                 continue
+            if selection is not None and not selection.wanted(upn):
+                continue  # outside a staged rollout's selection: planned by a later run
             plans: frozenset[str] = frozenset().union(
                 *(plan_of_sku.get(str(lic.get("skuId")), frozenset()) for lic in u.get("assignedLicenses") or [])
             )
@@ -173,7 +179,7 @@ def _scope_file_findings(out: StepPlan, scope_file: ScopeFile, matched: set[str]
             )
 
 
-async def plan(ctx: StepContext, joiners: PolicyJoiners) -> StepPlan:
+async def plan(ctx: StepContext, joiners: PolicyJoiners, selection: MailboxSelection) -> StepPlan:
     cfg = ctx.config.users
     out = StepPlan()
     if cfg.scope == "none":
@@ -183,7 +189,7 @@ async def plan(ctx: StepContext, joiners: PolicyJoiners) -> StepPlan:
         str(s["skuId"]): frozenset(str(p.get("servicePlanId")).lower() for p in s.get("servicePlans") or [])
         for s in skus
     }
-    users = await _scope_users(ctx, plan_of_sku, out)
+    users = await _scope_users(ctx, plan_of_sku, out, selection)
     if any(c.id == "scope-file" and not c.passed for c in out.checks):
         return out
     hold_kind = ctx.config.hold.kind if cfg.hold else "none"
@@ -230,7 +236,7 @@ async def plan(ctx: StepContext, joiners: PolicyJoiners) -> StepPlan:
                     category="no-mailbox-licence",
                 )
             )
-    ctx.observe("users.scope", len(users))
+    ctx.observe(SCOPE_KEY, len(users))
     ctx.observe("users.mailboxes", digest.hexdigest())
     if onprem_archive:
         out.extend(await _plan_onprem_archives(ctx, onprem_archive))
@@ -514,6 +520,21 @@ async def _plan_policies(ctx: StepContext, members: list[str], joiners: Mapping[
     for name, locs in existing.items():
         if not any(line.startswith(f"retention policy '{name}'") for line in out.coverage):
             out.coverage.append(f"retention policy '{name}': {len(locs)} of {POLICY_LIMIT} mailboxes (unchanged)")
+    return out
+
+
+def mailboxes_to_change(changes: list[Change]) -> set[str]:
+    """The mailboxes (UPNs) that these pending user_mailboxes changes configure, including those a
+    retention-policy change adds (what a staged rollout counts)."""
+    out: set[str] = set()
+    for c in changes:
+        if c.step != NAME or c.operation is None:
+            continue
+        if c.category == "retention-policy":
+            params = c.operation.request.get("parameters") or {}
+            out.update(str(m) for m in params.get("ExchangeLocation") or params.get("AddExchangeLocation") or [])
+        else:
+            out.add(c.target)
     return out
 
 

@@ -112,7 +112,7 @@ class Selection:
     only: list[str] = field(default_factory=list)
     mailboxes: list[str] | None = None
     # Filled in when planning: how many mailboxes still needed changes, and how many are left after this plan.
-    needing: int = 0
+    needing: int | None = None
 
     @property
     def staged(self) -> bool:

@@ -24,6 +24,7 @@ from m365archive.cli import (
     signin_cmd,
     sim_cmd,
     status_cmd,
+    steps_cmd,
 )
 from m365archive.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliState, Output
 from m365archive.cli.group import RootGroup
@@ -102,6 +103,7 @@ def main(
 init_cmd.register(app)
 setup_cmd.register(app)
 status_cmd.register(app)
+steps_cmd.register(app)
 show_cmd.register(app)
 preflight_cmd.register(app)
 signin_cmd.register(app)

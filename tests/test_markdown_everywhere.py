@@ -30,6 +30,7 @@ def arguments(tmp_path: Path) -> dict[str, list[str]]:
         "config validate": [],
         "history show": ["run-1"],  # journaled below
         "status": [],
+        "steps": [],
         "preflight": ["--onprem"],  # against the hybrid scenario, below
         "partners": ["--source", "bloomberg"],
         "partner-info": [],

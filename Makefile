@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit smoke bench clean
+.PHONY: demo test lint types unit smoke bench bench-plan clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint types unit smoke
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Only the read-only plan of `make bench`, at BENCH_PLAN_SIZES (default 20000,100000): peak RSS, time, requests.
+bench-plan: $(STAMP)
+	$(BIN)/python -m benchmarks.plan_memory
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -102,14 +102,17 @@ def simulator(scenario_file: Path, log: Path) -> Iterator[str]:
         proc.wait(30)
 
 
-def run_tool(args: list[str], env: dict[str, str], lines: list[int] | None = None) -> tuple[float, int, int, str]:
+def run_tool(
+    args: list[str], env: dict[str, str], lines: list[int] | None = None, prefix: list[str] | None = None
+) -> tuple[float, int, int, str]:
     """(wall seconds, peak RSS in MB, exit code, output tail) of one m365archive process; `lines` gets
-    the number of lines it printed."""
+    the number of lines it printed; `prefix` goes between the interpreter and `-m benchmarks.measure`
+    (a profiler's `-m memray run -o FILE`)."""
     rss_file = Path(env["M365ARCHIVE_HOME"]) / f"rss-{time.time_ns()}"
     Path(env["M365ARCHIVE_HOME"]).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.measure", *args],
+        [sys.executable, *(prefix or []), "-m", "benchmarks.measure", *args],
         env={**env, "BENCH_RSS_FILE": str(rss_file)},
         cwd=ROOT,
         stdout=subprocess.PIPE,

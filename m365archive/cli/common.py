@@ -151,7 +151,17 @@ def run(cli: CliState, coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine; turn known failures into one clear line and a documented exit code."""
     import asyncio
 
-    return call(cli, lambda: asyncio.run(coro_factory()))
+    box: list[T] = []
+
+    async def main() -> None:
+        # The result leaves through `box`, not as the main task's result: when asyncio.run puts Ctrl-C's
+        # handler back, CPython's signal module formats repr() of the handler it replaces (a partial
+        # holding the main task), and a finished task's repr holds repr() of its result, built in full
+        # before reprlib shortens it: the whole plan as text, twice (94 MB at 20,000 mailboxes).
+        box.append(await coro_factory())
+
+    call(cli, lambda: asyncio.run(main()))
+    return box[0]
 
 
 def call(cli: CliState, fn: Callable[[], T]) -> T:

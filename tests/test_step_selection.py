@@ -12,7 +12,7 @@ import pytest
 
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
-from tests.clihelp import m365
+from tests.clihelp import EXAMPLE, m365
 from tests.test_scale import config as scale_config
 from tests.test_scale import generated, sent_cmdlets
 
@@ -148,3 +148,40 @@ def test_staged_rollout_on_1000_users_and_a_saved_limited_plan(tmp_path: Path) -
         user_mailboxes = [m for m in sim.state.mailboxes.values() if m.recipient_type_details == "UserMailbox"]
         assert len(stage1) + len(stage2) + len(stage3) == len(user_mailboxes)
         assert all(m.archive_status == "Active" for m in user_mailboxes)
+
+
+def test_a_saved_limited_plan_applied_again_resumes_only_its_own_mailboxes(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    plan = tmp_path / "stage.json"
+    dry = m365(sim.url, "setup", "--step", "user-mailboxes", "--limit", "2", "--dry-run", "--plan-out", str(plan))
+    assert dry.code == ExitCode.OK, dry.stderr
+    chosen = json.loads(plan.read_text(encoding="utf-8"))["selection"]["mailboxes"]
+    assert chosen == ["adele.vance@contoso.onmicrosoft.com", "compliance.officer@contoso.onmicrosoft.com"]
+    assert m365(sim.url, "setup", "--plan", str(plan), "--yes").code == ExitCode.OK
+    assert exchange_identities(sim.requests) == set(chosen)
+    sim.log.clear()
+    # The other mailboxes still need changes; replaying the plan's own mailboxes, it has nothing left to send.
+    again = m365(sim.url, "setup", "--plan", str(plan), "--yes")
+    assert again.code == ExitCode.OK, again.stdout + again.stderr
+    assert "Resuming plan" in again.stderr and sim.writes() == []
+
+
+def test_retention_policy_holds_in_stages_and_a_catchall_planned_alone_joins_the_policy(
+    sim: SimulatedTenant, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "m365archive.toml"
+    cfg.write_text(
+        EXAMPLE.read_text().replace('kind = "litigation"', 'kind = "retention-policy"\nretention_policy = "TPD"'),
+        encoding="utf-8",
+    )
+    run = m365(sim.url, "setup", "--step", "user-mailboxes", "--limit", "2", "--yes", config=cfg)
+    assert run.code == ExitCode.OK, run.stdout + run.stderr
+    policy = sim.state.retention_policies["TPD"]
+    assert sorted(policy.exchange_locations) == ["adele.vance@contoso.onmicrosoft.com",
+                                                 "compliance.officer@contoso.onmicrosoft.com"]  # fmt: skip
+    sim.state.clock.advance(3600.0)  # the policy's distribution completes
+    alone = m365(sim.url, "setup", "--step", "catchall-account", "--step", "catchall-mailbox", "--yes",
+                 "--password-file", str(tmp_path / "pw"), config=cfg)  # fmt: skip
+    assert alone.code == ExitCode.OK, alone.stdout + alone.stderr
+    assert CATCHALL in [u.lower() for u in sim.state.retention_policies["TPD"].exchange_locations]

@@ -258,7 +258,11 @@ def _say_partial(plan: Plan, sel: Selection) -> None:
         )
         return
     left = sel.needing - count
-    again = f"`m365archive setup --step user-mailboxes --limit {sel.limit}` again" if sel.limit else "setup again"
+    again = (
+        f"`m365archive setup --step user-mailboxes --limit {sel.limit}` again"
+        if sel.limit and not sel.only
+        else "setup again with the same options"
+    )
     tail = f"{left:,} remain after it: run {again}." if left else "none remain after it."
     plan.notices.append(
         f"Partial plan (staged rollout, {how}): {count:,} of the {sel.needing:,} user mailbox(es) that still "

@@ -4,7 +4,10 @@ the next part, when run, moves that step forward."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from tests.clihelp import EXAMPLE, m365
+from tests.test_consent import accept_consent
 from tests.test_hybrid import HYBRID
 
 TENANT = "6f1c2a4e-3b5d-4c7e-9f10-2a3b4c5d6e7f"
@@ -135,3 +139,21 @@ def test_human_and_markdown_say_the_same(sim: SimulatedTenant) -> None:
     assert "| Step | State | What is left | Next command |" in md
     assert "| Step 4: Provide your partner with information | retired |" in md
     assert "`m365archive setup --step catchall-account --step catchall-mailbox`" in md
+
+
+def test_step_5_consent_grant_as_printed_moves_it_to_done(sim: SimulatedTenant) -> None:
+    item = checklist(sim)["step-5"]
+    assert item["state"] == "retired" and item["next_command"] == "m365archive consent grant"
+    argv = [*shlex.split(item["next_command"])[1:], "--no-browser", "--timeout", "30"]  # no browser in a test
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "m365archive", "--config", str(EXAMPLE), "--sim", sim.url, *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        accept_consent(proc.stdout.readline().strip())  # the global administrator, on the printed page
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.OK, stdout + stderr
+    assert checklist(sim)["step-5"]["state"] == "done"

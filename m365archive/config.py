@@ -322,6 +322,31 @@ class ConnectorConfig(Strict):
         return [_upn(v) for v in value]
 
 
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhw])\s*$", re.IGNORECASE)
+DURATION_UNITS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
+
+
+def parse_days(value: str) -> float:
+    """ "3d", "36h", "2w" -> days; a ValueError saying what is expected otherwise."""
+    match = DURATION.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration such as 3d, 36h or 2w")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2).lower()]
+
+
+class VerifyConfig(Strict):
+    """`m365archive verify`: which sources' arrivals to check, and after how long a mailbox counts as silent."""
+
+    sources: list[str] = Field(default=[], description="connector names; default: connector.source")
+    silent_after: str = "3d"
+
+    @field_validator("silent_after")
+    @classmethod
+    def _silent(cls, value: str) -> str:
+        parse_days(value)
+        return value
+
+
 class OnPremConfig(Strict):
     server: str
     auth: Literal["kerberos", "negotiate", "ntlm", "basic"] = "kerberos"
@@ -357,6 +382,7 @@ class Config(Strict):
     users: UsersConfig = UsersConfig()
     connector: ConnectorConfig = ConnectorConfig()
     onprem: OnPremConfig | None = None
+    verify: VerifyConfig = VerifyConfig()
     mailbox_wait_timeout: Annotated[float, Field(gt=0)] = 1800.0
     accepted_risks: list[AcceptedRisk] = []
 

@@ -80,6 +80,13 @@ def write_private(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
+def write_private_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` (a PNG, say) to `path` as write_private does text: 0600, atomically, never through a link."""
+    with open_private(path, newline="") as handle:
+        handle.flush()
+        handle.buffer.write(data)  # type: ignore[attr-defined]  # the text handle's binary buffer
+
+
 def create_private(path: str | os.PathLike[str]) -> None:
     """Make sure `path` exists as an owner-only file (for files another library then opens, e.g. SQLite)."""
     target = Path(path)

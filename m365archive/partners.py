@@ -422,12 +422,32 @@ MappingKind = Literal["email", "bloomberg-uuid", "phone"]
 
 
 @dataclass(frozen=True)
+class ImportFolder:
+    """Where a connector puts the items it imports, as its public page names it.
+
+    `parent` is "" for a folder at the mailbox's top level (beside the Inbox) or "Inbox" for a subfolder of
+    the Inbox; `per_user`: each mapped user's own mailbox (False: one storage mailbox chosen in the portal).
+    """
+
+    name: str
+    parent: str
+    source: str  # the public page that names the folder
+    per_user: bool = True
+
+    @property
+    def path(self) -> str:
+        """The folder's path as Get-MailboxFolderStatistics writes FolderPath ("/Inbox/CellTrust")."""
+        return "/" + "/".join(p for p in (self.parent, self.name) if p)
+
+
+@dataclass(frozen=True)
 class PurviewConnector:
     """A Purview data connector, as far as tenant preparation is concerned.
 
     `mapping`: how imported items find their user's mailbox. Every connector maps automatically by an
     email property of the item; some also take a mapping CSV keyed by another identifier. Items whose
     user can't be mapped are not imported (there is no catch-all mailbox on this route).
+    `folder`: where it imports, or None when no public source names one folder (`folder_note` says why).
     """
 
     name: str
@@ -435,17 +455,73 @@ class PurviewConnector:
     mapping: tuple[MappingKind, ...] = ("email",)
     partner_app: bool = False  # needs a service principal for the partner's app id in the tenant
     litigation_hold_filter: bool = False  # can import "only users on Litigation hold"
+    folder: ImportFolder | None = None
+    folder_note: str = ""
 
+
+_LEARN = "https://learn.microsoft.com/purview/"
+NO_SINGLE_FOLDER = (
+    "a family of connectors, one per data source: each source's page names its own folder, so no one folder "
+    "can be checked for it"
+)
 
 PURVIEW_CONNECTORS: tuple[PurviewConnector, ...] = (
-    PurviewConnector("Bloomberg Message", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True),
-    PurviewConnector("Instant Bloomberg", "Microsoft", ("email", "bloomberg-uuid"), litigation_hold_filter=True),
-    PurviewConnector("ICE Chat", "Microsoft"),
-    PurviewConnector("LinkedIn", "Microsoft"),
-    PurviewConnector("Veritas Merge1", "Veritas", partner_app=True),
-    PurviewConnector("TeleMessage WhatsApp", "TeleMessage", ("email", "phone"), partner_app=True),
-    PurviewConnector("17a-4 DataParser", "17a-4", partner_app=True),
-    PurviewConnector("CellTrust", "CellTrust", partner_app=True),
+    PurviewConnector(
+        "Bloomberg Message",
+        "Microsoft",
+        ("email", "bloomberg-uuid"),
+        litigation_hold_filter=True,
+        folder=ImportFolder("BloombergMessage", "", _LEARN + "archive-bloomberg-message-data"),
+    ),
+    PurviewConnector(
+        "Instant Bloomberg",
+        "Microsoft",
+        ("email", "bloomberg-uuid"),
+        litigation_hold_filter=True,
+        folder=ImportFolder("InstantBloomberg", "", _LEARN + "archive-instant-bloomberg-data"),
+    ),
+    PurviewConnector("ICE Chat", "Microsoft", folder=ImportFolder("ICE Chat", "", _LEARN + "archive-icechat-data")),
+    PurviewConnector(
+        "LinkedIn",
+        "Microsoft",
+        # The page says both "imported to the inbox folder" (step 7) and "the LinkedIn subfolder in the inbox"
+        # (More information); the subfolder is the more specific statement. One storage mailbox, not per user.
+        folder=ImportFolder("LinkedIn", "Inbox", _LEARN + "archive-linkedin-data", per_user=False),
+    ),
+    PurviewConnector("Veritas Merge1", "Veritas", partner_app=True, folder_note=NO_SINGLE_FOLDER),
+    PurviewConnector(
+        "TeleMessage WhatsApp",
+        "TeleMessage",
+        ("email", "phone"),
+        partner_app=True,
+        folder=ImportFolder("WhatsApp Archiver", "", _LEARN + "archive-whatsapp-data"),
+    ),
+    PurviewConnector("17a-4 DataParser", "17a-4", partner_app=True, folder_note=NO_SINGLE_FOLDER),
+    PurviewConnector(
+        "CellTrust",
+        "CellTrust",
+        partner_app=True,
+        folder=ImportFolder("CellTrust", "Inbox", _LEARN + "archive-celltrust-data"),
+    ),
+)
+
+
+def connector_slug(text: str) -> str:
+    """A connector's name as the config writes it: "Instant Bloomberg" -> "instant-bloomberg"."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def find_purview_connector(source: str) -> PurviewConnector | None:
+    """The connector `source` names ("bloomberg-message", "Veritas Merge1", ...), or None."""
+    wanted = connector_slug(source)
+    return next((c for c in PURVIEW_CONNECTORS if connector_slug(c.name) == wanted), None)
+
+
+# The retired partner route (reference page, "How the partner route imports"): items mapped to a user go to
+# the Purges folder of the user's Recoverable Items (per user, not per source); items no user maps to go to
+# the catch-all ("third-party data") mailbox's Inbox.
+PARTNER_UNMAPPED_FOLDER = ImportFolder(
+    "Inbox", "", "shared/reference/work-with-partner-to-archive-third-party-data.md (and RETIREMENT['url'])"
 )
 
 # Who can create a connector: the Data Connector Admin role, held by default by these role groups

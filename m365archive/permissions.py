@@ -229,6 +229,24 @@ TABLE: tuple[Requirement, ...] = (
         exchange=True,
     ),
     Requirement(
+        "verify",
+        "read",
+        "read the users in scope, their mailboxes and each mailbox's folder statistics",
+        graph_delegated=(
+            ("User.Read.All",),
+            ("LicenseAssignment.Read.All", "Organization.Read.All"),
+            ("GroupMember.Read.All", "Group.Read.All"),
+        ),
+        graph_application=(
+            ("User.Read.All",),
+            ("LicenseAssignment.Read.All", "Organization.Read.All"),
+            ("GroupMember.Read.All", "Group.Read.All"),
+        ),
+        entra_roles=(("Global Reader",),),
+        exchange_role_groups=(("View-Only Organization Management",),),
+        exchange=True,
+    ),
+    Requirement(
         "preflight --onprem",
         "onprem",
         "read remote mailboxes on premises",

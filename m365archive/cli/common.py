@@ -278,3 +278,14 @@ def output_error(path: Path, exc: OSError) -> str:
     from m365archive.files import write_error
 
     return write_error(path, exc)
+
+
+def print_table(cli: CliState, headers: list[str], rows: list[list[str]]) -> None:
+    """A plain table on stdout (no box; tenant strings are never read as markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(*headers, box=None, pad_edge=False)
+    for row in rows:
+        grid.add_row(*(Text(value) for value in row))
+    cli.out.print(grid)

@@ -57,6 +57,11 @@ def for_status(*, drift: bool, failing_findings: bool = False) -> ExitCode:
     return ExitCode.CHANGES if drift else ExitCode.OK
 
 
+def for_verify(*, failing_findings: bool) -> ExitCode:
+    """`verify`: 13 when a finding is raised (silent sources or mailboxes, hold or archive drift), 0 otherwise."""
+    return ExitCode.FINDINGS if failing_findings else ExitCode.OK
+
+
 def for_consent(*, present: bool) -> ExitCode:
     """`consent status`: 0 present, 3 absent."""
     return ExitCode.OK if present else ExitCode.ABSENT

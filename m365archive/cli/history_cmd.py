@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from m365archive.cli.common import CliState, Output, call, finish, state
+from m365archive.cli.common import Output, call, finish, print_table, state
 from m365archive.result import ExitCode, Result
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def history(
 
         cli.print_markdown("\n".join(["# m365archive history", "", *table(HEADERS, [_row(r) for r in runs])]))
     else:
-        _print_table(cli, HEADERS, [_row(r) for r in runs])
+        print_table(cli, HEADERS, [_row(r) for r in runs])
         for run in runs:
             if run.detail and run.status in ("interrupted", "crashed", "error"):
                 messages.append(f"{run.run_id[:8]} {run.status}: {run.detail}")
@@ -109,7 +109,7 @@ def show(
         for name, value in _header(detail):
             cli.out.print(f"{name}: {value}", markup=False, highlight=False)
         cli.out.print()
-        _print_table(cli, CHANGE_HEADERS, [_change_row(c) for c in detail.changes])
+        print_table(cli, CHANGE_HEADERS, [_change_row(c) for c in detail.changes])
     finish(cli, Result("history show", ExitCode.OK, data=data))
 
 
@@ -148,12 +148,3 @@ def _markdown(detail: RunDetail) -> str:
     lines += ["", "## Changes", ""]
     lines += table(CHANGE_HEADERS, [_change_row(c) for c in detail.changes]) if detail.changes else ["None."]
     return "\n".join(lines)
-
-
-def _print_table(cli: CliState, headers: list[str], rows: list[list[str]]) -> None:
-    from rich.table import Table
-
-    grid = Table(*headers, box=None, pad_edge=False)
-    for row in rows:
-        grid.add_row(*row)
-    cli.out.print(grid)

@@ -25,6 +25,7 @@ from m365archive.cli import (
     sim_cmd,
     status_cmd,
     steps_cmd,
+    verify_cmd,
 )
 from m365archive.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliState, Output
 from m365archive.cli.group import RootGroup
@@ -104,6 +105,7 @@ init_cmd.register(app)
 setup_cmd.register(app)
 status_cmd.register(app)
 steps_cmd.register(app)
+verify_cmd.register(app)
 show_cmd.register(app)
 preflight_cmd.register(app)
 signin_cmd.register(app)

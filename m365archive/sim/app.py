@@ -18,6 +18,7 @@ regional host, whose requests are served by the /scc mount below.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import threading
 import time
@@ -142,6 +143,10 @@ class LoadMiddleware:
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == b"request-id" for name, _ in headers):
                     headers.append((b"request-id", rid.encode()))
+                # Every answer is dated by the tenant's clock (the server's own Date header is off): clients that
+                # reckon "days since" from the service's time see the simulated date, as against Microsoft.
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    headers.append((b"date", email.utils.format_datetime(self.state.clock.now(), usegmt=True).encode()))
                 message["headers"] = headers
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 finish()

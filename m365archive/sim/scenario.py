@@ -11,6 +11,7 @@ import json
 import random
 import tomllib
 import uuid
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from m365archive.sim.state import (
     AppRoleAssignment,
     Clock,
     Group,
+    ImportSource,
     Knobs,
     MailboxPermission,
     OAuth2PermissionGrant,
@@ -57,6 +59,7 @@ SCENARIO_TABLES = {
     "mailbox_permissions",
     "onprem",
     "generate",
+    "imports",
 }
 
 
@@ -153,13 +156,14 @@ def load_scenario(source: str | Path) -> TenantState:
 def build_state(data: dict[str, Any]) -> TenantState:
     tenant = data.get("tenant", {})
     knobs = Knobs(**_knob_values(data.get("knobs", {})))
+    start = tenant.get("clock_start")
     state = TenantState(
         tenant_id=tenant.get("id", str(uuid.uuid4())),
         domain=tenant.get("domain", "contoso.onmicrosoft.com"),
         cloud=tenant.get("cloud", "global"),
         display_name=tenant.get("display_name", "Contoso"),
         knobs=knobs,
-        clock=Clock(knobs.time_scale),
+        clock=Clock(knobs.time_scale, _start_time(start) if start else None),
     )
     state.signed_in_user = tenant.get("signed_in_user", f"admin@{state.domain}")
     for rid, name in BUILTIN_ROLES.items():
@@ -229,7 +233,47 @@ def build_state(data: dict[str, Any]) -> TenantState:
             seed=int(generate.get("seed", 0)),
             synced_share=float(generate.get("synced_share", 0.0)),
         )
+    for entry in data.get("imports", []):
+        state.imports.append(_import_source(state, entry))
     return state
+
+
+def _start_time(value: Any) -> datetime:
+    """tenant.clock_start: a TOML date-time (or ISO text), UTC when it names no zone."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _import_source(state: TenantState, entry: dict[str, Any]) -> ImportSource:
+    """An [[imports]] entry (README "Scenario files"): a connector delivering items once a simulated day."""
+
+    def user_id(upn: str) -> str:
+        user = state.user_by_upn(upn)
+        if user is None or user.id not in state.mailboxes:
+            raise ValueError(f"imports: no mailbox {upn!r}")
+        return user.id
+
+    route = entry.get("route", "purview")
+    if route not in ("purview", "partner"):
+        raise ValueError(f"imports: route must be 'purview' or 'partner', not {route!r}")
+    catchall = user_id(entry["catchall"]) if entry.get("catchall") else None
+    if route == "partner" and catchall is None:
+        raise ValueError("imports: a 'partner' route source needs catchall = '<the catch-all mailbox>'")
+    if route == "purview" and not entry.get("folder"):
+        raise ValueError("imports: a 'purview' route source needs folder = '<the folder its page names>'")
+    mailboxes = [user_id(u) for u in entry["mailboxes"]] if "mailboxes" in entry else None
+    return ImportSource(
+        name=str(entry["source"]),
+        folder=str(entry.get("folder", "")),
+        parent=str(entry.get("parent", "")),
+        route=route,
+        daily=int(entry.get("daily", 5)),
+        first_day=int(entry.get("first_day", 1)),
+        stop_day=int(entry["stop_day"]) if entry.get("stop_day") is not None else None,
+        unmapped_share=float(entry.get("unmapped_share", 0.0)),
+        mailboxes=mailboxes,
+        catchall=catchall,
+    )
 
 
 def _knob_values(raw: dict[str, Any]) -> dict[str, Any]:

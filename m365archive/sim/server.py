@@ -77,6 +77,7 @@ class SimulatedTenant:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            date_header=False,  # the app dates each answer by the simulated clock (sim/app.py)
         )
 
     def start(self) -> SimulatedTenant:

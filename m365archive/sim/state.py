@@ -125,10 +125,10 @@ def new_id() -> str:
 class Clock:
     """Simulated time: starts at the wall time, advances `time_scale`x slower than it."""
 
-    def __init__(self, time_scale: float = 1.0) -> None:
+    def __init__(self, time_scale: float = 1.0, start: datetime | None = None) -> None:
         self.time_scale = time_scale
         self._t0 = time.monotonic()
-        self._start = datetime.now(UTC)
+        self._start = start or datetime.now(UTC)  # a scenario may start its tenant on another date
         self.offset = 0.0  # simulated seconds added by tests (advance())
 
     def now(self) -> datetime:
@@ -141,6 +141,10 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+    def at(self, elapsed: float) -> datetime:
+        """The simulated date `elapsed` simulated seconds after the start."""
+        return self._start + timedelta(seconds=elapsed)
 
     def real_seconds(self, simulated: float) -> float:
         """How long a simulated delay takes in wall time."""
@@ -317,6 +321,46 @@ class RemoteMailbox:
     settings: dict[str, Any] = field(default_factory=dict)  # other Set-RemoteMailbox values, by name
 
 
+DAY = 86400.0  # simulated seconds
+
+
+@dataclass
+class ImportSource:
+    """A connector importing third-party items once a simulated day (the connector pages: "once every 24 hours").
+
+    The run of day d (d = 1, 2, ...) lands at d simulated days after the start; none from `stop_day` on.
+    Each run gives every mailbox in `mailboxes` `daily` items. `route` "purview": mapped items go to the
+    folder the connector's page names (created by the first import), items no user maps to (`unmapped_share`
+    of the run's items, on top) are not imported. Route "partner" (the retired EWS partner route): mapped items go
+    to the user's Recoverable Items Purges folder, unmapped ones to the Inbox of the `catchall` mailbox, and no
+    run after the retirement date.
+    """
+
+    name: str
+    folder: str = ""
+    parent: str = ""  # "" (top level, beside the Inbox) or "Inbox"
+    route: str = "purview"
+    daily: int = 5
+    first_day: int = 1
+    stop_day: int | None = None
+    unmapped_share: float = 0.0
+    mailboxes: list[str] | None = None  # user ids; None: every user mailbox except a catch-all
+    catchall: str | None = None  # user id (route "partner")
+    item_bytes: int = 6144  # the size of one imported item
+
+    def runs(self, clock: Clock, retired_at: datetime) -> list[int]:
+        """The days whose run has landed by now."""
+        days = int(clock.elapsed() // DAY)
+        last = days if self.stop_day is None else min(days, self.stop_day - 1)
+        out = list(range(max(1, self.first_day), last + 1))
+        if self.route == "partner":
+            out = [d for d in out if clock.at(d * DAY) < retired_at]
+        return out
+
+    def unmapped_per_run(self, mailboxes: int) -> int:
+        return round(self.daily * mailboxes * self.unmapped_share)
+
+
 @dataclass
 class Knobs:
     """Behaviour over time and under load. Every delay is in simulated seconds."""
@@ -424,6 +468,7 @@ class TenantState:
     verified_domains: list[str] = field(default_factory=list)  # besides `domain`
     activated_directory_roles: set[str] = field(default_factory=set)  # role template ids (POST /directoryRoles)
     knobs: Knobs = field(default_factory=Knobs)
+    imports: list[ImportSource] = field(default_factory=list)  # third-party data arriving (ImportSource)
     # The token signing key, made with the state (the simulator's start); only the simulator holds it.
     token_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     issued_tokens: dict[str, float] = field(default_factory=dict)  # token id (uti) -> simulated issue time

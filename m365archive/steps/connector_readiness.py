@@ -9,12 +9,17 @@ writes the portal instructions, because no public API or cmdlet creates a data c
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from m365archive.engine.checks import Check
 from m365archive.engine.plan import OperationKind, Severity, Wait, WaitKind
-from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE, PURVIEW_CONNECTORS, PurviewConnector
+from m365archive.partners import (
+    DATA_CONNECTOR_ADMIN_ROLE,
+    PURVIEW_CONNECTORS,
+    PurviewConnector,
+    connector_slug,
+    find_purview_connector,
+)
 from m365archive.powershell import command
 from m365archive.steps import rollback
 from m365archive.steps.base import (
@@ -40,18 +45,13 @@ NO_CATCHALL = (
 )
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def find_connector(source: str) -> PurviewConnector:
     """The connector a config's `connector.source` names ("bloomberg-message", "Veritas Merge1", ...)."""
-    wanted = _slug(source)
-    for connector in PURVIEW_CONNECTORS:
-        if _slug(connector.name) == wanted:
-            return connector
-    names = ", ".join(_slug(c.name) for c in PURVIEW_CONNECTORS)
-    raise StepError(f"connector.source {source!r} is not a known Purview data connector (known: {names})")
+    connector = find_purview_connector(source)
+    if connector is None:
+        names = ", ".join(connector_slug(c.name) for c in PURVIEW_CONNECTORS)
+        raise StepError(f"connector.source {source!r} is not a known Purview data connector (known: {names})")
+    return connector
 
 
 def role_name(role: object) -> str:
@@ -212,8 +212,8 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
             change(NAME, "role-group", member, "Data Connector Admin", f"via {via}", f"via {via}", None, side=SCC)
         )
         return
-    norm = _slug(wanted).replace("-", "")
-    target = next((g for g in groups.objects if _slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
+    norm = connector_slug(wanted).replace("-", "")
+    target = next((g for g in groups.objects if connector_slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
     if target is None or DATA_CONNECTOR_ADMIN_ROLE not in role_names(target):
         names = ", ".join(sorted(str(g["Name"]) for g in carrying)) or "none"
         raise StepError(

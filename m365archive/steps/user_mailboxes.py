@@ -140,6 +140,20 @@ async def _scope_users(
     return users
 
 
+async def _plans_of_skus(ctx: StepContext) -> dict[str, frozenset[str]]:
+    skus = await ctx.session.graph.subscribed_skus()
+    return {
+        str(s["skuId"]): frozenset(str(p.get("servicePlanId")).lower() for p in s.get("servicePlans") or [])
+        for s in skus
+    }
+
+
+async def users_in_scope(ctx: StepContext) -> dict[str, UserRow]:
+    """The licensed users `[users]` puts in scope, by object id (bulk reads; a scope that can't be read raises
+    StepError). For `verify`, which reads the same mailboxes setup prepares."""
+    return await _scope_users(ctx, await _plans_of_skus(ctx))
+
+
 def _scope_file_findings(out: StepPlan, scope_file: ScopeFile, matched: set[str]) -> None:
     """Every line of the scope file is in scope or a finding here, with its line number."""
     where = scope_file.path
@@ -184,11 +198,7 @@ async def plan(ctx: StepContext, joiners: PolicyJoiners, selection: MailboxSelec
     out = StepPlan()
     if cfg.scope == "none":
         return out
-    skus = await ctx.session.graph.subscribed_skus()
-    plan_of_sku = {
-        str(s["skuId"]): frozenset(str(p.get("servicePlanId")).lower() for p in s.get("servicePlans") or [])
-        for s in skus
-    }
+    plan_of_sku = await _plans_of_skus(ctx)
     users = await _scope_users(ctx, plan_of_sku, out, selection)
     if any(c.id == "scope-file" and not c.passed for c in out.checks):
         return out

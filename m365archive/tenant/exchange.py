@@ -54,6 +54,7 @@ class CmdletOutcome:
     warnings: list[str] = field(default_factory=list)
     error: ExchangeError | None = None
     request_id: str | None = None
+    answered_at: str | None = None  # the service's Date header on the answer (its clock, not ours)
 
     @property
     def ok(self) -> bool:

@@ -356,6 +356,7 @@ class RestExchangeRunner:
         while url:
             answer, retried = await self._send(url, body, cmdlet.name, page_size, cmdlets=1)
             outcome.request_id = answer.request_id
+            outcome.answered_at = answer.headers.get("date")
             payload = answer.body if isinstance(answer.body, dict) else {}
             if answer.status >= 400:
                 error = _exchange_error(answer.status, payload, cmdlet.name, answer.request_id)
@@ -421,6 +422,7 @@ class RestExchangeRunner:
                 item = by_id.get(str(i))
                 outcome = outcomes[i]
                 outcome.request_id = answer.request_id
+                outcome.answered_at = answer.headers.get("date")
                 if item is None:
                     # Sent, but the answer says nothing about it: it may or may not have run. Never ok, and
                     # not re-sent blindly: the next plan reads the tenant first.

@@ -24,6 +24,7 @@ from m365archive.sim.exchange.core import (
     Result,
     _page_size,
 )
+from m365archive.sim.exchange.folders import get_mailbox_folder_statistics
 from m365archive.sim.exchange.mailboxes import enable_mailbox, get_exo_mailbox, get_mailbox, set_mailbox
 from m365archive.sim.exchange.org import (
     get_admin_audit_log_config,
@@ -441,6 +442,7 @@ class ExchangeService:
 
 _HANDLERS: dict[str, Callable[[ExchangeService, Context], Result]] = {
     "Get-Mailbox": get_mailbox,
+    "Get-MailboxFolderStatistics": get_mailbox_folder_statistics,
     "Get-EXOMailbox": get_exo_mailbox,
     "Set-Mailbox": set_mailbox,
     "Enable-Mailbox": enable_mailbox,

@@ -14,6 +14,9 @@
      everywhere, the most output): human summary, every row (--limit 0) and -o markdown; lines and time.
   4. The simulated tenant at BENCH_PLAN_USERS: time to generate and start it, and to page every
      mailbox (Exchange Get-Mailbox) and every user (Graph /users) through the real clients.
+  6. `verify` over BENCH_VERIFY_USERS (default 10,000; 0 skips) mailboxes receiving two sources (one gone
+     silent), with the same latency and throttle budget as 2: wall time, HTTP requests per mailbox
+     (target <= 0.11), peak RSS, ratio to the throttle-bound limit. `BENCH_ONLY=verify` runs only this part.
 
 Simulator and tool run in separate processes, so each RSS is its own. Results are printed
 and appended to benchmarks/RESULTS.md.
@@ -386,7 +389,80 @@ def bench_faults(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+VERIFY_USERS = int(os.environ.get("BENCH_VERIFY_USERS", "10000"))
+
+
+def bench_verify(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`verify` over VERIFY_USERS mailboxes: two sources arriving for 6 simulated days, one stopped on day 4."""
+    cfg = tmp / "verify.toml"
+    cfg.write_text(
+        f'procedure = "purview-connector"\n[tenant]\nid = "{TENANT}"\ndomain = "{DOMAIN}"\n'
+        '[users]\nscope = "all"\nmax_concurrency = 16\n[hold]\nkind = "litigation"\n'
+        '[verify]\nsources = ["instant-bloomberg", "ice-chat"]\n',
+        encoding="utf-8",
+    )
+    knobs = {
+        "exchange_latency_ms": list(EXCHANGE_LATENCY),
+        "latency_ms": [10.0, 30.0],
+        "exchange_rate": RATE,
+        "exchange_burst": BURST,
+        "exchange_concurrency": CONCURRENCY_CAP,
+    }
+    path = scenario(tmp / "verify.json", VERIFY_USERS, **knobs)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tenant"]["clock_elapsed_days"] = 6.5
+    data["imports"] = [
+        {"source": "Instant Bloomberg", "folder": "InstantBloomberg", "daily": 4},
+        {"source": "ICE Chat", "folder": "ICE Chat", "daily": 3, "stop_day": 4},
+    ]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    log = tmp / "verify.log"
+    with simulator(path, log) as url:
+        before = len(read_log(log))
+        wall, rss, code, tail = run_tool(["--sim", url, "--config", str(cfg), "verify"], env)
+        entries = read_log(log)[before:]
+    snapshots = sorted((Path(env["M365ARCHIVE_HOME"]) / "verify").rglob("*.json"))  # the run's own record
+    last = json.loads(snapshots[-1].read_text(encoding="utf-8")) if snapshots else {}
+    silent = [s["source"] for s in last.get("sources", []) if s.get("silent")]
+    folder_stats = sum(
+        len([c for c in (e.get("cmdlets") or [e.get("cmdlet")]) if c == "Get-MailboxFolderStatistics"])
+        for e in entries
+        if e.get("service") == "exchange" and e.get("status") == 200
+    )
+    cmdlets = sum(len(e.get("cmdlets") or [e.get("cmdlet")]) for e in entries if e.get("service") == "exchange")
+    writes = [
+        e
+        for e in entries
+        if e["method"] != "GET" and not e["path"].endswith(("InvokeCommand", "$batch", "/oauth2/v2.0/token"))
+    ]
+    exchange_writes = [
+        e
+        for e in entries
+        if e.get("service") == "exchange"
+        and any(not str(c).startswith("Get-") for c in (e.get("cmdlets") or [e.get("cmdlet")]))
+    ]
+    bound = cmdlets / RATE
+    return {
+        "users": VERIFY_USERS,
+        "rate": RATE,
+        "mailboxes_read": folder_stats,
+        "exit_code": code,
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+        "requests": len(entries),
+        "requests_per_mailbox": len(entries) / max(folder_stats, 1),
+        "exchange_cmdlets": cmdlets,
+        "throttle_bound_s": bound,
+        "ratio_to_bound": wall / bound if bound else 0.0,
+        "writes": len(writes) + len(exchange_writes),
+        "silent_sources": silent,
+        **({"tail": tail} if code not in (0, 13) else {}),
+    }
+
+
 def main() -> int:
+    if os.environ.get("BENCH_ONLY") == "verify":
+        return main_verify()
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -408,9 +484,34 @@ def main() -> int:
         if os.environ.get("BENCH_FAULT_USERS", "10000") != "0":
             results["faults"] = bench_faults(tmp, env)
             print(json.dumps(results["faults"], indent=2), flush=True)
+        if VERIFY_USERS:
+            results["verify"] = bench_verify(tmp, env)
+            print(json.dumps(results["verify"], indent=2), flush=True)
     (ROOT / "benchmarks" / "last-run.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(summary(results))
     return 0
+
+
+def main_verify() -> int:
+    """Only the verify measurement (BENCH_ONLY=verify): printed, and its RESULTS.md line."""
+    with tempfile.TemporaryDirectory(prefix="m365archive-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp / "home"), "NO_COLOR": "1", "COLUMNS": "120"}
+        result = bench_verify(tmp, env)
+    print(json.dumps(result, indent=2))
+    print(verify_line(result))
+    return 0
+
+
+def verify_line(v: dict[str, Any]) -> str:
+    return (
+        f"- `verify` over {v['users']:,} mailboxes ({v['mailboxes_read']:,} user mailboxes read, two sources, "
+        f"Exchange 50-150 ms a call, throttle {v['rate']:.0f} cmdlets/s): {v['wall_s']:.1f} s wall (exit "
+        f"{v['exit_code']}, silent: {', '.join(v['silent_sources']) or 'none'}), {v['requests']:,} HTTP requests: "
+        f"{v['requests_per_mailbox']:.3f} per mailbox (target <= 0.11), throttle-bound limit "
+        f"{v['throttle_bound_s']:.1f} s (ratio {v['ratio_to_bound']:.2f}), peak RSS {v['peak_rss_mb']} MB, "
+        f"{v['writes']} writes"
+    )
 
 
 def summary(r: dict[str, Any]) -> str:
@@ -461,6 +562,8 @@ def summary(r: dict[str, Any]) -> str:
             f"{f['lost']} lost, {f['duplicated']} applied twice ({f['transitions']:,} setting changes), "
             f"{f['wall_s']:.1f} s"
         )
+    if "verify" in r:
+        lines.append(verify_line(r["verify"]))
     return "\n".join(lines) + "\n"
 
 

@@ -142,17 +142,42 @@ class TenantConfig(Strict):
 
 class AuthConfig(Strict):
     method: Literal[
-        "browser", "device-code", "certificate", "secret", "managed-identity", "azure-cli", "environment"
+        "browser",
+        "device-code",
+        "certificate",
+        "secret",
+        "managed-identity",
+        "azure-cli",
+        "environment",
+        "azure-pipelines",
+        "github-oidc",
     ] = "device-code"
     client_id: str | None = None
     certificate: str | None = None
     managed_identity_client_id: str | None = None
+    service_connection_id: str | None = None  # azure-pipelines: the service connection's id
     allow_unencrypted_token_cache: bool = False
 
     @field_validator("client_id", "managed_identity_client_id")
     @classmethod
     def _ids(cls, value: str | None) -> str | None:
         return None if value is None else _guid(value, "an application (client) id")
+
+    @field_validator("service_connection_id")
+    @classmethod
+    def _connection(cls, value: str | None) -> str | None:
+        return None if value is None else _guid(value, "a service connection id")
+
+    @model_validator(mode="after")
+    def _federated(self) -> AuthConfig:
+        # Federated sign-in from CI: the app registration is always named; Azure DevOps also names its connection.
+        if self.method in ("azure-pipelines", "github-oidc") and not self.client_id:
+            raise ValueError(f'method = "{self.method}" needs client_id = "<your app registration\'s client id>"')
+        if self.method == "azure-pipelines" and not self.service_connection_id:
+            raise ValueError(
+                'method = "azure-pipelines" needs service_connection_id = "<the service connection\'s id>"'
+            )
+        return self
 
 
 class FullAccess(Strict):

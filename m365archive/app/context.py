@@ -129,6 +129,7 @@ def sign_in_for(config: Config, *, interactive: bool = True) -> Any:
         client_id=auth.client_id,
         certificate_path=auth.certificate,
         managed_identity_client_id=auth.managed_identity_client_id,
+        service_connection_id=auth.service_connection_id,
         allow_unencrypted_cache=auth.allow_unencrypted_token_cache,
         interactive=interactive,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from m365archive.sim.state import (
     CONNECTOR_APP_ID,
+    DAY,
     EXCHANGE_ADMIN_ROLE_TEMPLATE,
     EXCHANGE_APP_ID,
     GRAPH_APP_ID,
@@ -235,6 +236,8 @@ def build_state(data: dict[str, Any]) -> TenantState:
         )
     for entry in data.get("imports", []):
         state.imports.append(_import_source(state, entry))
+    if tenant.get("clock_elapsed_days"):  # the tenant has been running this long when the simulator starts
+        state.clock.advance(float(tenant["clock_elapsed_days"]) * DAY)
     return state
 
 

@@ -62,6 +62,8 @@ class AuthMethod(StrEnum):
     MANAGED_IDENTITY = "managed_identity"
     AZURE_CLI = "azure_cli"
     ENVIRONMENT = "environment"
+    AZURE_PIPELINES = "azure_pipelines"
+    GITHUB_OIDC = "github_oidc"
     SIMULATOR = "simulator"
 
 
@@ -73,6 +75,8 @@ _DESCRIPTIONS = {
     AuthMethod.MANAGED_IDENTITY: "managed identity",
     AuthMethod.AZURE_CLI: "Azure CLI",
     AuthMethod.ENVIRONMENT: "environment credential",
+    AuthMethod.AZURE_PIPELINES: "Azure Pipelines service connection",
+    AuthMethod.GITHUB_OIDC: "GitHub Actions OIDC",
     AuthMethod.SIMULATOR: "simulator",
 }
 
@@ -88,6 +92,7 @@ class SignIn:
     certificate_password_env: str | None = None  # name of the variable holding the PFX password
     managed_identity_client_id: str | None = None  # user-assigned identity; None = system-assigned
     login_hint: str | None = None  # UPN pre-filled in the browser
+    service_connection_id: str | None = None  # azure-pipelines: the Azure Resource Manager service connection
     allow_unencrypted_cache: bool = False
     cache_name: str = "m365archive"
     # False: never open a browser or print a device code; a command that needs a new sign-in fails
@@ -139,6 +144,10 @@ def make_credential(
         from azure.identity.aio import EnvironmentCredential
 
         return EnvironmentCredential(authority=cloud.authority_host)
+    if method is AuthMethod.AZURE_PIPELINES:
+        return _pipelines_credential(sign_in, cloud)
+    if method is AuthMethod.GITHUB_OIDC:
+        return _github_oidc_credential(sign_in, cloud)
     if method is AuthMethod.CERTIFICATE:
         return _certificate_credential(sign_in, cloud)
     if method is AuthMethod.SECRET:
@@ -255,6 +264,73 @@ def _secret_credential(sign_in: SignIn, cloud: Cloud) -> AsyncTokenCredential:
         authority=cloud.authority_host,
         cache_persistence_options=cache_options(sign_in),
     )
+
+
+# Azure Pipelines hands a job its OIDC request token as System.AccessToken, mapped into the environment
+# explicitly (`env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`); azure-identity's AzurePipelinesCredential takes it.
+PIPELINES_TOKEN_ENV = "SYSTEM_ACCESSTOKEN"
+# GitHub Actions gives a job with `permissions: id-token: write` these two variables to ask for an OIDC token.
+GITHUB_OIDC_ENV = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+# The audience Entra's workload identity federation expects (azure/login asks for the same).
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def _pipelines_credential(sign_in: SignIn, cloud: Cloud) -> AsyncTokenCredential:
+    """Workload identity federation from an Azure DevOps service connection: no secret is stored anywhere."""
+    from azure.identity.aio import AzurePipelinesCredential
+
+    client_id = _require_client_id(sign_in)
+    if not sign_in.service_connection_id:
+        raise AuthError(
+            "azure-pipelines sign-in needs service_connection_id under [auth]: the id of the Azure Resource "
+            "Manager service connection (workload identity federation) the pipeline uses"
+        )
+    token = os.environ.get(PIPELINES_TOKEN_ENV)
+    if not token:
+        raise AuthError(
+            f"azure-pipelines sign-in needs {PIPELINES_TOKEN_ENV} in the environment: map it in the step "
+            f"(env: {PIPELINES_TOKEN_ENV}: $(System.AccessToken))"
+        )
+    return AzurePipelinesCredential(
+        tenant_id=sign_in.tenant_id,
+        client_id=client_id,
+        service_connection_id=sign_in.service_connection_id,
+        system_access_token=token,
+        authority=cloud.authority_host,
+    )
+
+
+def github_oidc_token(audience: str = FEDERATION_AUDIENCE) -> str:
+    """The job's GitHub Actions OIDC token for `audience` (called by azure-identity when it needs a token)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    url, bearer = (os.environ.get(name, "") for name in GITHUB_OIDC_ENV)
+    if not url or not bearer:
+        raise AuthError("no GitHub Actions OIDC token: the job needs `permissions: id-token: write`")
+    separator = "&" if "?" in url else "?"
+    request = urllib.request.Request(
+        f"{url}{separator}audience={urllib.parse.quote(audience)}", headers={"Authorization": f"bearer {bearer}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        value = json.loads(answer.read()).get("value")
+    if not value:
+        raise AuthError("GitHub Actions answered without an OIDC token")
+    return str(value)
+
+
+def _github_oidc_credential(sign_in: SignIn, cloud: Cloud) -> AsyncTokenCredential:
+    """A client assertion over the GitHub Actions OIDC token (a federated credential on the app registration)."""
+    from azure.identity.aio import ClientAssertionCredential
+
+    client_id = _require_client_id(sign_in)
+    if not all(os.environ.get(name) for name in GITHUB_OIDC_ENV):
+        raise AuthError(
+            "github-oidc sign-in runs in a GitHub Actions job with `permissions: id-token: write` "
+            f"({' and '.join(GITHUB_OIDC_ENV)} are not set)"
+        )
+    return ClientAssertionCredential(sign_in.tenant_id, client_id, github_oidc_token, authority=cloud.authority_host)
 
 
 class _SyncCredential(Protocol):

@@ -326,7 +326,7 @@ def test_plan_report_step_tables_in_plan_order() -> None:
     assert report.index("### catchall_account") < report.index("### catchall_mailbox")
     assert f"| {UPN} | directory role | (none) → Exchange Administrator | create | Microsoft Graph |" in report
     assert f"| {UPN} | Litigation Hold | off → on, 2555 | update | Exchange Online |" in report
-    assert f"| {UPN} | HiddenFromAddressListsEnabled | true | no-op | Exchange Online |" in report
+    assert f"| {UPN} | HiddenFromAddressListsEnabled | on | no-op | Exchange Online |" in report
 
 
 def test_plan_report_exact_operations_show_request_body_powershell_and_rollback() -> None:
@@ -518,7 +518,7 @@ def test_status_report_desired_vs_actual() -> None:
     assert "| 1 | 4 | 0 | 1 | 1 | 0 |" in report
     assert "| Target | Setting | Desired | Actual | State |" in report
     assert f"| {UPN} | Litigation Hold | on, 2555 | off | **DRIFT** |" in report
-    assert f"| {UPN} | HiddenFromAddressListsEnabled | true | true | in sync |" in report
+    assert f"| {UPN} | HiddenFromAddressListsEnabled | on | on | in sync |" in report
     assert "| HIGH | catchall_account | [bold]x \\| y |" in report
     assert "${" not in report
 
@@ -644,7 +644,7 @@ def test_csv_rows_for_a_plan(tmp_path: Path) -> None:
     rows = list(csv.DictReader(path.open(encoding="utf-8", newline="")))
     assert list(rows[0]) == ["target", "step", "setting", "before", "after", "action", "side", "outcome", "detail"]
     assert len(rows) == 5
-    assert rows[0]["after"] == f"userPrincipalName: {UPN}; displayName: Third-party data; accountEnabled: true"
+    assert rows[0]["after"] == f"userPrincipalName: {UPN}; displayName: Third-party data; accountEnabled: on"
     assert rows[3] == {
         "target": UPN,
         "step": "catchall_mailbox",

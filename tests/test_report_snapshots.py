@@ -34,6 +34,21 @@ VOLATILE: list[tuple[re.Pattern[str], str]] = [
 REPO = str(EXAMPLE.parents[1])
 
 
+OTHER_VOCABULARY = re.compile(r"(?:^|[ (:,])(?:True|False|true|false|None|Active|HostedProvisioned)(?:$|[ ),;])")
+
+
+def vocabulary_problems(text: str) -> list[str]:
+    """Every change row's before and after in one vocabulary (on/off, "(none)"), whatever the step."""
+    problems = []
+    for line in text.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| ") and len(cells) == 5 and cells[3] in ("create", "update", "delete", "no-op"):
+            for value in cells[2].split(" → "):
+                if OTHER_VOCABULARY.search(value):
+                    problems.append(line)
+    return problems
+
+
 def normalise(text: str, tmp: Path) -> str:
     text = text.replace(str(tmp), "TMP").replace(REPO, "REPO")
     for pattern, replacement in VOLATILE:
@@ -90,6 +105,7 @@ def test_report_snapshot(
     data = json.loads(document.stdout)["data"]
 
     assert powershell_problems(text) == []
+    assert vocabulary_problems(text) == []
     for change in data["changes"]:
         op = change["operation"]
         if op and op["powershell"]:

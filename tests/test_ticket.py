@@ -61,6 +61,16 @@ def test_fresh_dry_run_is_a_change_ticket(sim: SimulatedTenant, tmp_path: Path) 
     for field in ("Requested by", "Approved by (CAB)", "Ticket reference"):
         assert f"| {field} |   |" in text
     assert powershell_problems(text) == []
+    # weighty facts come before the changes, each with its public source
+    before_changes = text[: text.index("## Changes")]
+    for fact, source in (
+        ("at most 1.5 TB in all, is supported only for a growth rate up to 1 GB a day", "autoexpanding-archiving"),
+        ("A user's archive mailbox is intended for just that user", "autoexpanding-archiving"),
+        ("Communication compliance can't be applied", "archive-partner-third-party-data"),
+        ("can't be turned off once enabled", "enable-mailbox"),
+    ):
+        line = next(line for line in before_changes.splitlines() if fact in line)
+        assert "(source: https://learn.microsoft.com/" in line and source in line, line
 
     plan = Plan.from_dict(json.loads(plan_out.read_text(encoding="utf-8")))
     order = backout_order(plan.pending)

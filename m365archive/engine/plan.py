@@ -28,6 +28,19 @@ from m365archive.engine.checks import Check
 FORMAT_VERSION = "2"
 REPLAN = "make a new plan with `--dry-run --plan-out FILE` and have it approved"
 KNOWN_AFTER_APPLY = "(known after apply)"
+NEW_MAILBOX = "(new mailbox) "  # before-values a mailbox not yet provisioned will show
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value in the one vocabulary every step's rows use: a two-state setting is on or off
+    (Exchange's True/False, an archive's Active/None), an absent value "(none)"."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
 SENSITIVE = "(sensitive value)"  # the one mask: what a report (and a plan's `before`) shows for a secret
 REF = re.compile(r"\$\{ref:([^}#]+)#([^}]+)\}")
 SECRET = re.compile(r"\$\{secret:([^}]+)\}")

@@ -26,6 +26,7 @@ from m365archive.engine.plan import (
     Plan,
     Severity,
     present,
+    setting_text,
     short_digest,
 )
 from m365archive.engine.runner import ApplyResult, ChangeOutcome, OutcomeKind
@@ -71,6 +72,15 @@ def accepted_text(finding: dict[str, str]) -> str:
         return ""
     by = "the procedure" if finding.get("accepted_by") == "procedure" else "the config"
     return f"accepted by {by}: {finding['accepted']}"
+
+
+def setting_value(value: Any) -> str:
+    """A change's before/after value in the one vocabulary of every step's rows (on/off, "(none)")."""
+    if isinstance(value, list | tuple):
+        return ", ".join(setting_value(v) for v in value) if value else "(empty)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {setting_value(v)}" for k, v in value.items()) if value else "(empty)"
+    return setting_text(value)
 
 
 def text(value: Any) -> str:
@@ -134,8 +144,8 @@ class ChangeView:
 
     def before_after(self) -> str:
         if not self.pending:
-            return text(self.after)
-        return f"{text(self.before)} → {text(self.after)}"
+            return setting_value(self.after)
+        return f"{setting_value(self.before)} → {setting_value(self.after)}"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

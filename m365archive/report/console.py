@@ -31,6 +31,7 @@ from m365archive.report import (
     outcome_counts,
     outcomes_by_change,
     pretty_json,
+    setting_value,
     shape_groups,
     text,
 )
@@ -240,7 +241,7 @@ def print_status(
             table.add_column(column, overflow="fold")
         for c in shown:
             state = Text("DRIFT", style="bold red") if c.pending else Text("in sync", style="green")
-            table.add_row(_t(c.target), _t(c.setting), _t(text(c.after)), _t(text(c.before)), state)
+            table.add_row(_t(c.target), _t(c.setting), _t(setting_value(c.after)), _t(setting_value(c.before)), state)
         console.print(table)
         if len(shown) < len(rows):
             console.print(Text(f"  … and {len(rows) - len(shown):,} more (--limit 0 shows every row)"))

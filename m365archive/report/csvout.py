@@ -14,7 +14,7 @@ from typing import IO
 from m365archive.engine.plan import Plan
 from m365archive.engine.runner import ApplyResult
 from m365archive.files import open_private
-from m365archive.report import Presenter, outcomes_by_change, text
+from m365archive.report import Presenter, outcomes_by_change, setting_value
 
 COLUMNS = ["target", "step", "setting", "before", "after", "action", "side", "outcome", "detail"]
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -37,8 +37,8 @@ def rows(plan: Plan, result: ApplyResult | None = None) -> list[dict[str, str]]:
             "target": view.target,
             "step": view.step,
             "setting": view.setting,
-            "before": text(view.before),
-            "after": text(view.after),
+            "before": setting_value(view.before),
+            "after": setting_value(view.after),
             "action": view.action.value,
             "side": view.side,
             "outcome": outcome.outcome if outcome else ("" if result is None or view.pending else "no-op"),

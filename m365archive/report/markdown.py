@@ -28,6 +28,7 @@ from m365archive.report import (
     outcome_counts,
     outcomes_by_change,
     pretty_json,
+    setting_value,
     shape_groups,
     text,
     ticket,
@@ -438,7 +439,13 @@ def render_status(plan: Plan, *, title: str = "m365archive status") -> str:
         out += table(
             ["Target", "Setting", "Desired", "Actual", "State"],
             [
-                [c.target, c.setting, text(c.after), text(c.before), "**DRIFT**" if c.pending else "in sync"]
+                [
+                    c.target,
+                    c.setting,
+                    setting_value(c.after),
+                    setting_value(c.before),
+                    "**DRIFT**" if c.pending else "in sync",
+                ]
                 for c in step.changes
             ],
         )

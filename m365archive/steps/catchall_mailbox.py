@@ -8,9 +8,9 @@ from typing import Any
 
 from m365archive.config import MICROSOFT_AUDIT_DEFAULTS
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import OperationKind, Severity
+from m365archive.engine.plan import NEW_MAILBOX, OperationKind, Severity, setting_text
 from m365archive.powershell import command
-from m365archive.steps import rollback
+from m365archive.steps import rollback, weighty
 from m365archive.steps.base import EXO, SCC, StepContext, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.steps.seams import CatchallUser, Planned, PolicyJoiners
@@ -31,10 +31,6 @@ NEW_MAILBOX_DEFAULTS: dict[str, Any] = {
     "AuditDelegate": MICROSOFT_AUDIT_DEFAULTS["delegate"],
     "AuditAdmin": MICROSOFT_AUDIT_DEFAULTS["admin"],
 }
-COMMUNICATION_COMPLIANCE = (
-    "Communication compliance can't be applied to the third-party data partner connectors import: review it "
-    "with eDiscovery, retention and Litigation Hold instead."
-)
 ALREADY_ARCHIVE = ["already has an archive", "already archive-enabled", "already enabled"]
 
 
@@ -96,7 +92,7 @@ async def plan(ctx: StepContext, user: CatchallUser) -> Planned[PolicyJoiners]:
     ctx.observe("catchall.mailbox", {k: current.get(k) for k in NEW_MAILBOX_DEFAULTS} if mailbox else None)
 
     def cur(key: str) -> Any:
-        return current.get(key) if mailbox else ("(new mailbox) " + str(NEW_MAILBOX_DEFAULTS[key]))
+        return current.get(key) if mailbox else NEW_MAILBOX + setting_text(NEW_MAILBOX_DEFAULTS[key])
 
     def exo(key: str, setting: str, before: Any, after: Any, cmd: Cmdlet, **extra: Any) -> None:
         if new and NEW_MAILBOX_DEFAULTS.get(setting) == after:
@@ -170,13 +166,13 @@ async def plan(ctx: StepContext, user: CatchallUser) -> Planned[PolicyJoiners]:
         exo(
             "archive",
             "archive mailbox",
-            "(new mailbox) None" if new else ("Active" if archive_on else "None"),
-            "Active",
+            NEW_MAILBOX + setting_text(False) if new else archive_on,
+            True,
             Cmdlet("Enable-Mailbox", {"Identity": upn, "Archive": True}),
             ok_if_error=ALREADY_ARCHIVE,
             rollback=command("Disable-Mailbox", {"Identity": upn, "Archive": True}),
             rollback_note=rollback.ARCHIVE_DISABLE,
-            warnings=[COMMUNICATION_COMPLIANCE],
+            warnings=[weighty.COMMUNICATION_COMPLIANCE],
         )
     if cfg.auto_expanding_archive:
         before = current.get("AutoExpandingArchiveEnabled") if mailbox else cur("AutoExpandingArchiveEnabled")
@@ -188,7 +184,7 @@ async def plan(ctx: StepContext, user: CatchallUser) -> Planned[PolicyJoiners]:
             Cmdlet("Enable-Mailbox", {"Identity": upn, "AutoExpandingArchive": True}),
             ok_if_error=["already enabled"],
             after_ids=[archive_id] if cfg.archive and not archive_on else [],
-            warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+            warnings=[weighty.AUTO_EXPANDING_ONE_WAY, weighty.AUTO_EXPANDING_LIMITS, weighty.ARCHIVE_FOR_ONE_USER],
             rollback_note=rollback.AUTO_EXPANDING,
         )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.engine.plan import Action, Operation, OperationKind, Severity, secret
+from m365archive.engine.plan import Action, Operation, OperationKind, Severity, secret, setting_text
 from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
@@ -424,7 +424,7 @@ def _kept(out: StepPlan, acct: Account) -> None:
             category="kept",
         )
     )
-    archive = "Active" if has_archive(mbx) else "None"  # ArchiveGuid, not ArchiveStatus (can read None)
+    archive = setting_text(has_archive(mbx))  # ArchiveGuid, not ArchiveStatus (can read None)
     aea = ", auto-expanding" if mbx.get("AutoExpandingArchiveEnabled") else ""
     out.findings.append(
         finding(NAME, upn, Severity.INFO, f"kept: archive ({archive}{aea}), untouched", category="kept")

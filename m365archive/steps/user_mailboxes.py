@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from m365archive.engine.checks import Check
-from m365archive.engine.plan import Change, OperationKind, Severity
+from m365archive.engine.plan import Change, OperationKind, Severity, setting_text
 from m365archive.licences import plans_granting
 from m365archive.powershell import command
 from m365archive.scope_file import ScopeFile, ScopeFileError, read_scope_file
-from m365archive.steps import rollback
+from m365archive.steps import rollback, weighty
 from m365archive.steps.base import EXO, ONPREM, SCC, StepContext, StepError, StepPlan, change, cmdlet_operation, finding
 from m365archive.steps.retention import location_names, new_policy
 from m365archive.steps.seams import MailboxSelection, PolicyJoiners
@@ -289,9 +289,7 @@ def _plan_mailbox(
     archive_planned = False
     if cfg.archive:
         if archive_active:
-            out.changes.append(
-                change(NAME, "archive", upn, "archive", "Active", "Active", None, side=EXO, category="archive")
-            )
+            out.changes.append(change(NAME, "archive", upn, "archive", True, True, None, side=EXO, category="archive"))
         elif synced and onprem:
             onprem_archive.append(upn)
             archive_on_premises = True
@@ -318,8 +316,8 @@ def _plan_mailbox(
                     "archive",
                     upn,
                     "archive",
-                    "None",
-                    "Active",
+                    False,
+                    True,
                     cmdlet_operation(OperationKind.EXCHANGE, cmd, ["already has an archive", "already enabled"]),
                     side=EXO,
                     category="archive",
@@ -343,7 +341,7 @@ def _plan_mailbox(
                 side=EXO,
                 category="auto-expanding-archive",
                 depends_on=[archive_id] if archive_planned else [],
-                warnings=["Auto-expanding archiving can't be turned off once enabled for a mailbox."],
+                warnings=[weighty.AUTO_EXPANDING_ONE_WAY, weighty.AUTO_EXPANDING_LIMITS],
                 rollback_note=rollback.AUTO_EXPANDING,
             )
         )
@@ -433,8 +431,8 @@ async def _plan_onprem_archives(ctx: StepContext, upns: list[str]) -> StepPlan:
                     "archive",
                     upn,
                     "archive (on-premises)",
-                    on_prem,
-                    "HostedProvisioned",
+                    False if on_prem == "None" else f"{setting_text(False)} ({on_prem})",
+                    True,
                     cmdlet_operation(OperationKind.ONPREM, cmd, ["already"]),
                     side=ONPREM,
                     category="archive-on-premises",

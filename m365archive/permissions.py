@@ -13,6 +13,8 @@ reference):
   password of a user who holds an admin role needs Privileged Authentication Administrator
   (user-update "passwordProfile" row; user-changepassword).
 - accountEnabled: User.EnableDisableAccount.All (least privileged) or User.ReadWrite.All (user-update).
+- POST /users/{id}/revokeSignInSessions: User.RevokeSessions.All (least privileged) or User.ReadWrite.All
+  (user-revokesigninsessions).
 - assignLicense: LicenseAssignment.ReadWrite.All (user-assignlicense); subscribedSkus:
   LicenseAssignment.Read.All least privileged, Organization.Read.All higher (subscribedsku-list).
 - POST /roleManagement/directory/roleAssignments and directoryRole members: RoleManagement.ReadWrite.Directory,
@@ -201,6 +203,14 @@ TABLE: tuple[Requirement, ...] = (
         "block sign-in, or rotate the password (--rotate-password) of an account that holds an admin role",
         graph_delegated=(("User.EnableDisableAccount.All", "User.ReadWrite.All"), _PASSWORD_DELEGATED),
         graph_application=(("User.EnableDisableAccount.All", "User.ReadWrite.All"), _PASSWORD_APPLICATION),
+        entra_roles=(("Privileged Authentication Administrator",),),
+    ),
+    Requirement(
+        "legacy cleanup",
+        "legacy_cleanup",
+        "revoke the account's sign-in sessions after blocking or rotating",
+        graph_delegated=(("User.RevokeSessions.All", "User.ReadWrite.All"),),
+        graph_application=(("User.RevokeSessions.All", "User.ReadWrite.All"),),
         entra_roles=(("Privileged Authentication Administrator",),),
     ),
     Requirement(

@@ -62,7 +62,7 @@ def test_dry_run_reads_only_and_reports_every_removal_and_every_kept_object(
     )
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     assert leftovers.writes() == []
-    assert "4 removal(s) planned" in run.stdout
+    assert "5 removal(s) planned" in run.stdout
     text = report.read_text(encoding="utf-8")
     assert "retired on 2024-12-30" in text.split("\n## ")[0]
     # Every removal, with the exact request.
@@ -74,9 +74,13 @@ def test_dry_run_reads_only_and_reports_every_removal_and_every_kept_object(
     assert user is not None
     assert f"/members/{user.id}/$ref" in text and "$ref?$id=" not in text  # the documented form
     assert '"accountEnabled": false' in text
+    # sessions and refresh tokens issued with the partner's password are revoked after sign-in is blocked
+    assert f"POST /v1.0/users/{user.id}/revokeSignInSessions" in text
+    assert f"Revoke-MgUserSignInSession -UserId '{user.id}'" in text
+    assert text.index('"accountEnabled": false') < text.index("revokeSignInSessions")
     assert "password kept in this machine's keyring" in text
     # Every object kept.
-    for kept in ("kept: mailbox (UserMailbox, hidden from address lists)", "kept: archive (Active, auto-expanding)"):
+    for kept in ("kept: mailbox (UserMailbox, hidden from address lists)", "kept: archive (on, auto-expanding)"):
         assert kept in text
     assert "kept: Litigation Hold (on, Unlimited)" in text
     assert "kept: the items the connector imported stay in their mailboxes" in text
@@ -135,7 +139,9 @@ def test_keyring_deletion_is_a_journaled_change_sent_after_the_account_changes(
 
     with sqlite3.connect(journal_path()) as db:
         changes = db.execute("SELECT change_id, outcome, operation FROM changes ORDER BY rowid").fetchall()
-    assert len(changes) == 4 and all(outcome == "ok" for _, outcome, _ in changes)
+    assert len(changes) == 5 and all(outcome == "ok" for _, outcome, _ in changes)
+    user = leftovers.state.user_by_upn(CATCHALL)
+    assert user is not None and user.sign_in_sessions_valid_from is not None  # sessions revoked
     assert changes[-1][0] == f"legacy_cleanup/keyring/{CATCHALL}"  # after the role and sign-in changes
     assert "on this machine" in changes[-1][2]
 

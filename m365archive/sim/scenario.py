@@ -293,6 +293,7 @@ def _knob_values(raw: dict[str, Any]) -> dict[str, Any]:
         "onprem_auth",
         "principal_scopes",
         "principal_roles",
+        "conditional_access_policies",
     ):
         if key in out and out[key] is not None:
             out[key] = tuple(out[key])

@@ -176,6 +176,7 @@ class User:
     user_type: str = "Member"
     disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # skuId -> disabled servicePlanIds
     replicated_at: float = 0.0  # simulated time from which writes naming this user find it
+    sign_in_sessions_valid_from: datetime | None = None  # set by revokeSignInSessions
 
 
 @dataclass
@@ -436,6 +437,14 @@ class Knobs:
     # Litigation Hold only with a licence that allows it (Plan 2, commercial or Government, or Exchange Online
     # Archiving); False: any mailbox can be put on hold.
     hold_licence_check: bool = True
+    # A first-party resource's service principal lists the permissions it publishes (appRoles,
+    # oauth2PermissionScopes), as Graph returns them (False: both lists empty, so ids can't be named).
+    resource_permissions_published: bool = True
+    # Security defaults (GET /policies/identitySecurityDefaultsEnforcementPolicy isEnabled): administrators,
+    # the Exchange Administrator role among them, must do multifactor authentication at every sign-in.
+    security_defaults: bool = False
+    # Conditional Access policies (GET /identity/conditionalAccess/policies), as Graph returns them.
+    conditional_access_policies: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from m365archive.tenant.session import Endpoints, TenantSession
 
 NAME = "connector_consent"
+RESOURCE_FIELDS = ["id", "appId", "displayName", "appRoles", "oauth2PermissionScopes"]
 
 
 # The only redirect URI the reference page documents for the connector app (Step 5). No public source
@@ -65,6 +66,61 @@ class ConsentState:
     service_principal: dict[str, Any] | None = None
     oauth2_permission_grants: list[dict[str, Any]] = field(default_factory=list)
     app_role_assignments: list[dict[str, Any]] = field(default_factory=list)
+    # The resources' own service principals (id -> appId, displayName, appRoles, oauth2PermissionScopes), read
+    # to name what the ids mean; a resource that could not be read is absent.
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resource_name(self, resource_id: Any) -> str:
+        """A grant's resource by name (and app id), or its object id when it could not be read."""
+        resource = self.resources.get(str(resource_id))
+        if not resource:
+            return f"resource {resource_id} (not readable)"
+        return f"{resource.get('displayName')} (app {resource.get('appId')})"
+
+    def app_role_name(self, assignment: dict[str, Any]) -> str:
+        """An application permission by the value its resource publishes (full_access_as_app), with its id."""
+        role_id = str(assignment.get("appRoleId"))
+        resource = self.resources.get(str(assignment.get("resourceId"))) or {}
+        for role in resource.get("appRoles") or []:
+            if str(role.get("id")).lower() == role_id.lower():
+                return f"{role.get('value')} ({role_id})"
+        return f"app role {role_id} (not among the resource's published appRoles)"
+
+    def scope_names(self, grant: dict[str, Any]) -> list[str]:
+        """A delegated grant's scopes, each checked against what its resource publishes."""
+        resource = self.resources.get(str(grant.get("resourceId"))) or {}
+        published = {str(p.get("value")) for p in resource.get("oauth2PermissionScopes") or []}
+        return [
+            s if s in published else f"{s} (not among the resource's published scopes)"
+            for s in str(grant.get("scope", "")).split()
+            if s
+        ]
+
+    def permissions(self) -> list[dict[str, Any]]:
+        """Every permission the connector holds, named: what `consent status` shows and its JSON carries."""
+        out: list[dict[str, Any]] = []
+        for g in self.oauth2_permission_grants:
+            for scope in self.scope_names(g):
+                out.append(
+                    {
+                        "type": "delegated",
+                        "permission": scope,
+                        "resource": self.resource_name(g.get("resourceId")),
+                        "for": "all users"
+                        if g.get("consentType") == "AllPrincipals"
+                        else f"user {g.get('principalId')}",
+                    }
+                )
+        for a in self.app_role_assignments:
+            out.append(
+                {
+                    "type": "application",
+                    "permission": self.app_role_name(a),
+                    "resource": self.resource_name(a.get("resourceId")),
+                    "since": a.get("createdDateTime"),
+                }
+            )
+        return out
 
     @property
     def sp_id(self) -> str | None:
@@ -82,8 +138,8 @@ class ConsentState:
     def summary(self) -> str:
         """What the connector was granted, in one line: delegated scopes and application permissions."""
         grants, app_roles = self.oauth2_permission_grants, self.app_role_assignments
-        scopes = sorted({s for g in grants for s in str(g.get("scope", "")).split() if s})
-        roles = sorted({f"{a.get('resourceDisplayName')} app role {a.get('appRoleId')}" for a in app_roles})
+        scopes = sorted({s for g in grants for s in self.scope_names(g)})
+        roles = sorted({f"{self.app_role_name(a)} on {self.resource_name(a.get('resourceId'))}" for a in app_roles})
         parts = [f"{len(grants)} delegated grant(s)" + (f" ({', '.join(scopes)})" if scopes else "")]
         parts.append(f"{len(app_roles)} application permission(s)" + (f" ({'; '.join(roles)})" if roles else ""))
         return ", ".join(parts)
@@ -104,6 +160,7 @@ class ConsentState:
             "created": self.created,
             "oauth2PermissionGrants": self.oauth2_permission_grants,
             "appRoleAssignments": self.app_role_assignments,
+            "permissions": self.permissions(),
         }
 
     def lines(self) -> list[str]:
@@ -119,11 +176,12 @@ class ConsentState:
         ]
         for g in self.oauth2_permission_grants:
             who = "all users" if g.get("consentType") == "AllPrincipals" else f"user {g.get('principalId')}"
-            out.append(f"    - scope {g.get('scope', '').strip() or '(none)'} on {g.get('resourceId')} for {who}")
+            scopes = ", ".join(self.scope_names(g)) or "(none)"
+            out.append(f"    - {scopes} on {self.resource_name(g.get('resourceId'))} for {who}")
         out.append(f"  application permissions (appRoleAssignments): {len(self.app_role_assignments)}")
         for a in self.app_role_assignments:
             out.append(
-                f"    - app role {a.get('appRoleId')} on {a.get('resourceDisplayName') or a.get('resourceId')}"
+                f"    - {self.app_role_name(a)} on {self.resource_name(a.get('resourceId'))}"
                 f" (since {a.get('createdDateTime') or 'unknown'})"
             )
         return out
@@ -136,7 +194,9 @@ async def consent_state(session: TenantSession) -> ConsentState:
         return ConsentState(present=False)
     sp_id = str(sp["id"])
     grants, roles = await asyncio.gather(graph.oauth2_permission_grants(sp_id), graph.app_role_assignments(sp_id))
-    return ConsentState(True, sp, grants, roles)
+    resource_ids = sorted({str(x.get("resourceId")) for x in [*grants, *roles] if x.get("resourceId")})
+    found = await asyncio.gather(*(graph.service_principal(r, RESOURCE_FIELDS) for r in resource_ids))
+    return ConsentState(True, sp, grants, roles, {r: f for r, f in zip(resource_ids, found, strict=True) if f})
 
 
 def revoke_change(state: ConsentState, *, step: str, timeout: float) -> Change:

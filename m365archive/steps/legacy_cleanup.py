@@ -65,6 +65,7 @@ class Leftovers:
     accounts: dict[str, Account]  # lower UPN -> account (confirmed and discovered)
     confirmed: list[str]  # lower UPNs
     candidates: list[str]  # lower UPNs discovered and not confirmed
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # the grants' resources, to name them
 
 
 def confirmed_accounts(ctx: StepContext, request: CleanupRequest) -> list[str]:
@@ -169,7 +170,7 @@ async def read_leftovers(ctx: StepContext, request: CleanupRequest) -> Leftovers
             if k in confirmed or k in candidates
         },
     )
-    return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates)
+    return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates, consent.resources)
 
 
 async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -> StepPlan:
@@ -215,7 +216,7 @@ async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -
 def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> None:
     sp = lo.sp
     if sp:
-        state = ConsentState(True, sp, lo.grants, lo.app_roles)
+        state = ConsentState(True, sp, lo.grants, lo.app_roles, lo.resources)
         out.changes.append(revoke_change(state, step=NAME, timeout=ctx.config.mailbox_wait_timeout))
     else:
         out.changes.append(
@@ -360,6 +361,29 @@ def _plan_account(
                 rollback_note="the account can sign in again with the password the partner knows",
             )
         )
+    # 2b. Sessions and refresh tokens issued with the password the partner knows stay valid after sign-in is
+    # blocked or the password rotated, until revoked (user-revokesigninsessions): revoke them right after.
+    signin = out.changes[-1]
+    if signin.action is not Action.NOOP:
+        out.changes.append(
+            change(
+                NAME,
+                "revoke-sessions",
+                upn,
+                "sign-in sessions and refresh tokens",
+                "valid (issued with the password the partner knows)",
+                "revoked",
+                graph_operation(
+                    "POST",
+                    f"/users/{uid}/revokeSignInSessions",
+                    powershell=command("Revoke-MgUserSignInSession", {"UserId": uid}),
+                ),
+                side=GRAPH,
+                category="catchall",
+                depends_on=[signin.id],
+                rollback_note="can't be undone, and nothing is lost: whoever may still sign in signs in again",
+            )
+        )
     # 3. The password this machine kept for the partner: a local change, sent only after every change to the
     # account succeeded (while the tenant still trusts the old password, this copy is the way back in).
     account_changes = [c.id for c in out.changes if c.target == upn and c.step == NAME and c.action is not Action.NOOP]
@@ -463,7 +487,7 @@ async def leftover_findings(ctx: StepContext, consent: ConsentReported, local: L
                 CONNECTOR_APP_ID,
                 Severity.HIGH,
                 "the retired route's connector app still has a service principal in the tenant: "
-                + ConsentState(True, lo.sp, lo.grants, lo.app_roles).summary(),
+                + ConsentState(True, lo.sp, lo.grants, lo.app_roles, lo.resources).summary(),
                 f"{CLEANUP} deletes it (the imported data stays)",
                 category="legacy-service-principal",
             )

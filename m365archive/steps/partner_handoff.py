@@ -11,6 +11,7 @@ from m365archive.engine.checks import Check
 from m365archive.engine.plan import Severity
 from m365archive.partners import RETIREMENT, find_partner
 from m365archive.steps.base import StepContext, StepPlan, finding
+from m365archive.steps.signin_policies import catchall_mfa_check
 
 NAME = "partner_handoff"
 
@@ -84,6 +85,9 @@ async def plan(ctx: StepContext) -> StepPlan:
         "`m365archive partner-info` writes the packet; `--include-secret --out FILE` adds the password "
         "in a file only you can read."
     )
+    if config.catchall:
+        ctx.progress("reading the sign-in policies that apply to the catch-all (Security defaults, Conditional Access)")
+        out.checks.append(await catchall_mfa_check(ctx, upn))
     out.findings.append(
         finding(
             NAME,

@@ -262,6 +262,25 @@ class GraphGateway:
                 return None
             raise
 
+    async def service_principal(self, sp_id: str, select: list[str]) -> dict[str, Any] | None:
+        if not _GUID.match(sp_id):  # never paste a path fragment into a Graph URL
+            raise ValueError(f"{sp_id!r} is not a service principal object id (GUID)")
+        try:
+            return await self._get_json(f"/servicePrincipals/{sp_id}" + _query(select=select))
+        except GraphError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def security_defaults_enabled(self) -> bool:
+        """Security defaults (needs Policy.Read.All; a refusal is a GraphError 403)."""
+        body = await self._get_json("/policies/identitySecurityDefaultsEnforcementPolicy")
+        return bool(body.get("isEnabled"))
+
+    async def conditional_access_policies(self) -> list[dict[str, Any]]:
+        """Every Conditional Access policy (needs Policy.Read.All; a refusal is a GraphError 403)."""
+        return await self._collect("/identity/conditionalAccess/policies")
+
     async def oauth2_permission_grants(self, sp_id: str) -> list[dict[str, Any]]:
         return await self._collect(f"/servicePrincipals/{sp_id}/oauth2PermissionGrants")
 

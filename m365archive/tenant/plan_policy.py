@@ -84,6 +84,7 @@ GRAPH: tuple[GraphShape, ...] = (
         secrets={"passwordProfile.password"},
     ),
     _shape("POST", "/users/{id}/assignLicense", {"addLicenses", "removeLicenses"}),
+    _shape("POST", "/users/{id}/revokeSignInSessions"),
     _shape(
         "POST", "/roleManagement/directory/roleAssignments", {"principalId", "roleDefinitionId", "directoryScopeId"}
     ),

@@ -36,11 +36,13 @@ PATHS: dict[str, list[str]] = {
     "/directoryRoles(roleTemplateId='{roleTemplateId}')": ["GET"],
     "/directoryRoles/{directoryRole-id}/members/$ref": ["DELETE", "GET", "POST"],
     "/groups/{group-id}/members": ["GET"],
+    "/identity/conditionalAccess/policies": ["GET"],
     "/groups/{group-id}/members/graph.user": ["GET"],
     "/groups/{group-id}/transitiveMembers": ["GET"],
     "/groups/{group-id}/transitiveMembers/graph.user": ["GET"],
     "/oauth2PermissionGrants": ["GET", "POST"],
     "/organization": ["GET"],
+    "/policies/identitySecurityDefaultsEnforcementPolicy": ["GET"],
     "/roleManagement/directory/roleAssignments": ["GET", "POST"],
     "/roleManagement/directory/roleDefinitions": ["GET", "POST"],
     "/servicePrincipals": ["GET", "POST"],
@@ -52,6 +54,7 @@ PATHS: dict[str, list[str]] = {
     "/users": ["GET", "POST"],
     "/users/{user-id}": ["DELETE", "GET", "PATCH"],
     "/users/{user-id}/assignLicense": ["POST"],
+    "/users/{user-id}/revokeSignInSessions": ["POST"],
 }
 
 

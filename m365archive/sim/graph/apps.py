@@ -34,6 +34,60 @@ KNOWN_APPS: dict[str, str] = {
     GRAPH_APP_ID: "Microsoft Graph",
     EXCHANGE_APP_ID: "Office 365 Exchange Online",
 }
+# What a first-party resource publishes, as its service principal's appRoles and oauth2PermissionScopes.
+# Office 365 Exchange Online: full_access_as_app (application) and EWS.AccessAsUser.All (delegated), with the
+# ids of https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-authenticate-an-ews-
+# application-by-using-oauth (requiredResourceAccess); Exchange.ManageAsApp's id as public app registrations
+# name it. Display names and descriptions other than EWS.AccessAsUser.All's are unverified.
+PUBLISHED: dict[str, dict[str, list[dict[str, Any]]]] = {
+    EXCHANGE_APP_ID: {
+        "appRoles": [
+            {
+                "allowedMemberTypes": ["Application"],
+                "description": "Allows the app to have full access via Exchange Web Services to all mailboxes "
+                "without a signed-in user.",
+                "displayName": "Use Exchange Web Services with full access to all mailboxes",
+                "id": "dc890d15-9560-4a4c-9b7f-a736ec74ec40",
+                "isEnabled": True,
+                "origin": "Application",
+                "value": "full_access_as_app",
+            },
+            {
+                "allowedMemberTypes": ["Application"],
+                "description": "Allows the app to manage the organization's Exchange environment without any user "
+                "interaction.",
+                "displayName": "Manage Exchange As Application",
+                "id": "dc50a0fb-09a3-484d-be87-e023b12c6440",
+                "isEnabled": True,
+                "origin": "Application",
+                "value": "Exchange.ManageAsApp",
+            },
+        ],
+        "oauth2PermissionScopes": [
+            {
+                "adminConsentDescription": "Allows the app to have the same access to mailboxes as the signed-in "
+                "user via Exchange Web Services.",
+                "adminConsentDisplayName": "Access mailboxes as the signed-in user via Exchange Web Services",
+                "id": "3b5f3d61-589b-4a3c-a359-5dd4b5ee5bd5",
+                "isEnabled": True,
+                "origin": "Application",
+                "type": "User",
+                "userConsentDescription": "Allows the app full access to your mailboxes on your behalf.",
+                "userConsentDisplayName": "Access your mailboxes",
+                "value": "EWS.AccessAsUser.All",
+            }
+        ],
+    },
+}
+
+
+def published(state: TenantState, sp: ServicePrincipal, kind: str) -> list[dict[str, Any]]:
+    """The permissions a resource's service principal lists (knob resource_permissions_published)."""
+    if not state.knobs.resource_permissions_published:
+        return []
+    return [dict(p) for p in PUBLISHED.get(sp.app_id, {}).get(kind, [])]
+
+
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -50,6 +104,8 @@ def sp_fields(state: TenantState) -> dict[str, Getter]:
         "signInAudience": lambda s: "AzureADMultipleOrgs",
         "tags": lambda s: [],
         "deletedDateTime": lambda s: None,
+        "appRoles": lambda s: published(state, s, "appRoles"),
+        "oauth2PermissionScopes": lambda s: published(state, s, "oauth2PermissionScopes"),
     }
 
 

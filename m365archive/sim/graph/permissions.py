@@ -26,12 +26,14 @@ USERS = ("User.ReadWrite.All", *_DIRECTORY_WRITE)
 LICENCES = ("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", *_DIRECTORY_WRITE)
 ROLES = ("RoleManagement.ReadWrite.Directory",)
 APPS = ("Application.ReadWrite.All", *_DIRECTORY_WRITE)
+SESSIONS = ("User.RevokeSessions.All", "User.ReadWrite.All", *_DIRECTORY_WRITE)
 
 # (methods, path pattern, body property or None, delegated alternatives, application alternatives)
 RULES: list[tuple[frozenset[str], re.Pattern[str], str | None, tuple[str, ...], tuple[str, ...]]] = [
     (frozenset({"PATCH"}), re.compile(_USER), "passwordProfile", PASSWORD, PASSWORD_APP),
     (frozenset({"PATCH"}), re.compile(_USER), "accountEnabled", ENABLE, ENABLE),
     (frozenset({"POST"}), re.compile(r"^/users/[^/]+/assignLicense$"), None, LICENCES, LICENCES),
+    (frozenset({"POST"}), re.compile(r"^/users/[^/]+/revokeSignInSessions$"), None, SESSIONS, SESSIONS),
     (frozenset({"POST", "PATCH", "DELETE"}), re.compile(r"^/users(/[^/]+)?$"), None, USERS, USERS),
     (
         frozenset({"POST", "DELETE"}),
@@ -42,6 +44,15 @@ RULES: list[tuple[frozenset[str], re.Pattern[str], str | None, tuple[str, ...], 
     ),
     (frozenset({"POST", "PATCH", "DELETE"}), re.compile(r"^/servicePrincipals"), None, APPS, APPS),
 ]
+# Reads that need a permission the product's other reads don't: the sign-in policies (identitysecuritydefaults-
+# enforcementpolicy-get, conditionalaccessroot-list-policies: Policy.Read.All least privileged).
+READ_RULES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (
+        re.compile(r"^/policies/identitySecurityDefaultsEnforcementPolicy$"),
+        ("Policy.Read.All", "Policy.ReadWrite.SecurityDefaults"),
+    ),
+    (re.compile(r"^/identity/conditionalAccess/policies"), ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess")),
+]
 SENSITIVE = ("passwordProfile", "accountEnabled")
 PRIVILEGED_AUTH = {ROLE_TEMPLATES["Privileged Authentication Administrator"], ROLE_TEMPLATES["Global Administrator"]}
 DENIED = "Insufficient privileges to complete the operation."
@@ -50,10 +61,15 @@ DENIED = "Insufficient privileges to complete the operation."
 def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path: str, body: Any) -> str | None:
     """The message of Graph's 403 Authorization_RequestDenied when the token may not make this write, else None
     (core turns it into the reply: this module imports nothing of core)."""
-    if not state.knobs.permission_check or claims is None or method not in ("POST", "PATCH", "DELETE", "PUT"):
+    if not state.knobs.permission_check or claims is None:
         return None
     app = claims.get("idtyp") == "app"
     held = set(claims.get("roles") or []) if app else set(str(claims.get("scp") or "").split())
+    if method == "GET":
+        needs = [alternatives for pattern, alternatives in READ_RULES if pattern.search(path)]
+        return DENIED if any(not held & set(alternatives) for alternatives in needs) else None
+    if method not in ("POST", "PATCH", "DELETE", "PUT"):
+        return None
     fields = set(body) if isinstance(body, dict) else set()
     for methods, pattern, field, delegated, application in RULES:
         if method not in methods or not pattern.search(path) or (field is not None and field not in fields):

@@ -12,6 +12,7 @@ from m365archive.sim.graph.core import (
 from m365archive.sim.graph.groups import GroupsMixin
 from m365archive.sim.graph.licences import LicencesMixin
 from m365archive.sim.graph.organization import OrganizationMixin
+from m365archive.sim.graph.policies import PoliciesMixin
 from m365archive.sim.graph.roles import RolesMixin
 from m365archive.sim.graph.users import UsersMixin
 from m365archive.sim.graph_query import Cursors
@@ -21,7 +22,9 @@ from m365archive.sim.state import (
 )
 
 
-class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, GroupsMixin, AppsMixin, BatchMixin):
+class GraphService(
+    UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, GroupsMixin, AppsMixin, PoliciesMixin, BatchMixin
+):
     """The handlers for one tenant, and the routes that expose them."""
 
     def __init__(self, state: TenantState) -> None:
@@ -34,6 +37,7 @@ class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, Gro
             ("/users", {"GET": self.list_users, "POST": self.create_user}),
             ("/users/{user_id}", {"GET": self.get_user, "PATCH": self.update_user}),
             ("/users/{user_id}/assignLicense", {"POST": self.assign_license}),
+            ("/users/{user_id}/revokeSignInSessions", {"POST": self.revoke_sign_in_sessions}),
             ("/subscribedSkus", {"GET": self.list_skus}),
             ("/organization", {"GET": self.list_organization}),
             ("/roleManagement/directory/roleDefinitions", {"GET": self.list_role_definitions}),
@@ -76,6 +80,8 @@ class GraphService(UsersMixin, LicencesMixin, OrganizationMixin, RolesMixin, Gro
                 {"GET": self.sp_app_role_assignments, "POST": self.create_app_role_assignment},
             ),
             ("/oauth2PermissionGrants", {"GET": self.list_grants, "POST": self.create_grant}),
+            ("/policies/identitySecurityDefaultsEnforcementPolicy", {"GET": self.get_security_defaults}),
+            ("/identity/conditionalAccess/policies", {"GET": self.list_conditional_access_policies}),
         ]
         self._routes: list[Route] = []
 

@@ -51,6 +51,7 @@ USER_FIELDS: dict[str, Getter] = {
     "passwordPolicies": lambda u: None,
     "passwordProfile": lambda u: None,  # never returned: Graph answers null
     "deletedDateTime": lambda u: None,
+    "signInSessionsValidFromDateTime": lambda u: _iso(u.sign_in_sessions_valid_from or u.created),
 }
 USER_DEFAULT = (
     "businessPhones",
@@ -204,6 +205,13 @@ class UsersMixin(GraphCore):
         reply = {"@odata.context": self.context(ctx, "users", entity=True)}
         reply.update(self.user_json(ctx, user))
         return Reply(201, reply, {"Location": f"{ctx.base}/users/{user.id}"})
+
+    def revoke_sign_in_sessions(self, ctx: Ctx) -> Reply:
+        """POST /users/{id}/revokeSignInSessions: refresh and session tokens issued before now stop working
+        (signInSessionsValidFromDateTime moves to now); answers the Edm.Boolean true (user-revokesigninsessions)."""
+        user = self.replicated_user(ctx.params["user_id"])
+        user.sign_in_sessions_valid_from = self.state.clock.now()
+        return Reply(200, {"@odata.context": f"{ctx.base}/$metadata#Edm.Boolean", "value": True})
 
     def update_user(self, ctx: Ctx) -> Reply:
         user = self.replicated_user(ctx.params["user_id"])

@@ -148,7 +148,7 @@ async def make_plan(
             combined.extend(out)
         else:
             read_only[step.name] = out  # planned for its output only: none of its changes are in this plan
-    if blocked is None:
+    if blocked is None and chosen != names:  # a whole procedure's plan holds every change its changes wait for
         combined.extend(await _joiners_alone(ctx, chosen, values))
         _refuse_unmet(combined, read_only)
     if sel.staged:

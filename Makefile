@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit smoke bench bench-plan clean
+.PHONY: demo test lint types unit smoke bench bench-plan bench-verify clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # Only the read-only plan of `make bench`, at BENCH_PLAN_SIZES (default 20000,100000): peak RSS, time, requests.
 bench-plan: $(STAMP)
 	$(BIN)/python -m benchmarks.plan_memory
+
+# Only the verify part of `make bench`, at BENCH_VERIFY_USERS (default 10000): requests per mailbox, time, RSS.
+bench-verify: $(STAMP)
+	BENCH_ONLY=verify $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -31,7 +31,7 @@ def arguments(tmp_path: Path) -> dict[str, list[str]]:
         "history show": ["run-1"],  # journaled below
         "status": [],
         "steps": [],
-        "verify": [],  # partner-ews on a fresh tenant: the catch-all is not there to read (exit 13, a document)
+        "verify": [],  # partner-ews on a fresh tenant: no catch-all yet, nothing left to check (exit 0)
         "preflight": ["--onprem"],  # against the hybrid scenario, below
         "partners": ["--source", "bloomberg"],
         "partner-info": [],

@@ -229,3 +229,9 @@ def test_help_loads_no_chart_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert "--silent-after" in out.stdout and "LOADED []" in out.stdout
+
+
+def test_a_catchall_that_is_gone_leaves_nothing_to_check(sim: SimulatedTenant) -> None:
+    run = m365(sim.url, "verify", config=EXAMPLE)  # partner-ews on a fresh tenant: no catch-all mailbox
+    assert run.code == ExitCode.OK, run.stdout + run.stderr
+    assert f"no mailbox {CATCHALL}: no catch-all Inbox left to check" in run.stdout

@@ -220,6 +220,7 @@ class _Reader:
         self.unarchived: list[str] = []  # receiving mailboxes without an archive
         self.unreadable: list[tuple[str, str]] = []
         self.catchall: list[CatchallInbox] = []
+        self.absent: list[str] = []  # catch-all mailboxes that do not exist
 
     def _clock(self, outcome: CmdletOutcome) -> None:
         if outcome.answered_at:
@@ -248,9 +249,11 @@ class _Reader:
                 continue
             cmdlets = []
             for m in batch:
+                # ResultSize Unlimited: past 1,000 folders the connector's could be on a second page
                 params: dict[str, Any] = {
                     "Identity": str(m.get("UserPrincipalName")),
                     "IncludeOldestAndNewestItems": True,
+                    "ResultSize": "Unlimited",
                 }
                 if scope:
                     params["FolderScope"] = scope
@@ -296,6 +299,10 @@ class _Reader:
         for upn, outcome in zip(self.plan.catchalls, await ctx.session.exchange.invoke_many(cmdlets), strict=True):
             self._clock(outcome)
             inbox = CatchallInbox(upn)
+            if not outcome.ok and outcome.error is not None and outcome.error.not_found:
+                # gone (cleaned up) or never made: nothing of the retired route is left in it
+                self.absent.append(upn)
+                continue
             if not outcome.ok:
                 assert outcome.error is not None
                 inbox.readable, inbox.error = False, outcome.error.message
@@ -429,6 +436,8 @@ class _Reader:
                         category="unmapped",
                     )
                 )
+        notes = [*self.plan.notes, *(s.note for s in sources if s.note)]
+        notes += [f"no mailbox {upn}: no catch-all Inbox left to check" for upn in self.absent]
         accepted = {r.id: r.reason for r in config.accepted_risks}
         for f in findings:
             if f.id in accepted:
@@ -441,7 +450,7 @@ class _Reader:
             sources=sources,
             catchall=self.catchall,
             findings=findings,
-            notes=[*self.plan.notes, *(s.note for s in sources if s.note)],
+            notes=notes,
             mailboxes_read=self.mailboxes_read,
             requests=requests,
         )

@@ -348,6 +348,8 @@ class ImportSource:
     mailboxes: list[str] | None = None  # user ids; None: every user mailbox except a catch-all
     catchall: str | None = None  # user id (route "partner")
     item_bytes: int = 6144  # the size of one imported item
+    # (mailbox count, catch-all count) -> receivers, so that reading a mailbox doesn't scan the whole tenant
+    receivers_cache: tuple[tuple[int, int], set[str]] | None = field(default=None, repr=False, compare=False)
 
     def runs(self, clock: Clock, retired_at: datetime) -> list[int]:
         """The days whose run has landed by now."""

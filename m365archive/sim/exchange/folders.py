@@ -112,14 +112,22 @@ def mailbox_folders(state: TenantState, mbx: Mailbox) -> list[Folder]:
 
 
 def _receivers(state: TenantState, source: ImportSource) -> set[str]:
+    """The mailboxes a source delivers to. Every user mailbox but a catch-all unless the scenario lists them;
+    kept per source until the tenant's mailboxes change (one call per mailbox would otherwise cost O(n))."""
     if source.mailboxes is not None:
         return set(source.mailboxes)
+    key = (len(state.mailboxes), sum(1 for s in state.imports if s.catchall))
+    cached = source.receivers_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
     catchalls = {s.catchall for s in state.imports if s.catchall}
-    return {
+    found = {
         m.user_id
         for m in state.mailboxes.values()
         if m.recipient_type_details == "UserMailbox" and m.user_id not in catchalls
     }
+    source.receivers_cache = (key, found)
+    return found
 
 
 def unmapped_dropped(state: TenantState, source: ImportSource) -> int:

@@ -294,6 +294,7 @@ def _knob_values(raw: dict[str, Any]) -> dict[str, Any]:
         "principal_scopes",
         "principal_roles",
         "conditional_access_policies",
+        "application_impersonation_assignees",
     ):
         if key in out and out[key] is not None:
             out[key] = tuple(out[key])

@@ -447,6 +447,11 @@ class Knobs:
     security_defaults: bool = False
     # Conditional Access policies (GET /identity/conditionalAccess/policies), as Graph returns them.
     conditional_access_policies: tuple[dict[str, Any], ...] = ()
+    # ApplicationImpersonation: None = the tenant no longer has the role (removed from Exchange Online in
+    # February 2025); a tuple = it still has it, assigned directly to these UPNs.
+    application_impersonation_assignees: tuple[str, ...] | None = None
+    # PIM: role assignments the scenario's users are eligible for, as (UPN, role display name) pairs.
+    eligible_role_assignments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

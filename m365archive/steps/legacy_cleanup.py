@@ -28,12 +28,16 @@ from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, 
 from m365archive.steps.connector_consent import ConsentState, consent_state, revoke_change
 from m365archive.steps.seams import CleanupRequest, ConsentReported, LocalSecrets
 from m365archive.tenant.exchange import Cmdlet, has_archive
-from m365archive.tenant.graph_types import GraphRequest
+from m365archive.tenant.graph_types import GraphError, GraphRequest
 
 NAME = "legacy_cleanup"
 FINDINGS = "legacy_leftovers"
 EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "accountEnabled", "assignedLicenses"]
+ROLE_NAMES = {
+    EXCHANGE_ADMIN_ROLE: "Exchange Administrator",
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+}
 SECRET_PREFIX = "legacy-password/"
 CLEANUP = "m365archive legacy cleanup"
 
@@ -45,6 +49,8 @@ class Account:
     roles: list[dict[str, Any]] = field(default_factory=list)  # Exchange Administrator assignments
     mailbox: dict[str, Any] | None = None
     full_access: list[str] = field(default_factory=list)
+    eligible: list[dict[str, Any]] | None = None  # PIM eligibilities; None: couldn't be read (see eligible_note)
+    eligible_note: str = ""
 
     @property
     def tenant_wide_role(self) -> bool:
@@ -66,6 +72,8 @@ class Leftovers:
     confirmed: list[str]  # lower UPNs
     candidates: list[str]  # lower UPNs discovered and not confirmed
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # the grants' resources, to name them
+    impersonation: list[dict[str, Any]] | None = None  # ApplicationImpersonation assignments; None: see note
+    impersonation_note: str = ""
 
 
 def confirmed_accounts(ctx: StepContext, request: CleanupRequest) -> list[str]:
@@ -135,6 +143,8 @@ async def read_leftovers(ctx: StepContext, request: CleanupRequest) -> Leftovers
     for key in confirmed:
         if key in accounts:
             await _full_access(ctx, accounts[key])
+            await _eligible(ctx, accounts[key])
+    impersonation, impersonation_note = await _impersonation(ctx) if confirmed else (None, "")
     ctx.observe(
         "legacy.service_principal",
         None
@@ -170,7 +180,38 @@ async def read_leftovers(ctx: StepContext, request: CleanupRequest) -> Leftovers
             if k in confirmed or k in candidates
         },
     )
-    return Leftovers(sp, grants, app_roles, accounts, confirmed, candidates, consent.resources)
+    return Leftovers(
+        sp, grants, app_roles, accounts, confirmed, candidates, consent.resources, impersonation, impersonation_note
+    )
+
+
+async def _eligible(ctx: StepContext, acct: Account) -> None:
+    """PIM-eligible role assignments: an account whose active role is removed may still activate one."""
+    try:
+        acct.eligible = await ctx.session.graph.eligible_role_instances(str(acct.user["id"]))
+    except GraphError as exc:
+        acct.eligible, acct.eligible_note = None, f"can't tell ({exc.status} {exc.code}: no PIM, or not permitted)"
+
+
+async def _impersonation(ctx: StepContext) -> tuple[list[dict[str, Any]] | None, str]:
+    """ApplicationImpersonation assignments, where the tenant still has the role (Exchange Online removed it in
+    February 2025: then the role itself is not found)."""
+    outcome = await ctx.session.exchange.invoke(
+        Cmdlet("Get-ManagementRoleAssignment", {"Role": "ApplicationImpersonation", "GetEffectiveUsers": True})
+    )
+    if outcome.error is not None:
+        if outcome.error.not_found:
+            return None, "the tenant no longer has the role (removed from Exchange Online in February 2025)"
+        return None, f"can't tell ({outcome.error})"
+    return list(outcome.objects), ""
+
+
+def _impersonates(assignment: dict[str, Any], acct: Account) -> bool:
+    names = {acct.upn.lower(), str(acct.user.get("displayName") or "").lower()}
+    return any(
+        str(assignment.get(key) or "").lower() in names
+        for key in ("RoleAssignee", "RoleAssigneeName", "EffectiveUserName", "User")
+    )
 
 
 async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -> StepPlan:
@@ -188,6 +229,7 @@ async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -
         if acct.tenant_wide_role and role_id is None:
             role_id = await _directory_role_id(ctx)
         _plan_account(ctx, out, acct, role_id, request, local)
+        _report_other_access(out, acct, lo)
     for key in lo.candidates:
         acct = lo.accounts[key]
         out.findings.append(
@@ -211,6 +253,44 @@ async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -
         f"{sum(1 for f in out.findings if f.category == 'review')} grant(s) to review",
     )
     return out
+
+
+def _report_other_access(out: StepPlan, acct: Account, lo: Leftovers) -> None:
+    """Access this plan doesn't remove, said out loud: PIM eligibilities and ApplicationImpersonation; and what
+    was checked, so "nothing found" is told apart from "not read"."""
+    upn = acct.upn
+    for e in acct.eligible or []:
+        role = ROLE_NAMES.get(str(e.get("roleDefinitionId")), f"role {e.get('roleDefinitionId')}")
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.HIGH,
+                f"eligible (Privileged Identity Management) for {role}: the account can activate it again after "
+                "its active role is removed",
+                f"remove the eligible assignment in Microsoft Entra PIM (Roles > {role} > Eligible assignments)",
+                category="review",
+            )
+        )
+    mine = [a for a in lo.impersonation or [] if _impersonates(a, acct)]
+    for a in mine:
+        out.findings.append(
+            finding(
+                NAME,
+                upn,
+                Severity.HIGH,
+                f"holds ApplicationImpersonation (assignment {a.get('Name')}): it can act as any mailbox through EWS",
+                command("Remove-ManagementRoleAssignment", {"Identity": str(a.get("Name"))}),
+                category="review",
+            )
+        )
+    eligible = acct.eligible_note or f"{len(acct.eligible or [])} found"
+    impersonation = lo.impersonation_note or f"{len(mine)} found"
+    out.coverage.append(
+        f"checked for {upn}: active Exchange Administrator assignments ({len(acct.roles)} found); PIM-eligible role "
+        f"assignments ({eligible}); ApplicationImpersonation assignments ({impersonation}); FullAccess grants "
+        f"({len(acct.full_access)} found); sign-in, sessions and this machine's keyring (in the changes)"
+    )
 
 
 def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> None:

@@ -214,13 +214,17 @@ class GraphGateway:
         return out
 
     # -- reads -----------------------------------------------------------------------------------
-    async def get_user(self, key: str, select: list[str]) -> dict[str, Any] | None:
+    async def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        """One object, or None when Graph answers 404."""
         try:
-            return await self._get_json(f"/users/{key}" + _query(select=select))
+            return await self._get_json(path)
         except GraphError as exc:
             if exc.not_found:
                 return None
             raise
+
+    async def get_user(self, key: str, select: list[str]) -> dict[str, Any] | None:
+        return await self._get_or_none(f"/users/{key}" + _query(select=select))
 
     def iter_users(
         self, *, select: list[str], filter: str | None = None, page_size: int = 999, eventual: bool = False
@@ -244,6 +248,12 @@ class GraphGateway:
         query = _query(filter=" and ".join(clauses) or None)
         return await self._collect("/roleManagement/directory/roleAssignments" + query)
 
+    async def eligible_role_instances(self, principal_id: str) -> list[dict[str, Any]]:
+        """PIM: the directory roles a principal is eligible for (needs RoleEligibilitySchedule.Read.Directory
+        or RoleManagement.Read.Directory; a tenant without PIM answers an error)."""
+        query = _query(filter=f"principalId eq '{_odata_str(principal_id)}'")
+        return await self._collect("/roleManagement/directory/roleEligibilityScheduleInstances" + query)
+
     async def verified_domains(self) -> list[str]:
         """The tenant's verified domain names (organization.verifiedDomains; readable with User.Read)."""
         orgs = await self._collect("/organization" + _query(select=["verifiedDomains"]))
@@ -255,22 +265,12 @@ class GraphGateway:
         return self._pages(f"/groups/{group_id}/transitiveMembers/graph.user" + _query(select=select, top=999))
 
     async def service_principal_by_app_id(self, app_id: str) -> dict[str, Any] | None:
-        try:
-            return await self._get_json(f"/servicePrincipals(appId='{_odata_str(app_id)}')")
-        except GraphError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return await self._get_or_none(f"/servicePrincipals(appId='{_odata_str(app_id)}')")
 
     async def service_principal(self, sp_id: str, select: list[str]) -> dict[str, Any] | None:
         if not _GUID.match(sp_id):  # never paste a path fragment into a Graph URL
             raise ValueError(f"{sp_id!r} is not a service principal object id (GUID)")
-        try:
-            return await self._get_json(f"/servicePrincipals/{sp_id}" + _query(select=select))
-        except GraphError as exc:
-            if exc.not_found:
-                return None
-            raise
+        return await self._get_or_none(f"/servicePrincipals/{sp_id}" + _query(select=select))
 
     async def security_defaults_enabled(self) -> bool:
         """Security defaults (needs Policy.Read.All; a refusal is a GraphError 403)."""

@@ -45,6 +45,7 @@ PATHS: dict[str, list[str]] = {
     "/policies/identitySecurityDefaultsEnforcementPolicy": ["GET"],
     "/roleManagement/directory/roleAssignments": ["GET", "POST"],
     "/roleManagement/directory/roleDefinitions": ["GET", "POST"],
+    "/roleManagement/directory/roleEligibilityScheduleInstances": ["GET"],
     "/servicePrincipals": ["GET", "POST"],
     "/servicePrincipals(appId='{appId}')": ["DELETE", "GET", "PATCH"],
     "/servicePrincipals/{servicePrincipal-id}": ["DELETE", "GET", "PATCH"],

@@ -47,7 +47,12 @@ from m365archive.sim.exchange.retention import (
     remove_retention_policy,
     set_retention_policy,
 )
-from m365archive.sim.exchange.role_groups import add_role_group_member, get_role_group, get_role_group_member
+from m365archive.sim.exchange.role_groups import (
+    add_role_group_member,
+    get_management_role_assignment,
+    get_role_group,
+    get_role_group_member,
+)
 from m365archive.sim.http import check_bearer, note, request_id
 from m365archive.sim.load import TokenBucket, retry_after_header
 from m365archive.sim.state import (
@@ -456,6 +461,7 @@ _HANDLERS: dict[str, Callable[[ExchangeService, Context], Result]] = {
     "Get-Recipient": get_recipient,
     "Get-MailboxAuditBypassAssociation": get_mailbox_audit_bypass,
     "Get-RoleGroup": get_role_group,
+    "Get-ManagementRoleAssignment": get_management_role_assignment,
     "Get-RoleGroupMember": get_role_group_member,
     "Add-RoleGroupMember": add_role_group_member,
     "New-RetentionCompliancePolicy": new_retention_policy,

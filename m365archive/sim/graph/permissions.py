@@ -51,6 +51,18 @@ READ_RULES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         re.compile(r"^/policies/identitySecurityDefaultsEnforcementPolicy$"),
         ("Policy.Read.All", "Policy.ReadWrite.SecurityDefaults"),
     ),
+    # PIM eligibilities (rbacapplication-list-roleeligibilityscheduleinstances: RoleEligibilitySchedule.Read.Directory
+    # least privileged, RoleManagement.Read.Directory and the ReadWrite ones higher).
+    (
+        re.compile(r"^/roleManagement/directory/roleEligibilityScheduleInstances"),
+        (
+            "RoleEligibilitySchedule.Read.Directory",
+            "RoleManagement.Read.Directory",
+            "RoleManagement.Read.All",
+            "RoleEligibilitySchedule.ReadWrite.Directory",
+            "RoleManagement.ReadWrite.Directory",
+        ),
+    ),
     (re.compile(r"^/identity/conditionalAccess/policies"), ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess")),
 ]
 SENSITIVE = ("passwordProfile", "accountEnabled")

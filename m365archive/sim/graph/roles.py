@@ -42,6 +42,49 @@ ROLE_ASSIGNMENT_FIELDS: dict[str, Getter] = {
 }
 
 
+def eligibility_instances(state: Any) -> list[dict[str, Any]]:
+    """The scenario's PIM eligibilities (knob eligible_role_assignments) as unifiedRoleEligibilityScheduleInstance
+    objects (rbacapplication-list-roleeligibilityscheduleinstances)."""
+    from m365archive.sim.tokens import ROLE_TEMPLATES
+
+    out = []
+    for upn, role in state.knobs.eligible_role_assignments:
+        user = state.user_by_upn(upn)
+        if user is None:
+            continue
+        template = ROLE_TEMPLATES.get(role, role)
+        out.append(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}/{template}")),
+                "principalId": user.id,
+                "roleDefinitionId": template,
+                "directoryScopeId": "/",
+                "appScopeId": None,
+                "memberType": "Direct",
+                "roleEligibilityScheduleId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{user.id}/{template}")),
+                "startDateTime": "2024-01-01T00:00:00Z",
+                "endDateTime": None,
+            }
+        )
+    return out
+
+
+ELIGIBILITY_FIELDS: dict[str, Getter] = {
+    name: (lambda key: lambda e: e[key])(name)
+    for name in (
+        "id",
+        "principalId",
+        "roleDefinitionId",
+        "directoryScopeId",
+        "appScopeId",
+        "memberType",
+        "roleEligibilityScheduleId",
+        "startDateTime",
+        "endDateTime",
+    )
+}
+
+
 class RolesMixin(GraphCore):
     # -- roles -----------------------------------------------------------------------------------
     def list_role_definitions(self, ctx: Ctx) -> Reply:
@@ -63,6 +106,17 @@ class RolesMixin(GraphCore):
             "roleManagement/directory/roleAssignments",
             lambda: items,
             lambda a: render(a, ROLE_ASSIGNMENT_FIELDS, ROLE_ASSIGNMENT_FIELDS),
+            directory=False,
+        )
+
+    def list_eligibility_instances(self, ctx: Ctx) -> Reply:
+        flt = self.filter(ctx, ELIGIBILITY_FIELDS, "UnifiedRoleEligibilityScheduleInstance")
+        items = [e for e in eligibility_instances(self.state) if flt is None or flt.predicate(e)]
+        return self.page(
+            ctx,
+            "roleManagement/directory/roleEligibilityScheduleInstances",
+            lambda: items,
+            lambda e: render(e, ELIGIBILITY_FIELDS, ELIGIBILITY_FIELDS),
             directory=False,
         )
 

@@ -45,6 +45,10 @@ class GraphService(
                 "/roleManagement/directory/roleAssignments",
                 {"GET": self.list_role_assignments, "POST": self.create_role_assignment},
             ),
+            (
+                "/roleManagement/directory/roleEligibilityScheduleInstances",
+                {"GET": self.list_eligibility_instances},
+            ),
             ("/directoryRoles", {"GET": self.list_directory_roles, "POST": self.activate_directory_role}),
             ("/directoryRoles(roleTemplateId='{role_template_id}')", {"GET": self.get_directory_role}),
             (

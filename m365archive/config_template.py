@@ -64,7 +64,7 @@ role_group = "ComplianceAdministrator"   # the role group a connector admin need
 add_role_group_member = false
 import_scope = "all"           # all | litigation-hold-only: which mailboxes the connector imports into
 # mapping_file = "user-mapping.csv"   # partner user ids -> UPNs (`m365archive mapping export`)
-# legacy_catchall = ["thirdpartydata@{domain}"]   # the retired route's catch-all, for `legacy cleanup`
+# legacy_catchall = ["thirdpartydata@{domain}"]   # the retired route's catch-all, for `legacy cleanup` and `verify`
 
 """
 
@@ -93,6 +93,10 @@ archive = true
 auto_expanding_archive = false
 hold = true
 max_concurrency = 8
+
+# [verify]                     # `m365archive verify`: is the third-party data still arriving?
+# sources = ["bloomberg-message"]   # the connectors whose folders are read (default: [connector] source)
+# silent_after = "3d"          # a source or mailbox with nothing newer is silent (3d, 36h, 2w)
 """
 
 RETIRED_NOTE = (

@@ -199,6 +199,9 @@ class CatchallConfig(Strict):
     full_access: list[FullAccess] = []
     archive: bool = True
     auto_expanding_archive: bool = True
+    # The documented procedure's Step 2 makes the catch-all an Exchange Administrator; false leaves the role
+    # alone (a tenant that chose not to grant it, as `init --from-tenant` finds it).
+    exchange_admin_role: bool = True
 
     @field_validator("upn")
     @classmethod

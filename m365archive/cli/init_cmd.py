@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "purview-connector",
         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+        from_tenant: Annotated[
+            bool,
+            typer.Option("--from-tenant", help="Read the tenant (reads only) and write a config that reproduces it."),
+        ] = False,
     ) -> None:
         """Write a commented m365archive.toml to edit, then preview with `setup --dry-run`.
 
@@ -49,6 +53,12 @@ def register(app: typer.Typer) -> None:
 
         cli = state(ctx)
         target = path or cli.config_path
+        if from_tenant:
+            from m365archive.cli.init_from_tenant import write_from_tenant
+
+            if target.exists() and not force:
+                fail(cli, f"{target} exists; use --force to overwrite", ExitCode.USAGE)
+            write_from_tenant(cli, target, tenant, domain)
         try:
             tenant_id, dom = names(tenant, domain)
             text = render(tenant_id=tenant_id, domain=dom, procedure=procedure)

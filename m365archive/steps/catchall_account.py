@@ -284,6 +284,8 @@ async def plan(ctx: StepContext) -> Planned[CatchallUser]:
         assignments = await graph.role_assignments(principal_id=user["id"], role_definition_id=EXCHANGE_ADMIN_ROLE)
         has_role = bool(assignments)
     ctx.observe("catchall.exchange_admin", has_role)
+    if not cfg.exchange_admin_role:  # false: the role is left as it is (never removed here)
+        return Planned(out, CatchallUser(exists=user is not None, mailbox_after=mailbox_after))
     role_before = "Exchange Administrator" if has_role else None
     out.changes.append(
         change(

@@ -17,6 +17,9 @@
   6. `verify` over BENCH_VERIFY_USERS (default 10,000; 0 skips) mailboxes receiving two sources (one gone
      silent), with the same latency and throttle budget as 2: wall time, HTTP requests per mailbox
      (target <= 0.11), peak RSS, ratio to the throttle-bound limit. `BENCH_ONLY=verify` runs only this part.
+  7. `capture` of BENCH_CAPTURE_USERS (default 100000; 0 skips) mailboxes: wall time, peak RSS of the
+     tool (target < 500 MB), requests, writes (must be 0), the file's size, and the time the simulator
+     takes to load the twin. `BENCH_ONLY=capture` runs only this part.
 
 Simulator and tool run in separate processes, so each RSS is its own. Results are printed
 and appended to benchmarks/RESULTS.md.
@@ -51,6 +54,7 @@ RATE = float(os.environ.get("BENCH_RATE", "400"))  # cmdlets per second per tena
 BURST = int(os.environ.get("BENCH_BURST", "100"))
 CONCURRENCY_CAP = int(os.environ.get("BENCH_CONCURRENCY_CAP", "12"))
 EXCHANGE_LATENCY = (50.0, 150.0)
+CAPTURE_USERS = int(os.environ.get("BENCH_CAPTURE_USERS", "100000"))
 
 
 def scenario(path: Path, users: int, **knobs: Any) -> Path:
@@ -458,9 +462,55 @@ def bench_verify(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _writes(entry: dict[str, Any]) -> bool:
+    """The simulator's own rule (SimulatedTenant.writes): Graph POST/PATCH/DELETE (a $batch by its items) and
+    cmdlets that are not Get-/Search-/Test-."""
+    if entry.get("service") == "graph":
+        if entry["path"].endswith("$batch"):
+            return any(r.get("method", "GET").upper() != "GET" for r in (entry.get("body") or {}).get("requests", []))
+        return entry["method"] in ("POST", "PATCH", "DELETE", "PUT")
+    cmdlets = entry.get("cmdlets") or ([entry["cmdlet"]] if entry.get("cmdlet") else [])
+    return any(not str(c).startswith(("Get-", "Search-", "Test-")) for c in cmdlets)
+
+
+def bench_capture(tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`capture` of a generated tenant (pseudonymised, the default), then the simulator loading the twin."""
+    cfg = config(tmp / "capture.toml")
+    log = tmp / "capture.log"
+    out = tmp / "twin.jsonl"
+    with simulator(scenario(tmp / "capture.json", CAPTURE_USERS), log) as url:
+        before = len(read_log(log))
+        args = ["--sim", url, "--config", str(cfg), "capture", "--out", str(out), "--force"]
+        wall, rss, code, tail = run_tool(args, env)
+        entries = read_log(log)[before:]
+    writes = [e for e in entries if _writes(e)]
+    cmdlets = {str(c) for e in entries for c in (e.get("cmdlets") or [e.get("cmdlet")]) if c}
+    started = time.perf_counter()
+    load = subprocess.run(
+        [sys.executable, "-c", "import sys; from m365archive.sim.scenario import load_scenario; "
+         "s = load_scenario(sys.argv[1]); print(len(s.users), len(s.mailboxes))", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False,
+    )  # fmt: skip
+    return {
+        "users": CAPTURE_USERS,
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+        "exit_code": code,
+        "requests": len(entries),
+        "writes": len(writes),
+        "cmdlets": sorted(cmdlets),
+        "file_mb": round(out.stat().st_size / 2**20, 1) if out.exists() else -1,
+        "twin_load_s": time.perf_counter() - started,
+        "twin_counts": load.stdout.strip(),
+        "tail": tail[-300:] if code else "",
+    }
+
+
 def main() -> int:
     if os.environ.get("BENCH_ONLY") == "verify":
         return main_verify()
+    if os.environ.get("BENCH_ONLY") == "capture":
+        return main_capture()
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -485,6 +535,9 @@ def main() -> int:
         if VERIFY_USERS:
             results["verify"] = bench_verify(tmp, env)
             print(json.dumps(results["verify"], indent=2), flush=True)
+        if CAPTURE_USERS:
+            results["capture"] = bench_capture(tmp, env)
+            print(json.dumps(results["capture"], indent=2), flush=True)
     (ROOT / "benchmarks" / "last-run.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(summary(results))
     return 0
@@ -498,6 +551,17 @@ def main_verify() -> int:
         result = bench_verify(tmp, env)
     print(json.dumps(result, indent=2))
     print(verify_line(result))
+    return 0
+
+
+def main_capture() -> int:
+    """Only the capture measurement (BENCH_ONLY=capture): printed, and its RESULTS.md line."""
+    with tempfile.TemporaryDirectory(prefix="m365archive-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = {**os.environ, "M365ARCHIVE_HOME": str(tmp / "home"), "NO_COLOR": "1", "COLUMNS": "120"}
+        result = bench_capture(tmp, env)
+    print(json.dumps(result, indent=2))
+    print(capture_line(result))
     return 0
 
 
@@ -563,7 +627,17 @@ def summary(r: dict[str, Any]) -> str:
         )
     if "verify" in r:
         lines.append(verify_line(r["verify"]))
+    if "capture" in r:
+        lines.append(capture_line(r["capture"]))
     return "\n".join(lines) + "\n"
+
+
+def capture_line(c: dict[str, Any]) -> str:
+    return (
+        f"- `capture` of {c['users']:,} mailboxes (pseudonymised): {c['wall_s']:.1f} s, peak RSS {c['peak_rss_mb']} MB "
+        f"(target < 500), {c['requests']:,} requests, {c['writes']} writes, {c['file_mb']} MB file, exit "
+        f"{c['exit_code']}; the simulator loads the twin in {c['twin_load_s']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

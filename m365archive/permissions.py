@@ -78,7 +78,7 @@ _EXCHANGE_ADMIN = ("Exchange Administrator",)
 
 TABLE: tuple[Requirement, ...] = (
     Requirement(
-        "setup --dry-run, status",
+        "setup --dry-run, status, init --from-tenant, capture",
         "read",
         "read users, licences, roles, service principals, groups, mailboxes and policies",
         graph_delegated=_READ_GRAPH,

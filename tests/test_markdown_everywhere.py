@@ -44,6 +44,7 @@ def arguments(tmp_path: Path) -> dict[str, list[str]]:
         "legacy cleanup": ["--dry-run"],
         "mapping export": ["--source", "email", "--out", str(export)],
         "mapping check": [str(export), "--source", "email"],
+        "capture": ["--out", str(tmp_path / "twin.jsonl")],
     }
 
 

@@ -9,6 +9,7 @@ import typer
 
 from m365archive import __version__
 from m365archive.cli import (
+    capture_cmd,
     config_cmd,
     consent_cmd,
     credentials_cmd,
@@ -108,6 +109,7 @@ steps_cmd.register(app)
 verify_cmd.register(app)
 show_cmd.register(app)
 preflight_cmd.register(app)
+capture_cmd.register(app)
 signin_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
 partners_cmd.register(app)

@@ -27,8 +27,8 @@ def serve(
     scenario: Annotated[
         str,
         typer.Option(
-            help="A scenario file (.toml/.json) or a built-in name: fresh, "
-            "half-configured, hybrid, no-seats, legacy-leftovers."
+            help="A scenario file (.toml/.json, or .jsonl from `m365archive capture`) or a built-in name: "
+            "fresh, half-configured, hybrid, no-seats, legacy-leftovers."
         ),
     ] = "fresh",
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,

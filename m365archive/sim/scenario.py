@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from m365archive.scenario_format import SUFFIX as CAPTURED_SUFFIX
+from m365archive.scenario_format import is_captured
 from m365archive.sim.state import (
     CONNECTOR_APP_ID,
     DAY,
@@ -134,8 +136,12 @@ LAST = [
 
 
 def load_scenario(source: str | Path) -> TenantState:
-    """A scenario by built-in name or by path (.toml or .json)."""
+    """A scenario by built-in name or by path (.toml or .json, or a capture's .jsonl)."""
     path = Path(source)
+    if path.exists() and (path.suffix == CAPTURED_SUFFIX or _captured(path)):
+        from m365archive.sim.captured import load_captured
+
+        return load_captured(path, build_state)
     if path.exists():
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -152,6 +158,15 @@ def load_scenario(source: str | Path) -> TenantState:
         names = ", ".join(builtin_scenarios())
         raise ValueError(f"no scenario file or built-in scenario named {source!r} (built-in: {names})")
     return build_state(tomllib.loads(named.read_text(encoding="utf-8")))
+
+
+def _captured(path: Path) -> bool:
+    """A file `m365archive capture` wrote (its first line is the format's header), whatever its name."""
+    try:
+        with path.open(encoding="utf-8-sig") as stream:
+            return is_captured(stream.readline(4096))
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def build_state(data: dict[str, Any]) -> TenantState:

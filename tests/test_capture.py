@@ -15,7 +15,7 @@ from m365archive.app.capture import capture
 from m365archive.app.context import Env
 from m365archive.config import load_config
 from m365archive.result import ExitCode
-from m365archive.scenario_format import FORMAT_VERSION, Pseudonymizer
+from m365archive.scenario_format import FORMAT_VERSION, Pseudonymizer, dump, header
 from m365archive.sim.scenario import generate_users, load_scenario
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from tests.clihelp import EXAMPLE, m365
@@ -75,7 +75,7 @@ def plan(sim: SimulatedTenant, config: Path, out: Path) -> list[dict[str, Any]]:
     return changes(out)
 
 
-@pytest.mark.parametrize("scenario", ["fresh", "half-configured", "hybrid", "generated-2000"])
+@pytest.mark.parametrize("scenario", ["fresh", "half-configured", "hybrid", "generated-2000", "legacy-leftovers"])
 def test_twin_plans_the_same_changes_modulo_pseudonyms(scenario: str, tmp_path: Path, onprem_password: Any) -> None:
     config = ntlm_hybrid(tmp_path) if scenario == "hybrid" else EXAMPLE
     if scenario == "generated-2000":
@@ -101,6 +101,8 @@ def test_twin_plans_the_same_changes_modulo_pseudonyms(scenario: str, tmp_path: 
         )
         assert original.writes() == []  # capture sends reads only
         assert made.counts["mailbox"] >= (2000 if scenario == "generated-2000" else 5)
+        if scenario == "legacy-leftovers":  # the retired connector, its grants and their resources
+            assert made.counts["service_principal"] >= 2 and made.counts["oauth2_grant"] >= 1
     with simulated_tenant(twin_file, time_scale=0.001) as twin:
         onprem_password(twin)
         after = plan(twin, made.config, tmp_path / "twin.json")
@@ -158,3 +160,20 @@ def test_keep_names_and_serve_refuses_another_format_version(tmp_path: Path) -> 
     serve = m365(None, "sim", "serve", "--scenario", str(newer))
     assert serve.code == ExitCode.USAGE and "format_version" in serve.stderr
     assert len(serve.stderr.strip().splitlines()) == 1
+
+
+def test_the_format_has_no_place_for_a_secret_and_pseudonyms_hold_relationships(tmp_path: Path) -> None:
+    pseudo = Pseudonymizer(b"x" * 32)
+    other = Pseudonymizer(b"y" * 32)
+    upn = "Adele.Vance@contoso.onmicrosoft.com"
+    assert pseudo.upn(upn) == pseudo.upn(upn.lower()) != other.upn(upn)  # stable in a capture, keyed
+    assert pseudo.upn(upn).endswith(pseudo.domain("contoso.onmicrosoft.com"))
+    assert pseudo.policy("Third-party data 2") == pseudo.policy("Third-party data") + " 2"
+    assert pseudo.role_group("ComplianceAdministrator") == "ComplianceAdministrator"
+    head = header({"id": pseudo.id("t"), "domain": "d.onmicrosoft.com"}, signed_in_user=None, pseudonymised=True)
+    user = {"type": "user", "id": pseudo.id("u"), "upn": pseudo.upn(upn), "display_name": "x", "usage_location": "US",
+            "account_enabled": True, "synced": False, "licenses": [], "disabled_plans": {}}  # fmt: skip
+    with_secret = tmp_path / "secret.jsonl"
+    with_secret.write_text(dump(head) + dump({**user, "password": "hunter2"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown field"):
+        load_scenario(with_secret)

@@ -337,10 +337,12 @@ class TenantReader:
         graph = self.session.graph
         resources: set[str] = set()
         seen: set[str] = set()
+        known: dict[str, dict[str, Any]] = {}  # resources consent_state already read
         for app_id in dict.fromkeys(a.lower() for a in self.scope.app_ids):
             if app_id == CONNECTOR_APP_ID:
                 state = await consent_state(self.session)
                 sp, grants, roles = state.service_principal, state.oauth2_permission_grants, state.app_role_assignments
+                known.update(state.resources)
             else:
                 sp = await graph.service_principal_by_app_id(app_id)
                 grants = await graph.oauth2_permission_grants(str(sp["id"])) if sp else []
@@ -370,7 +372,7 @@ class TenantReader:
                     "app_role_id": str(a.get("appRoleId")),
                 }
         for rid in sorted(resources - seen):
-            resource = await graph.service_principal(rid, SP_FIELDS)
+            resource = known.get(rid) or await graph.service_principal(rid, SP_FIELDS)
             if resource is not None:
                 yield _sp_record(resource)
 

@@ -82,23 +82,30 @@ def test_security_defaults_are_an_advisory_check_before_approval(tmp_path: Path)
 
 
 def test_a_conditional_access_policy_requiring_mfa_of_exchange_admins_is_named(tmp_path: Path) -> None:
-    def policy(name: str, state: str, controls: list[str]) -> dict[str, Any]:
+    def policy(name: str, state: str, controls: list[str], apps: str = "All") -> dict[str, Any]:
         return {
             "id": name,
             "displayName": name,
             "state": state,
-            "conditions": {"users": {"includeUsers": [], "includeRoles": [EXCHANGE_ADMIN], "excludeUsers": []}},
+            "conditions": {
+                "applications": {"includeApplications": [apps], "excludeApplications": []},
+                "users": {"includeUsers": [], "includeRoles": [EXCHANGE_ADMIN], "excludeUsers": []},
+            },
             "grantControls": {"operator": "OR", "builtInControls": controls},
         }
 
+    azure_management = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
     policies = (
         policy("Require MFA for admins", "enabled", ["mfa"]),
+        policy("MFA for Exchange", "enabled", ["mfa"], EXCHANGE_APP),
         policy("Report-only MFA", "enabledForReportingButNotEnforced", ["mfa"]),
         policy("Compliant device", "enabled", ["compliantDevice"]),
+        policy("MFA for Azure management", "enabled", ["mfa"], azure_management),
     )
     line = _advisory(tmp_path, conditional_access_policies=policies, principal_scopes=WITH_POLICY_READ)
-    assert "Conditional Access requires multifactor authentication" in line and "Require MFA for admins" in line
-    assert "Report-only" not in line and "Compliant device" not in line
+    assert "Conditional Access requires multifactor authentication" in line
+    assert "MFA for Exchange; Require MFA for admins" in line
+    assert "Report-only" not in line and "Compliant device" not in line and "Azure management" not in line
 
 
 def test_the_check_passes_when_no_policy_asks_for_mfa_and_cant_tell_without_permission(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from m365archive.steps.base import StepContext
 from m365archive.tenant.graph_types import GraphError
 
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+# What the partner signs in to: Exchange Online (its app id), all of Office 365, or every app.
+EXCHANGE_TARGETS = {"all", "office365", "00000002-0000-0ff1-ce00-000000000000"}
 SECURITY_DEFAULTS_SOURCE = "https://learn.microsoft.com/entra/fundamentals/security-defaults"
 CONDITIONAL_ACCESS_SOURCE = "https://learn.microsoft.com/graph/api/resources/conditionalaccesspolicy"
 CHECK_ID = "catchall-mfa"
@@ -32,10 +34,17 @@ def requires_mfa(policy: dict[str, Any]) -> bool:
 
 
 def applies_to_catchall(policy: dict[str, Any], user_id: str | None) -> bool:
-    """An enabled policy whose users include the catch-all (all users, its id, or the Exchange Administrator
-    role) and don't exclude it. Groups are not resolved: a policy naming only groups is not counted."""
+    """An enabled policy for Exchange Online (all apps, Office 365 or Exchange Online itself, not excluded) whose
+    users include the catch-all (all users, its id, or the Exchange Administrator role) and don't exclude it.
+    Groups are not resolved: a policy naming only groups is not counted."""
     if policy.get("state") != "enabled":
         return False
+    apps = (policy.get("conditions") or {}).get("applications")
+    if apps is not None:  # a policy for other apps (say, Azure management) doesn't touch an Exchange sign-in
+        include_apps = {str(a).lower() for a in apps.get("includeApplications") or []}
+        exclude_apps = {str(a).lower() for a in apps.get("excludeApplications") or []}
+        if not include_apps & EXCHANGE_TARGETS or exclude_apps & EXCHANGE_TARGETS:
+            return False
     users = (policy.get("conditions") or {}).get("users") or {}
     include_users = [str(u).lower() for u in users.get("includeUsers") or []]
     include_roles = [str(r).lower() for r in users.get("includeRoles") or []]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit smoke bench bench-plan bench-verify clean
+.PHONY: demo test lint types unit smoke bench bench-plan bench-verify bench-capture clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-plan: $(STAMP)
 # Only the verify part of `make bench`, at BENCH_VERIFY_USERS (default 10000): requests per mailbox, time, RSS.
 bench-verify: $(STAMP)
 	BENCH_ONLY=verify $(BIN)/python -m benchmarks.run
+
+# Only the capture part of `make bench`, at BENCH_CAPTURE_USERS (default 100000): time, peak RSS, requests, writes.
+bench-capture: $(STAMP)
+	BENCH_ONLY=capture $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

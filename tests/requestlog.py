@@ -114,7 +114,7 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     if not ANCHOR.match(anchor):
         problems.append(f"{where}: X-AnchorMailbox {anchor!r} is not UPN:<user> nor the app-only system mailbox")
     path = str(entry["path"])
-    if "EXOBanner" in path or 300 <= int(entry.get("status") or 0) < 400:
+    if "EXOBanner" in path or "EXOModuleFile" in path or 300 <= int(entry.get("status") or 0) < 400:
         return problems  # discovery, or a redirect that read no body
     body = entry.get("body")
     if not isinstance(body, dict):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from m365archive.result import ExitCode
-from m365archive.sim.hosts import admin_suffix, front_door, host_map, regional_host
+from m365archive.sim.hosts import admin_suffix, exchange_front_door, front_door, host_map, regional_host
 from m365archive.sim.server import SimulatedTenant, simulated_tenant
 from m365archive.steps.connector_readiness import group_id, role_name
 from m365archive.tenant import exchange_rest
@@ -21,6 +21,7 @@ from m365archive.tenant.exchange import Cmdlet, TransportError
 from m365archive.tenant.exchange_rest import (
     APP_ANCHOR,
     COMPLIANCE_SCOPE,
+    EXCHANGE_SCOPE,
     RestExchangeRunner,
     anchor_for,
     regional_base,
@@ -192,6 +193,111 @@ def test_without_the_redirect_knob_the_front_door_serves() -> None:
         with httpx.Client(transport=SyncHostMapTransport(host_map(state, sim.url)), timeout=30) as client:
             assert client.post(url, json=_policy_body("Lenient"), headers=_wire_headers(sim)).status_code == 200
         assert "Lenient" in state.retention_policies
+
+
+# -- 1b. Exchange Online: some tenants are redirected too (ScubaGear EXORestHelper.psm1) --------------------
+
+EXO_LABEL = "contoso01"
+
+
+@pytest.mark.parametrize(
+    ("front", "location", "expected"),
+    [
+        # ScubaGear Get-ExchangeOnlineApiEndpoint: https://$Prefix$BackendSuffix, the prefix being the first label
+        # of the Location host and the suffix the front door's host, per cloud.
+        ("https://outlook.office365.com", "https://contoso01.outlook.office365.com/AdminApi/v1.0/x/EXOModuleFile",
+         "https://contoso01.outlook.office365.com"),
+        ("https://outlook.office365.us", "https://abc.outlook.office365.us/x", "https://abc.outlook.office365.us"),
+        ("https://outlook-dod.office365.us", "https://Dod7.outlook-dod.office365.us/x",
+         "https://dod7.outlook-dod.office365.us"),
+        ("https://outlook.office365.com", "/AdminApi/v1.0/x/EXOModuleFile", "https://outlook.office365.com"),
+    ],
+)  # fmt: skip
+def test_the_exchange_host_is_the_location_label_plus_the_front_door_host(
+    front: str, location: str, expected: str
+) -> None:
+    assert regional_base(front, location) == expected
+
+
+def _exchange_runner(sim: SimulatedTenant, **kwargs: Any) -> RestExchangeRunner:
+    state = sim.state
+    return RestExchangeRunner(
+        f"https://{exchange_front_door(state)}",
+        state.tenant_id,
+        AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
+        scope=EXCHANGE_SCOPE,
+        side="exchange-online",
+        host_map=host_map(state, sim.url),
+        backoff_base=0.001,
+        backoff_max=0.01,
+        **kwargs,
+    )
+
+
+def _enable_archive(upn: str) -> dict[str, Any]:
+    return {"CmdletInput": {"CmdletName": "Enable-Mailbox", "Parameters": {"Identity": upn, "Archive": True}}}
+
+
+def test_a_redirected_tenants_exchange_calls_reach_the_host_found_once(tmp_path: Path) -> None:
+    with simulated_tenant("fresh", time_scale=0.001, exchange_redirect=EXO_LABEL) as sim:
+        applied = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"))
+        assert applied.code == ExitCode.OK, applied.stdout + applied.stderr
+        exchange = [e for e in sim.requests if e.get("service") == "exchange" and e.get("client") == "m365archive"]
+        discovery = [e for e in sim.requests if "EXOModuleFile" in e["path"]]
+        assert len(discovery) == 1 and discovery[0]["status"] == 302  # once per tenant and run
+        assert discovery[0]["method"] == "GET" and discovery[0]["host"] == exchange_front_door(sim.state)
+        assert exchange and {e["host"] for e in exchange} == {f"{EXO_LABEL}.outlook.office365.com"}
+        assert not [e for e in exchange if 300 <= e["status"] < 400]  # nothing was redirected after discovery
+        sim.log.clear()
+        again = m365(sim.url, "--output", "json", "setup", "--dry-run", "--detailed-exitcode")
+        assert again.code == ExitCode.OK, again.stdout + again.stderr
+        assert sim.writes() == []
+
+
+@pytest.mark.naive_requests
+def test_a_redirected_exchange_call_is_never_ok_and_nothing_changes() -> None:
+    with simulated_tenant("fresh", time_scale=0.001, exchange_redirect=EXO_LABEL) as sim:
+
+        async def run() -> None:
+            runner = _exchange_runner(sim)  # no discovery: straight at the front door
+            try:
+                with pytest.raises(TransportError, match=r"302.*not followed"):
+                    await runner.invoke(Cmdlet("Get-Mailbox", {"Identity": ADELE}))
+                with pytest.raises(TransportError, match="not followed"):
+                    await runner.invoke_many([Cmdlet("Enable-Mailbox", {"Identity": ADELE, "Archive": True})])
+            finally:
+                await runner.aclose()
+
+        asyncio.run(run())
+        assert sim.state.transitions == {}
+
+
+@pytest.mark.naive_requests
+def test_the_naive_exchange_redirect_gets_the_real_services_answer() -> None:
+    with simulated_tenant("fresh", time_scale=0.001, exchange_redirect=EXO_LABEL) as sim:
+        state = sim.state
+        url = f"https://{exchange_front_door(state)}/adminapi/beta/{state.tenant_id}/InvokeCommand"
+        headers = _wire_headers(sim, "https://outlook.office365.com")
+        transport = SyncHostMapTransport(host_map(state, sim.url))
+        with httpx.Client(transport=transport, timeout=30) as client:
+            moved = client.post(url, json=_enable_archive(ADELE), headers=headers)
+            assert moved.status_code == 302
+            assert httpx.URL(moved.headers["location"]).host == f"{EXO_LABEL}.outlook.office365.com"
+        with httpx.Client(transport=transport, timeout=30, follow_redirects=True) as follower:
+            followed = follower.post(url, json=_enable_archive(ADELE), headers=headers)
+        assert followed.request.method == "GET" and followed.status_code == 405  # the POST became a GET
+        assert state.transitions == {}
+
+
+def test_without_the_exchange_redirect_knob_the_front_door_serves() -> None:
+    with simulated_tenant("fresh", time_scale=0.001) as sim:  # exchange_redirect "": most tenants
+        state = sim.state
+        url = f"https://{exchange_front_door(state)}/adminapi/beta/{state.tenant_id}/InvokeCommand"
+        headers = _wire_headers(sim, "https://outlook.office365.com")
+        with httpx.Client(transport=SyncHostMapTransport(host_map(state, sim.url)), timeout=30) as client:
+            answer = client.post(url, json=_enable_archive(ADELE), headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert sum(state.transitions.values()) == 1
 
 
 # -- 3. Exchange $batch: continue-on-error, per-item auth, unconfirmed items -----------------------------------

@@ -1,6 +1,7 @@
 """Issue 12's matrix: every scenario x procedure against the strict simulator (regional S&C host, batches
-that stop without continue-on-error, path-qualified roles, ambiguous built-in group names, anchor checks)
-converges, and a second run plans nothing; no-seats fails cleanly before any write. The request-log check
+that stop without continue-on-error, path-qualified roles, ambiguous built-in group names, anchor checks;
+each tenant's Exchange Online redirected to its own host, as ScubaGear says some are) converges, and a
+second run plans nothing; no-seats fails cleanly before any write. The request-log check
 (tests/conftest.py) reads every request each run sent."""
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def test_every_scenario_converges_and_plans_nothing_the_second_time(
     scenario: str, procedure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(procedure, scenario, tmp_path)
-    with simulated_tenant(scenario, time_scale=0.001) as sim:
+    with simulated_tenant(scenario, time_scale=0.001, exchange_redirect="contoso01") as sim:
         if scenario == "hybrid":
             monkeypatch.setenv("M365ARCHIVE_ONPREM_PASSWORD", sim.state.onprem_users["CONTOSO\\exadmin"])
         applied = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"), config=config)

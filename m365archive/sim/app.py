@@ -105,9 +105,10 @@ class LoadMiddleware:
             scope["path"] = decision.path
             scope["raw_path"] = decision.path.encode()
             scope["scheme"] = "https"  # the real host's scheme, for the URLs the simulator writes back
-            scope.setdefault("state", {})["public_prefix"] = hosts.SCC_PREFIX
+            if decision.prefix:
+                scope.setdefault("state", {})["public_prefix"] = decision.prefix
         path: str = scope["path"]
-        service = "compliance" if decision.action in ("redirect", "refuse") else service_of(path)
+        service = decision.service if decision.action in ("redirect", "refuse") else service_of(path)
         started = time.time()
         body_chunks: list[bytes] = []
 
@@ -307,7 +308,9 @@ def discovery(state: TenantState, base_url: str) -> dict[str, Any]:
         "cloud": state.cloud,
         "services": {
             "graph": f"{base_url}/v1.0",
-            "exchange": base_url,
+            # Exchange Online by its real host name (hostMap sends it here): a redirected tenant (knob
+            # exchange_redirect) is served on another host the client must discover (hosts.py).
+            "exchange": f"https://{hosts.exchange_front_door(state)}",
             "compliance": f"https://{hosts.front_door(state)}",
             "login": base_url,
             # Where the simulator's credential gets tokens (Entra's v2.0 token endpoint shape): sim/tokens.py.

@@ -393,6 +393,10 @@ class Knobs:
     # Security & Compliance: the front door redirects to the tenant's regional host, which alone serves
     # (False: the front door, and the loopback /scc mount, serve directly).
     scc_regional_redirect: bool = True
+    # Exchange Online: the label this tenant's admin API calls are redirected to (served only by
+    # `<label>.outlook.office365.com` and the other clouds' equivalents; the front door answers 302 there).
+    # "" = the front door serves this tenant, as for most tenants (ScubaGear: "some tenants get redirected").
+    exchange_redirect: str = ""
     # $batch without `Prefer: odata.continue-on-error` stops at the first failed item (OData's default) and
     # answers nothing after it (False: every item runs whatever the preference).
     batch_stop_on_error: bool = True

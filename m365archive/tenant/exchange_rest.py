@@ -11,7 +11,11 @@ as the public clients of this endpoint do: a GET of `EXOBanner('AutogenSession')
 off; the regional host is the `Location` host's first label + the front door's host
 (`nam12b.admin.protection.outlook.com` -> `nam12b.ps.compliance.protection.outlook.com`; CIPP-API
 New-ExoRequest.ps1, Monkey365 Get-MonkeySecCompBackendUri, ScubaGear EXORestHelper.psm1). The
-government and China forms follow the same rule and are unverified.
+government and China forms follow the same rule and are unverified. Exchange Online redirects some
+tenants too (ScubaGear EXORestHelper.psm1 Get-ExchangeOnlineApiEndpoint): its runner discovers the
+same way, once per tenant, as ScubaGear does: a GET of `AdminApi/v1.0/{tenant}/EXOModuleFile` with
+redirects off; a 3xx's `Location` host's first label + the front door's host serves the tenant
+(`https://<label>.outlook.office365.com`), any other answer below 500 means the front door serves it.
 
 Nothing is "ok" unless the service confirmed it: a 3xx is never success and is never followed (a
 POST must not turn into a GET); `@adminapi.errors` in a 200 is an error (the module writes each as
@@ -59,6 +63,9 @@ RETRYABLE_STATUS = (429, 503, 504)
 CONTINUE_ON_ERROR = "odata.continue-on-error"
 # The module version the discovery GET names (CIPP-API sends its own ModuleVersion the same way).
 MODULE_VERSION = "3.7.1"
+# What a runner GETs (redirects off) to find the host that serves the tenant, by the source it follows:
+BANNER_DISCOVERY = "adminapi/beta/{tenant}/EXOBanner('AutogenSession')?Version=" + MODULE_VERSION  # CIPP-API (S&C)
+MODULE_FILE_DISCOVERY = "AdminApi/v1.0/{tenant}/EXOModuleFile"  # ScubaGear (Exchange Online)
 # Regional hosts found so far: (front door, tenant, mapped origin) -> base URL. One discovery per tenant.
 _REGIONAL: dict[tuple[str, str, str], str] = {}
 
@@ -224,6 +231,7 @@ class RestExchangeRunner:
         backoff_max: float = 30.0,
         timeout: float = 120.0,
         discover_region: bool = False,
+        discovery_path: str = BANNER_DISCOVERY,
         host_map: Mapping[str, str] | None = None,
     ) -> None:
         self.side = side
@@ -231,6 +239,7 @@ class RestExchangeRunner:
         self.tenant_id = tenant_id
         self.scope = scope
         self.discover_region = discover_region
+        self.discovery_path = discovery_path
         self._resolved: str | None = None if discover_region else self.base_url
         self._resolve_lock = asyncio.Lock()
         self._origin_key = mapped_origin(httpx.URL(self.base_url).host, host_map or {}) or ""
@@ -265,9 +274,9 @@ class RestExchangeRunner:
     def batch_endpoint(self) -> str:
         return f"{self._resolved or self.base_url}/adminapi/beta/{self.tenant_id}/$batch"
 
-    # -- regional host -------------------------------------------------------------------------------
+    # -- the host that serves the tenant ------------------------------------------------------------------
     async def _resolve(self) -> None:
-        """Find the tenant's regional host (once per tenant and process) before the first request."""
+        """Find the host that serves the tenant (once per tenant and process) before the first request."""
         if self._resolved is not None:
             return
         async with self._resolve_lock:
@@ -279,7 +288,7 @@ class RestExchangeRunner:
             self._resolved = _REGIONAL[key]
 
     async def _discover(self) -> str:
-        url = f"{self.base_url}/adminapi/beta/{self.tenant_id}/EXOBanner('AutogenSession')?Version={MODULE_VERSION}"
+        url = f"{self.base_url}/{self.discovery_path.format(tenant=self.tenant_id)}"
         attempt = 0
         while True:
             token = await self._access_token()
@@ -301,7 +310,7 @@ class RestExchangeRunner:
                     return regional_base(self.base_url, location)
                 if status in (401, 403):
                     raise TransportError(
-                        f"{self.side}: HTTP {status} discovering the regional host: "
+                        f"{self.side}: HTTP {status} discovering the tenant's host: "
                         f"{_error_text(_json(response.content)) or 'not authorized'}",
                         status=status,
                         auth=True,
@@ -310,7 +319,7 @@ class RestExchangeRunner:
                     return self.base_url  # the front door serves this tenant itself (ScubaGear does the same)
                 failure = f"HTTP {status}"
             if attempt >= self.max_retries:
-                raise TransportError(f"{self.side}: discovering the regional host kept failing ({failure})")
+                raise TransportError(f"{self.side}: discovering the tenant's host kept failing ({failure})")
             attempt += 1
             await asyncio.sleep(self._backoff(attempt))
 

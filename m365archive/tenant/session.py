@@ -117,7 +117,7 @@ class TenantSession:
         onprem_factory: Callable[[], ExchangeRunner] | None = None,
         on_throttle: Callable[[float], None] | None = None,
     ) -> None:
-        from m365archive.tenant.exchange_rest import RestExchangeRunner
+        from m365archive.tenant.exchange_rest import MODULE_FILE_DISCOVERY, RestExchangeRunner
         from m365archive.tenant.graph import GraphGateway
 
         self.endpoints = endpoints
@@ -145,6 +145,8 @@ class TenantSession:
             on_throttle=on_throttle,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
+            discover_region=True,  # some tenants are served by another host (exchange_rest.py)
+            discovery_path=MODULE_FILE_DISCOVERY,
             host_map=host_map,
         )
         self.compliance: ExchangeRunner = RestExchangeRunner(

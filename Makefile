@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit smoke bench bench-plan bench-verify bench-capture clean
+.PHONY: demo test test-kerberos lint types unit smoke bench bench-plan bench-verify bench-capture clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ smoke: $(STAMP)
 	tests/smoke/run.sh $(BIN)/python $(PYTHON)
 
 test: lint types unit smoke
+
+# On-premises Exchange with Kerberos against a real MIT KDC on loopback (tests/test_kerberos.py). Needs Debian's
+# krb5-kdc, krb5-admin-server and libkrb5-dev (.ci/run installs them); adds the [kerberos] extra to the venv.
+test-kerberos: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,kerberos]'
+	$(BIN)/pytest -q -m kerberos tests/test_kerberos.py --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -90,7 +90,12 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
     cfg = config.onprem
     assert cfg is not None
     password = os.environ.get("M365ARCHIVE_ONPREM_PASSWORD")
-    if password is None and cfg.username:
+    username = cfg.username
+    if cfg.auth == "kerberos" and password is None:
+        # The operator's Kerberos ticket (kinit, or a domain-joined machine's logon) signs in; DOMAIN\user is
+        # not a Kerberos principal name, so the ticket's own principal is used.
+        username = None
+    elif password is None and cfg.username:
         from m365archive import secrets
 
         try:
@@ -112,7 +117,7 @@ def make_onprem_runner(env: Env, config: Config, endpoints: Endpoints) -> Any:
         ssl=ssl,
         path=cfg.path,
         auth=cfg.auth,
-        username=cfg.username,
+        username=username,
         password=password,
         cert_validation=cfg.cert_validation,
     )

@@ -98,39 +98,57 @@ def write_ntlm_user_file(state: TenantState) -> str:
 # -- per-connection security context -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """Where this server's acceptor finds its secrets: the NTLM user file and the Kerberos keytab."""
+
+    user_file: str
+    keytab: str  # "" = no service key: no Kerberos ticket can be verified
+
+    @property
+    def env(self) -> dict[str, str]:
+        # An empty in-memory keytab when there is none, so the machine's /etc/krb5.keytab is never used.
+        return {"NTLM_USER_FILE": self.user_file, "KRB5_KTNAME": self.keytab or "MEMORY:m365archive-sim-no-key"}
+
+
 @dataclass
 class _Connection:
     context: Any
-    user_file: str
+    keys: _Keys
     complete: bool = False
     user: str = ""
 
     def step(self, token: bytes) -> bytes | None:
-        out: bytes | None = _with_user_file(self.user_file, lambda: self.context.step(token))
+        out: bytes | None = _with_keys(self.keys, lambda: self.context.step(token))
         if self.context.complete:
             self.complete = True
             self.user = str(getattr(self.context, "client_principal", "") or "")
         return out
 
 
-def _with_user_file(path: str, fn: Callable[[], T]) -> T:
+def _with_keys(keys: _Keys, fn: Callable[[], T]) -> T:
+    """Run an acceptor call with this server's NTLM user file and keytab (both read from the environment by
+    pyspnego and MIT krb5, process-wide: several simulators may run in one process)."""
     with _ENV_LOCK:
-        previous = os.environ.get("NTLM_USER_FILE")
-        os.environ["NTLM_USER_FILE"] = path
+        previous = {name: os.environ.get(name) for name in keys.env}
+        os.environ.update(keys.env)
         try:
             return fn()
         finally:
-            if previous is None:
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
-def _new_acceptor(user_file: str) -> Any:
+def _new_acceptor(keys: _Keys) -> Any:
     import spnego
 
-    return _with_user_file(
-        user_file,
+    # Negotiate: Kerberos tickets are verified with the keytab's service key (pyspnego hands them to GSSAPI
+    # when the gssapi package is installed), NTLM against the user file.
+    return _with_keys(
+        keys,
         lambda: spnego.server(
             hostname="exch01",
             service="HTTP",
@@ -182,7 +200,8 @@ class OnPremEndpoint:
         reply_token: bytes | None = None
         if scheme.lower() in ("negotiate", "ntlm", "kerberos") and token:
             if conn is None or conn.complete:
-                conn = _Connection(_new_acceptor(self.user_file), self.user_file)
+                keys = _Keys(self.user_file, self.state.knobs.onprem_keytab)
+                conn = _Connection(_new_acceptor(keys), keys)
                 self.connections.pop(key, None)
                 self.connections[key] = conn
                 while len(self.connections) > MAX_CONNECTIONS:  # closed connections are never reported
@@ -224,7 +243,7 @@ class OnPremEndpoint:
             self.connections.pop(key, None)
             return _unauthorized()
         status, reply = self.handle_soap(soap, conn.user, key[0] if isinstance(key, tuple) else "", request)
-        ctype, payload = wire.wrap_winrm_body(conn.context, reply)
+        ctype, payload = wire.wrap_winrm_body(conn.context, reply, wire.encrypted_protocol(content_type))
         headers["Content-Type"] = ctype
         return Response(payload, status_code=status, headers=headers)
 

@@ -180,14 +180,20 @@ def unwrap_winrm_body(context: Any, body: bytes, content_type: str) -> bytes:
     return out
 
 
-def wrap_winrm_body(context: Any, message: bytes) -> tuple[str, bytes]:
-    """Encrypt a reply: (content-type header value, body)."""
+def encrypted_protocol(content_type: str) -> str:
+    """The request's `multipart/encrypted` protocol (SPNEGO, or Kerberos when the client used Kerberos alone)."""
+    match = re.search(r'protocol="?([^";]+)"?', content_type)
+    return match.group(1) if match else SPNEGO_PROTOCOL
+
+
+def wrap_winrm_body(context: Any, message: bytes, protocol: str = SPNEGO_PROTOCOL) -> tuple[str, bytes]:
+    """Encrypt a reply in the request's protocol: (content-type header value, body)."""
     header, wrapped, padding = context.wrap_winrm(message)
     data = struct.pack("<i", len(header)) + header + wrapped
     lead = "\r\n".join(
         [
             f"--{ENCRYPTED_BOUNDARY}",
-            f"\tContent-Type: {SPNEGO_PROTOCOL}",
+            f"\tContent-Type: {protocol}",
             f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(message) + padding}",
             f"--{ENCRYPTED_BOUNDARY}",
             "\tContent-Type: application/octet-stream",
@@ -195,5 +201,5 @@ def wrap_winrm_body(context: Any, message: bytes) -> tuple[str, bytes]:
         ]
     ).encode()
     body = lead + data + f"--{ENCRYPTED_BOUNDARY}--\r\n".encode()
-    content_type = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="{ENCRYPTED_BOUNDARY}"'
+    content_type = f'multipart/encrypted;protocol="{protocol}";boundary="{ENCRYPTED_BOUNDARY}"'
     return content_type, body

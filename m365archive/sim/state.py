@@ -390,6 +390,10 @@ class Knobs:
     # What the on-premises /PowerShell virtual directory accepts: Kerberos (the simulator has no KDC, so
     # nothing signs in unless a scenario also allows "ntlm", as the built-in hybrid scenario does).
     onprem_auth: tuple[str, ...] = ("kerberos",)
+    # The keytab with the on-premises server's service key (HTTP/<host>, as a real server's is in AD): Kerberos
+    # tickets are verified with it (needs the gssapi package; `make test-kerberos`). "" = no key: every
+    # Kerberos ticket is refused.
+    onprem_keytab: str = ""
     # Security & Compliance: the front door redirects to the tenant's regional host, which alone serves
     # (False: the front door, and the loopback /scc mount, serve directly).
     scc_regional_redirect: bool = True

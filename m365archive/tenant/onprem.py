@@ -171,6 +171,9 @@ class OnPremExchangeRunner:
             ssl=self.ssl,
             path=self.path,
             auth=self.auth,
+            # Kerberos: a ticket for HTTP/<server>, the SPN Windows' own WinRM client asks for (pypsrp's
+            # default is host/<server>, which only Active Directory maps to the computer account).
+            negotiate_service="HTTP",
             cert_validation=self.cert_validation,
             connection_timeout=self.connection_timeout,
             read_timeout=max(self.connection_timeout, 30),

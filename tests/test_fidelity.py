@@ -97,19 +97,24 @@ def test_roles_match_on_the_last_segment_of_their_identity() -> None:
 # -- 1. Security & Compliance regional host ------------------------------------------------------------------
 
 
-def _compliance_runner(sim: SimulatedTenant, **kwargs: Any) -> RestExchangeRunner:
+def _front_door_runner(sim: SimulatedTenant, front: str, scope: str, side: str, **kwargs: Any) -> RestExchangeRunner:
+    """The product's runner at a front door's real host name, sent to the simulator through its host map."""
     state = sim.state
     return RestExchangeRunner(
-        f"https://{front_door(state)}",
+        f"https://{front}",
         state.tenant_id,
         AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
-        scope=COMPLIANCE_SCOPE,
-        side="compliance",
+        scope=scope,
+        side=side,
         host_map=host_map(state, sim.url),
         backoff_base=0.001,
         backoff_max=0.01,
         **kwargs,
     )
+
+
+def _compliance_runner(sim: SimulatedTenant, **kwargs: Any) -> RestExchangeRunner:
+    return _front_door_runner(sim, front_door(sim.state), COMPLIANCE_SCOPE, "compliance", **kwargs)
 
 
 def _policy_body(name: str) -> dict[str, Any]:
@@ -220,18 +225,7 @@ def test_the_exchange_host_is_the_location_label_plus_the_front_door_host(
 
 
 def _exchange_runner(sim: SimulatedTenant, **kwargs: Any) -> RestExchangeRunner:
-    state = sim.state
-    return RestExchangeRunner(
-        f"https://{exchange_front_door(state)}",
-        state.tenant_id,
-        AsyncSimulatorCredential(token_url(sim.url, state.tenant_id)),
-        scope=EXCHANGE_SCOPE,
-        side="exchange-online",
-        host_map=host_map(state, sim.url),
-        backoff_base=0.001,
-        backoff_max=0.01,
-        **kwargs,
-    )
+    return _front_door_runner(sim, exchange_front_door(sim.state), EXCHANGE_SCOPE, "exchange-online", **kwargs)
 
 
 def _enable_archive(upn: str) -> dict[str, Any]:

@@ -12,9 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-# The third-party data connector app that Step 5 asks an admin to consent to.
-CONNECTOR_APP_ID = "8dfbc50b-2111-4d03-9b4d-dd0d00aae7a2"
-
 RETIREMENT = {
     "date": "2024-12-30",
     "url": "https://learn.microsoft.com/purview/archive-partner-third-party-data",

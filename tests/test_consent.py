@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from m365archive.engine.journal import Journal
-from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.paths import journal_path
 from m365archive.result import ExitCode
 from m365archive.sim.server import SimulatedTenant
 from m365archive.steps.connector_consent import consent_url
 from m365archive.tenant.clouds import CLOUDS
 from m365archive.tenant.session import discover_simulator, endpoints_for_cloud
+from m365archive.wellknown import CONNECTOR_APP_ID
 from tests.clihelp import EXAMPLE, m365
 
 GRANT = ("consent", "grant", "--no-browser", "--timeout", "30")

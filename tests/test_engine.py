@@ -132,3 +132,22 @@ def test_plan_round_trips_and_fingerprint_is_order_independent() -> None:
     assert again.to_dict() == plan.to_dict()
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+
+
+def test_levels_are_the_longest_dependency_path_in_plan_order_and_a_cycle_is_refused() -> None:
+    import graphlib
+
+    import pytest
+
+    from m365archive.engine.runner import _levels
+
+    changes = [
+        c("d", op("d"), ["b", "c"]),
+        c("a", op("a")),
+        c("c", op("c"), ["a"]),
+        c("b", op("b"), ["a", "gone"]),  # a dependency outside the pending changes is already done
+        c("e", op("e")),
+    ]
+    assert [[x.id for x in level] for level in _levels(changes)] == [["a", "e"], ["c", "b"], ["d"]]
+    with pytest.raises(graphlib.CycleError):
+        _levels([c("x", op("x"), ["y"]), c("y", op("y"), ["x"])])

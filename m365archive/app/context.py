@@ -7,9 +7,7 @@ how secrets are kept, and how progress is reported. Tests build their own Env. N
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -26,6 +24,7 @@ from m365archive.steps.base import StepError
 from m365archive.tenant.exchange import ExchangeError, TransportError
 from m365archive.tenant.graph_types import GraphError
 from m365archive.tenant.session import Endpoints, SimulatorUnreachable, TenantSession
+from m365archive.tenant.tokens import token_claims
 
 SIM_ENV = "M365ARCHIVE_SIM"
 
@@ -49,15 +48,6 @@ class Env:
             return Journal(self.journal_file or journal_path(), on_notice=self.progress)
         except JournalError as exc:
             raise CommandError(str(exc), Reason.ERROR) from None
-
-
-def _claims(token: str) -> dict[str, Any]:
-    try:
-        payload = token.split(".")[1]
-        data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return data
-    except (IndexError, ValueError):
-        return {}
 
 
 @asynccontextmanager
@@ -185,7 +175,7 @@ async def _sign_in(env: Env, config: Config) -> tuple[Endpoints, Any, str, bool]
         raise CommandError(
             f"sign-in failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", Reason.AUTH
         ) from None
-    claims = _claims(token.token)
+    claims = token_claims(token.token)
     user = claims.get("upn") or claims.get("unique_name")
     if user and claims.get("idtyp") != "app":
         return endpoints, credential, str(user), False

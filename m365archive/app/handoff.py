@@ -11,7 +11,6 @@ from m365archive.app.context import Env, connect, reading
 from m365archive.config import Config
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import (
-    CONNECTOR_APP_ID,
     INGESTION_ADVICE,
     MESSAGE_CLASS_FORMAT,
     MESSAGE_PROPERTIES,
@@ -21,6 +20,7 @@ from m365archive.partners import (
 from m365archive.report.markdown import secret_block
 from m365archive.steps.connector_consent import ConsentState, consent_state
 from m365archive.tenant.session import TenantSession
+from m365archive.wellknown import CONNECTOR_APP_ID
 
 
 @dataclass

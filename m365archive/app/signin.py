@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from m365archive.app.context import Env, _claims, sign_in_for
+from m365archive.app.context import Env, sign_in_for
 from m365archive.config import Config
 from m365archive.errors import CommandError, Reason
+from m365archive.tenant.tokens import token_claims
 
 DELEGATED = ("browser", "device_code")
 
@@ -64,7 +65,7 @@ class SignInStatus:
 
 
 def token_info(resource: str, token: str, expires_on: int) -> TokenInfo:
-    claims = _claims(token)
+    claims = token_claims(token)
     app_only = claims.get("idtyp") == "app" or ("roles" in claims and "scp" not in claims)
     if app_only:
         name = claims.get("app_displayname") or claims.get("appid") or claims.get("azp") or ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import graphlib
 import json
 import uuid
 from collections.abc import Callable
@@ -458,25 +459,20 @@ def _dig(body: Any, path: str) -> Any:
 
 
 def _levels(changes: list[Change]) -> list[list[Change]]:
-    """Topological levels: a change comes after every pending change it depends on."""
-    ids = {c.id for c in changes}
-    level_of: dict[str, int] = {}
+    """Topological levels: a change comes after every pending change it depends on (graphlib's rounds of
+    ready nodes, each in plan order). A cycle raises graphlib.CycleError, a ValueError."""
+    order = {c.id: i for i, c in enumerate(changes)}
     by_id = {c.id: c for c in changes}
-
-    def depth(change: Change, seen: frozenset[str] = frozenset()) -> int:
-        if change.id in level_of:
-            return level_of[change.id]
-        if change.id in seen:
-            raise ValueError(f"dependency cycle at {change.id}")
-        deps = [by_id[d] for d in change.depends_on if d in ids]
-        level = 0 if not deps else 1 + max(depth(d, seen | {change.id}) for d in deps)
-        level_of[change.id] = level
-        return level
-
-    levels: dict[int, list[Change]] = {}
-    for change in changes:
-        levels.setdefault(depth(change), []).append(change)
-    return [levels[i] for i in sorted(levels)]
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(
+        {c.id: [d for d in c.depends_on if d in order] for c in changes}
+    )
+    sorter.prepare()
+    levels: list[list[Change]] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=order.__getitem__)
+        levels.append([by_id[cid] for cid in ready])
+        sorter.done(*ready)
+    return levels
 
 
 __all__ = [

@@ -13,9 +13,10 @@ from m365archive.powershell import user_id as ps_user_id
 from m365archive.steps import rollback
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, change, finding, graph_operation
 from m365archive.steps.seams import CatchallUser, Planned
+from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE as EXCHANGE_ADMIN_ROLE
 
 NAME = "catchall_account"
-EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+
 SECRET_NAME = "catchall-password"
 USER_FIELDS = [
     "id",

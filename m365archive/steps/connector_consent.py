@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from m365archive.engine.checks import Check
 from m365archive.engine.plan import Action, Change, Severity, Wait, WaitKind
-from m365archive.partners import CONNECTOR_APP_ID, RETIREMENT
+from m365archive.partners import RETIREMENT
 from m365archive.powershell import command
 from m365archive.steps.base import GRAPH, StepContext, StepPlan, finding, graph_operation
 from m365archive.steps.seams import ConsentReported, Planned
+from m365archive.wellknown import CONNECTOR_APP_ID
 
 if TYPE_CHECKING:
     from m365archive.tenant.session import Endpoints, TenantSession

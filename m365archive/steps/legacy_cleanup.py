@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m365archive.engine.plan import Action, Operation, OperationKind, Severity, secret, setting_text
-from m365archive.partners import CONNECTOR_APP_ID
 from m365archive.powershell import command, variable
 from m365archive.steps.base import GRAPH, LOCAL, StepContext, StepPlan, change, finding, graph_operation
 from m365archive.steps.connector_consent import ConsentState, consent_state, revoke_change
 from m365archive.steps.seams import CleanupRequest, ConsentReported, LocalSecrets
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphError, GraphRequest
+from m365archive.wellknown import CONNECTOR_APP_ID
+from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE as EXCHANGE_ADMIN_ROLE
 
 NAME = "legacy_cleanup"
 FINDINGS = "legacy_leftovers"
-EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "accountEnabled", "assignedLicenses"]
 ROLE_NAMES = {
     EXCHANGE_ADMIN_ROLE: "Exchange Administrator",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from m365archive.permissions import delegated_scopes
 from m365archive.tenant.clouds import Cloud
+from m365archive.wellknown import EXCHANGE_POWERSHELL_CLIENT_ID, GRAPH_POWERSHELL_CLIENT_ID
 
 if TYPE_CHECKING:
     import asyncio
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
         TokenCachePersistenceOptions,
     )
 
-# Microsoft Graph PowerShell / "Microsoft Graph Command Line Tools" (Connect-MgGraph's default).
-GRAPH_POWERSHELL_CLIENT_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
-# "Microsoft Exchange REST API Based PowerShell" (Connect-ExchangeOnline / Connect-IPPSSession).
-EXCHANGE_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
 
 # Delegated Graph permissions the steps need (m365archive/permissions.py is the one table). Graph
 # PowerShell's `.default` yields only what was consented to it before, so with that client we ask for

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from m365archive.powershell import command
+from m365archive.wellknown import NULL_GUID
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Cmdlet:
         return command(self.name, self.parameters)
 
 
-NO_ARCHIVE_GUID = "00000000-0000-0000-0000-000000000000"
+NO_ARCHIVE_GUID = NULL_GUID  # what Get-Mailbox shows as ArchiveGuid without an archive
 
 
 def has_archive(mailbox: dict[str, Any]) -> bool:

@@ -37,13 +37,11 @@ Concurrency adapts (AIMD): halved on each 429, grown by one on each success, up 
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import json
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,12 +50,14 @@ import httpx
 
 from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeError, ThrottleListener, TransportError
 from m365archive.tenant.hostmap import HostMapTransport, mapped_origin
-from m365archive.tenant.tokens import exchange_token_refused, fresh_token_claims
+from m365archive.tenant.pacing import AimdLimiter, RatePacer
+from m365archive.tenant.tokens import exchange_token_refused, fresh_token_claims, token_claims
+from m365archive.wellknown import EXCHANGE_APP_SYSTEM_MAILBOX
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
 COMPLIANCE_SCOPE = "https://ps.compliance.protection.outlook.com/.default"
 # The anchor the ExchangeOnlineManagement module uses for app-only connections.
-APP_ANCHOR = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
+APP_ANCHOR = f"APP:SystemMailbox{{{EXCHANGE_APP_SYSTEM_MAILBOX}}}@"
 BATCH_LIMIT = 10
 RETRYABLE_STATUS = (429, 503, 504)
 CONTINUE_ON_ERROR = "odata.continue-on-error"
@@ -105,102 +105,6 @@ class RunnerStats:
     transient: int = 0  # 503/504/connection failures
     token_resends: int = 0  # requests resent once after the service refused a token before its expiry
     peak_concurrency: int = 0
-
-
-class AimdLimiter:
-    """Additive-increase, multiplicative-decrease cap on requests in flight."""
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = max(1, maximum)
-        self.limit = float(self.maximum)
-        self.in_flight = 0
-        self.peak = 0
-        self._cond = asyncio.Condition()
-
-    async def acquire(self) -> None:
-        async with self._cond:
-            while self.in_flight >= int(self.limit):
-                await self._cond.wait()
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-
-    async def throttled(self) -> None:
-        """A throttling answer that came inside a successful request ($batch items)."""
-        async with self._cond:
-            self.limit = max(1.0, self.limit / 2)
-
-    async def release(self, *, throttled: bool = False, ok: bool = False) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            if throttled:
-                self.limit = max(1.0, self.limit / 2)
-            elif ok:
-                self.limit = min(float(self.maximum), self.limit + 1)
-            self._cond.notify_all()
-
-
-class RatePacer:
-    """Paces cmdlets to the tenant's budget, learned from the service's 429 answers.
-
-    Exchange Online budgets cmdlets per tenant: a $batch item answered 429 means the budget is spent,
-    not that too many requests are in flight, so shrinking concurrency (AIMD) would collapse
-    throughput. Instead, on a 429 the pacer measures the rate the service accepted over the last
-    second and sends at 95% of it (at most one cut per half second: concurrent batches report the
-    same exhaustion), grows 5% a second while no 429 comes, and makes every sender wait out the
-    Retry-After (the budget is the tenant's, so the pause is too).
-    """
-
-    WINDOW = 1.0
-    CUT_INTERVAL = 0.5
-
-    def __init__(self) -> None:
-        self.rate: float | None = None  # cmdlets per second; None until the service first throttles
-        self._allowance = 0.0
-        self._last = time.monotonic()
-        self._resume_at = 0.0
-        self._accepted: deque[tuple[float, int]] = deque()
-        self._first_accept: float | None = None
-        self._last_change = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, n: int) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            if self._resume_at > now:
-                await asyncio.sleep(self._resume_at - now)
-            if self.rate is None:
-                return
-            now = time.monotonic()
-            burst = max(float(n), self.rate * 0.1)
-            self._allowance = min(burst, self._allowance + (now - self._last) * self.rate)
-            self._last = now
-            if self._allowance < n:
-                await asyncio.sleep((n - self._allowance) / self.rate)
-                self._allowance = float(n)
-                self._last = time.monotonic()
-            self._allowance -= n
-
-    def accepted(self, n: int) -> None:
-        now = time.monotonic()
-        if self._first_accept is None:
-            self._first_accept = now
-        self._accepted.append((now, n))
-        while self._accepted and self._accepted[0][0] < now - self.WINDOW:
-            self._accepted.popleft()
-        if self.rate is not None and now - self._last_change >= 1.0:
-            self.rate *= 1.05
-            self._last_change = now
-
-    def throttled(self, retry_after: float) -> None:
-        now = time.monotonic()
-        self._resume_at = max(self._resume_at, now + retry_after)
-        if self.rate is not None and now - self._last_change < self.CUT_INTERVAL:
-            return
-        span = max(0.1, min(self.WINDOW, now - (self._first_accept or now)))
-        measured = sum(n for t, n in self._accepted if t >= now - span) / span
-        base = measured if self.rate is None else min(self.rate, max(measured, 1.0))
-        self.rate = max(1.0, base * 0.95)
-        self._last_change = now
 
 
 @dataclass
@@ -638,7 +542,7 @@ class RestExchangeRunner:
 
     def _anchor_mailbox(self, token: str) -> str:
         if self._anchor is None:
-            self._anchor = anchor_for(_token_claims(token), self.tenant_id)
+            self._anchor = anchor_for(token_claims(token), self.tenant_id)
         return self._anchor
 
 
@@ -684,18 +588,6 @@ def _admin_errors(payload: Any, cmdlet: str, request_id: str | None) -> Exchange
     return ExchangeError(
         "; ".join(messages), cmdlet=cmdlet, category=category or "AdminApiError", status=200, request_id=request_id
     )
-
-
-def _token_claims(token: str) -> dict[str, Any]:
-    """The token's claims, read without verification (only to pick the anchor mailbox)."""
-    parts = token.split(".")
-    if len(parts) < 2:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def _retry_after(value: str | None) -> float | None:

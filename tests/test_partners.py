@@ -8,7 +8,6 @@ import pytest
 
 from m365archive import partners
 from m365archive.partners import (
-    CONNECTOR_APP_ID,
     MESSAGE_PROPERTIES,
     PARTNERS,
     RETIREMENT,
@@ -16,6 +15,7 @@ from m365archive.partners import (
     retirement_notice,
     search,
 )
+from m365archive.wellknown import CONNECTOR_APP_ID
 
 REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "work-with-partner-to-archive-third-party-data.md"
 

@@ -198,7 +198,7 @@ def test_retries_under_faults_converge_with_each_write_in_effect_once() -> None:
         ] * 3
 
         async def run() -> RestExchangeRunner:
-            runner = runner_for(sim, max_retries=10)
+            runner = runner_for(sim)
             try:
                 for cmdlet in cmdlets:  # one by one: every InvokeCommand may meet a fault
                     outcome = await runner.invoke(cmdlet)
@@ -230,7 +230,7 @@ def test_throttling_is_absorbed_with_retry_after() -> None:
         waits: list[float] = []
 
         async def run() -> RestExchangeRunner:
-            runner = runner_for(sim, on_throttle=waits.append, max_retries=20)
+            runner = runner_for(sim, on_throttle=waits.append)
             try:
                 outcomes = await runner.invoke_many(
                     [Cmdlet("Set-Mailbox", {"Identity": u, "AuditEnabled": True}) for u in upns * 6]
@@ -267,7 +267,7 @@ def test_exhausted_retries_raise_transport_error() -> None:
     with simulated_tenant("fresh", time_scale=0.001, fault_rate=1.0, fault_kinds=("503",)) as sim:
 
         async def run() -> None:
-            runner = runner_for(sim, max_retries=2)
+            runner = runner_for(sim, max_sends=3)
             try:
                 with pytest.raises(TransportError) as info:
                     await runner.invoke(Cmdlet("Get-Mailbox", {"Identity": ADELE}))

@@ -142,6 +142,20 @@ def _resends(sim: SimulatedTenant, service: str) -> list[tuple[dict[str, Any], d
     return pairs
 
 
+def _items_resent_once(sim: SimulatedTenant) -> None:
+    """Each Exchange $batch item refused for its token is sent once more, and that send is not refused."""
+    sends = [
+        (key, status)
+        for e in sorted(sim.requests, key=lambda e: e["time"])
+        if e["path"].endswith("$batch")
+        for key, status in zip(e.get("items", []), e.get("itemStatuses", []), strict=True)
+    ]
+    for n, (key, status) in enumerate(sends):
+        if status == 401:
+            following = [s for k, s in sends[n + 1 :] if k == key]
+            assert following and following[0] != 401, f"a refused $batch item was not resent once: {key}"
+
+
 def test_the_gateways_reacquire_and_resend_once() -> None:
     with simulated_tenant("fresh", time_scale=0.001, token_early_expiry=EARLY) as sim:
         credential = AsyncSimulatorCredential(token_url(sim.url, sim.state.tenant_id))
@@ -222,6 +236,7 @@ def test_an_apply_with_early_expiry_completes_in_one_run_resending_once_per_refu
             assert pairs, f"no token was refused on {service}"
             for refused, resent in pairs:
                 assert resent["status"] != 401 and resent["tokenId"] != refused["tokenId"]
+        _items_resent_once(sim)
         again = m365(sim.url, "setup", "--dry-run", "--detailed-exitcode")
         assert again.code == ExitCode.OK, again.stdout + again.stderr
 

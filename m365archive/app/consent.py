@@ -9,9 +9,7 @@ says so (partners.RETIREMENT). No typer, no terminals.
 
 from __future__ import annotations
 
-import asyncio
 import secrets as pysecrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +29,7 @@ from m365archive.steps.connector_consent import (
     observed,
     revoke_change,
 )
+from m365archive.tenant.retry import poll
 from m365archive.tenant.session import TenantSession
 
 CONSENT_KIND = "consent-revoke"
@@ -54,28 +53,31 @@ async def wait_for_consent(
     max_interval: float = 5.0,
 ) -> ConsentState:
     """Poll Graph until the connector's service principal shows (a new one takes time to replicate)."""
-    started = time.monotonic()
-    deadline = started + timeout
-    delay = interval
-    last_said = -1
-    while True:
-        state = await consent_state(session)
-        if state.present:
-            return state
-        now = time.monotonic()
-        if now >= deadline:
-            raise CommandError(
-                f"the connector's service principal did not appear within {timeout:.0f} s "
-                "(consent not given yet, or still replicating)",
-                Reason.TIMEOUT,
-                "check later with `m365archive consent status` (exit 0 once present)",
-            )
-        elapsed = int(now - started)
-        if elapsed // 5 != last_said:  # a line every 5 s, not one per poll
-            last_said = elapsed // 5
-            progress(f"waiting for consent and for the service principal to replicate ({elapsed} s)")
-        await asyncio.sleep(min(delay, max(deadline - now, 0.0)))
-        delay = min(delay * 2, max_interval)
+    found: ConsentState | None = None
+    said = -1
+
+    async def present() -> bool:
+        nonlocal found
+        found = await consent_state(session)
+        return found.present
+
+    def tick(elapsed: float) -> None:
+        nonlocal said
+        if int(elapsed) // 5 != said:  # a line every 5 s, not one per poll
+            said = int(elapsed) // 5
+            progress(f"waiting for consent and for the service principal to replicate ({int(elapsed)} s)")
+
+    appeared = await poll(
+        present, timeout=timeout, stop=session.stop_signal, first=interval, cap=max_interval, tick=tick
+    )
+    if appeared and found is not None:
+        return found
+    raise CommandError(
+        f"the connector's service principal did not appear within {timeout:.0f} s "
+        "(consent not given yet, or still replicating)",
+        Reason.TIMEOUT,
+        "check later with `m365archive consent status` (exit 0 once present)",
+    )
 
 
 def new_consent_state_token() -> str:

@@ -24,7 +24,7 @@ from m365archive.steps.base import StepError
 from m365archive.tenant.exchange import ExchangeError, TransportError
 from m365archive.tenant.graph_types import GraphError
 from m365archive.tenant.session import Endpoints, SimulatorUnreachable, TenantSession
-from m365archive.tenant.tokens import token_claims
+from m365archive.tenant.tokens import TokenUnavailable, token_claims
 
 SIM_ENV = "M365ARCHIVE_SIM"
 
@@ -68,6 +68,8 @@ async def connect(env: Env, config: Config, *, max_concurrency: int = 8) -> Asyn
     )
     try:
         yield session
+    except TokenUnavailable as exc:  # no token to be had mid-command (re-acquiring failed): exit 5
+        raise CommandError(str(exc), Reason.AUTH) from None
     finally:
         await session.aclose()
 

@@ -49,3 +49,6 @@ class ApplyExecutor:
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
         return await self.session.wait(wait, resolved_target, tick)
+
+    def stop(self) -> None:
+        self.session.stop()

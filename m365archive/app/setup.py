@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import contextlib
 from pathlib import Path
 
 from m365archive.app.context import Env, reading, tenant_info
@@ -19,6 +18,7 @@ from m365archive.engine.runner import ApplyResult, Event, EventKind, OutcomeKind
 from m365archive.errors import CommandError, Reason
 from m365archive.steps.base import StepContext
 from m365archive.tenant.exchange import Cmdlet, has_archive
+from m365archive.tenant.retry import Interrupted, poll
 from m365archive.tenant.session import TenantSession
 
 CATCHALL_SECRET = "catchall-password"
@@ -154,27 +154,23 @@ async def wait_for_directory_sync(env: Env, session: TenantSession, identities: 
     not a failure: the identities are reported as pending and the next `status` shows them.
     """
     waiting = list(identities)
-    deadline = time.monotonic() + timeout
-    interval = 0.05
-    started = time.monotonic()
-    while waiting:
+
+    async def all_visible() -> bool:
+        nonlocal waiting
         outcomes = await session.exchange.invoke_many([Cmdlet("Get-Mailbox", {"Identity": i}) for i in waiting])
         waiting = [
             i
             for i, out in zip(waiting, outcomes, strict=True)
             if not (out.ok and out.objects and has_archive(out.objects[0]))
         ]
-        if not waiting or time.monotonic() >= deadline:
-            break
-        env.on_event(
-            Event(
-                EventKind.WAIT,
-                message=f"waiting for directory sync: {len(waiting)} archive(s) not yet in "
-                f"Exchange Online ({time.monotonic() - started:.0f} s)",
-            )
-        )
-        await asyncio.sleep(interval)
-        interval = min(interval * 2, 30.0)
+        return not waiting
+
+    def tick(elapsed: float) -> None:
+        message = f"waiting for directory sync: {len(waiting)} archive(s) not yet in Exchange Online ({elapsed:.0f} s)"
+        env.on_event(Event(EventKind.WAIT, message=message))
+
+    with contextlib.suppress(Interrupted):  # Ctrl-C: what is not visible yet is reported pending
+        await poll(all_visible, timeout=timeout, stop=session.stop_signal, cap=30.0, tick=tick)
     env.on_event(
         Event(
             EventKind.WAITED,

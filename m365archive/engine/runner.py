@@ -31,6 +31,7 @@ class ExecResult:
     error: str | None = None
     already: bool = False  # the service said it was already so (ok_if_error matched)
     foreign: bool = False  # a create found the object there, and no earlier attempt of this run sent it
+    interrupted: bool = False  # the run was stopped (Ctrl-C) before the change was confirmed
 
 
 def secrets_not_set(plan: Plan, result: ApplyResult) -> list[Change]:
@@ -56,6 +57,11 @@ class Executor(Protocol):
     async def execute_many(self, ops: list[tuple[Operation, dict[str, Any]]]) -> list[ExecResult]: ...
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool: ...
+
+    def stop(self) -> None:
+        """The run is stopping (Ctrl-C): end pauses before resends and polls now (an ExecResult with
+        `interrupted` reports a change stopped that way)."""
+        ...
 
 
 class EventKind(StrEnum):
@@ -161,9 +167,11 @@ class Runner:
 
     @stop_requested.setter
     def stop_requested(self, value: bool) -> None:
-        """Set from a Ctrl-C handler: no new request is sent, and a wait in progress ends now."""
+        """Set from a Ctrl-C handler: no new request is sent, and a wait in progress ends now (the executor
+        is told, so that its own pauses before a resend end too)."""
         if value:
             self._stop.set()
+            self.executor.stop()
         else:
             self._stop.clear()
 
@@ -369,6 +377,9 @@ class Runner:
                             error=f"timed out after {change.wait.timeout:.0f} s waiting: {change.wait.description}",
                         )
                         detail = res.error or ""
+            if res.interrupted:
+                stopped = True
+                result.interrupted = True
             outcome = OutcomeKind.INTERRUPTED if stopped else OutcomeKind.OK if res.ok else OutcomeKind.FAILED
             if not res.ok:
                 failed.add(change.id)
@@ -397,7 +408,7 @@ class Runner:
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-        if not waiting.done():
+        if not waiting.done() or self._stop.is_set():
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting

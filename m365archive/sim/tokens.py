@@ -166,6 +166,18 @@ def routes(state: TenantState) -> list[BaseRoute]:
                 },
                 status_code=400,
             )
+        user = state.user_by_upn(state.signed_in_user) if state.signed_in_user else None
+        if user is not None and not user.account_enabled:
+            # A disabled account gets no new token (Entra ID's error codes reference; the body as
+            # Azure/azure-cli#2591 shows it); tokens issued before stay valid until they expire.
+            return JSONResponse(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "AADSTS50057: User account is disabled.",
+                    "error_codes": [50057],
+                },
+                status_code=400,
+            )
         access, lifetime = issue(state, scope)
         return JSONResponse(
             {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}

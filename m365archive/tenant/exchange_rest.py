@@ -26,24 +26,24 @@ answer leaves out is "not confirmed", never ok, and is not re-sent blindly (the 
 happened). App-only tokens anchor on the module's system mailbox (`APP:SystemMailbox{...}@<tenant
 id>`), delegated ones on `UPN:<the signed-in user>`.
 
-Retries: 429 (Retry-After honoured, decimal seconds accepted), 503, 504 and dropped
-connections, with jittered exponential backoff, at most `max_retries` times. Writes are
-retried too: every cmdlet the product sends is idempotent, or answers "already ..." when
-its effect is already there; a retried write that gets such an answer is reported as done.
-Concurrency adapts (AIMD): halved on each 429, grown by one on each success, up to
-`max_concurrency`.
+Resends follow the floor's one policy (tenant/retry.py): 429 (Retry-After honoured, decimal
+seconds accepted), 503, 504 and dropped connections, with jittered exponential backoff; a cmdlet
+is sent at most `retry.MAX_SENDS` times in all, counting a `$batch` item's sends across resent
+batches and resent items. Writes are resent too: every cmdlet the product sends is idempotent, or
+answers "already ..." when its effect is already there; a resent write that gets such an answer is
+reported as done. A `$batch` item refused for its token (401, `error="invalid_token"`: a token
+replaced while the batch waited its turn) is resent alone, once, with a new token. Concurrency
+adapts (tenant/pacing.py): AIMD on requests in flight, and a pace for cmdlets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -51,7 +51,8 @@ import httpx
 from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeError, ThrottleListener, TransportError
 from m365archive.tenant.hostmap import HostMapTransport, mapped_origin
 from m365archive.tenant.pacing import AimdLimiter, RatePacer
-from m365archive.tenant.tokens import exchange_token_refused, fresh_token_claims, token_claims
+from m365archive.tenant.retry import MAX_SENDS, Again, Backoff, StopSignal, retry_after, sends
+from m365archive.tenant.tokens import TokenUnavailable, exchange_token_refused, fresh_token_claims, token_claims
 from m365archive.wellknown import EXCHANGE_APP_SYSTEM_MAILBOX
 
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
@@ -97,7 +98,7 @@ class AsyncTokenCredential(Protocol):
 class RunnerStats:
     """What the runner sent, for benchmarks and progress."""
 
-    requests: int = 0  # HTTP requests, including retries
+    requests: int = 0  # HTTP requests, including resends
     batches: int = 0  # $batch requests among them
     cmdlets: int = 0  # cmdlets sent, counting each attempt
     retries: int = 0
@@ -105,6 +106,32 @@ class RunnerStats:
     transient: int = 0  # 503/504/connection failures
     token_resends: int = 0  # requests resent once after the service refused a token before its expiry
     peak_concurrency: int = 0
+
+
+@dataclass
+class _Sending:
+    """One POST on its way: its body (rebuilt with new item tokens), how often it went out."""
+
+    content: bytes
+    sends: int = 0
+    renewed: bool = False  # a new token was asked for after a refusal
+
+
+@dataclass
+class _BatchState:
+    """One $batch chunk across its rounds: each item's outcome and sends."""
+
+    chunk: list[Cmdlet]
+    outcomes: list[CmdletOutcome] = field(init=False)
+    pending: list[int] = field(init=False)
+    sent: list[int] = field(init=False)  # each item's sends, across resent batches and resent items
+    renewed: set[int] = field(default_factory=set)  # items resent once with a new token
+    follow: list[tuple[int, str]] = field(default_factory=list)  # items whose output has more pages
+
+    def __post_init__(self) -> None:
+        self.outcomes = [CmdletOutcome(cmdlet=c) for c in self.chunk]
+        self.pending = list(range(len(self.chunk)))
+        self.sent = [0] * len(self.chunk)
 
 
 @dataclass
@@ -128,7 +155,7 @@ class RestExchangeRunner:
         side: str = "exchange-online",
         anchor_mailbox: str | None = None,
         max_concurrency: int = 8,
-        max_retries: int = 6,
+        max_sends: int = MAX_SENDS,
         on_throttle: ThrottleListener | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff_base: float = 0.5,
@@ -137,6 +164,7 @@ class RestExchangeRunner:
         discover_region: bool = False,
         discovery_path: str = BANNER_DISCOVERY,
         host_map: Mapping[str, str] | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         self.side = side
         self.base_url = base_url.rstrip("/")
@@ -147,10 +175,10 @@ class RestExchangeRunner:
         self._resolved: str | None = None if discover_region else self.base_url
         self._resolve_lock = asyncio.Lock()
         self._origin_key = mapped_origin(httpx.URL(self.base_url).host, host_map or {}) or ""
-        self.max_retries = max_retries
+        self.max_sends = min(max_sends, MAX_SENDS)
         self.on_throttle = on_throttle
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.backoff = Backoff(backoff_base, backoff_max)
+        self.stop = stop or StopSignal()
         self.stats = RunnerStats()
         self._credential = credential
         self._anchor = anchor_mailbox
@@ -159,7 +187,6 @@ class RestExchangeRunner:
         self._limiter = AimdLimiter(max_concurrency)
         self._pacer = RatePacer()
         self._connection_id = str(uuid.uuid4())
-        self._random = random.Random()
         limits = httpx.Limits(max_connections=max(2, max_concurrency * 2), max_keepalive_connections=max_concurrency)
         if host_map:
             transport = HostMapTransport(host_map, transport or httpx.AsyncHTTPTransport(limits=limits))
@@ -193,39 +220,41 @@ class RestExchangeRunner:
 
     async def _discover(self) -> str:
         url = f"{self.base_url}/{self.discovery_path.format(tenant=self.tenant_id)}"
-        attempt = 0
-        while True:
-            token = await self._access_token()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "X-AnchorMailbox": self._anchor_mailbox(token),
-                "client-request-id": str(uuid.uuid4()),
-                "Accept": "application/json",
-            }
-            self.stats.requests += 1
-            try:
-                response = await self._client.get(url, headers=headers)
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            else:
-                status = response.status_code
-                location = response.headers.get("location")
-                if 300 <= status < 400 and location:
-                    return regional_base(self.base_url, location)
-                if status in (401, 403):
-                    raise TransportError(
-                        f"{self.side}: HTTP {status} discovering the tenant's host: "
-                        f"{_error_text(_json(response.content)) or 'not authorized'}",
-                        status=status,
-                        auth=True,
-                    )
-                if status < 500 and status != 429:
-                    return self.base_url  # the front door serves this tenant itself (ScubaGear does the same)
-                failure = f"HTTP {status}"
-            if attempt >= self.max_retries:
-                raise TransportError(f"{self.side}: discovering the tenant's host kept failing ({failure})")
-            attempt += 1
-            await asyncio.sleep(self._backoff(attempt))
+        try:
+            async for attempt in sends(self.backoff, self.stop, max_sends=self.max_sends):
+                with attempt:
+                    return await self._discover_once(url)
+        except Again as last:
+            raise TransportError(f"{self.side}: discovering the tenant's host kept failing ({last.reason})") from None
+        raise AssertionError("unreachable")
+
+    async def _discover_once(self, url: str) -> str:
+        token = await self._access_token()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-AnchorMailbox": self._anchor_mailbox(token),
+            "client-request-id": str(uuid.uuid4()),
+            "Accept": "application/json",
+        }
+        self.stats.requests += 1
+        try:
+            response = await self._client.get(url, headers=headers)
+        except httpx.TransportError as exc:
+            raise Again(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        status = response.status_code
+        location = response.headers.get("location")
+        if 300 <= status < 400 and location:
+            return regional_base(self.base_url, location)
+        if status in (401, 403):
+            raise TransportError(
+                f"{self.side}: HTTP {status} discovering the tenant's host: "
+                f"{_error_text(_json(response.content)) or 'not authorized'}",
+                status=status,
+                auth=True,
+            )
+        if status < 500 and status != 429:
+            return self.base_url  # the front door serves this tenant itself (ScubaGear does the same)
+        raise Again(f"HTTP {status}", delay=retry_after(response.headers.get("retry-after")))
 
     def _forget_region(self) -> None:
         _REGIONAL.pop((self.base_url.lower(), self.tenant_id.lower(), self._origin_key), None)
@@ -267,7 +296,8 @@ class RestExchangeRunner:
         await self._resolve()
         url: str | None = self.endpoint
         while url:
-            answer, retried = await self._send(url, body, cmdlet.name, page_size, cmdlets=1)
+            answer, count = await self._send(url, body, cmdlet.name, page_size, cmdlets=1)
+            retried = count > 1
             outcome.request_id = answer.request_id
             outcome.answered_at = answer.headers.get("date")
             payload = answer.body if isinstance(answer.body, dict) else {}
@@ -287,112 +317,124 @@ class RestExchangeRunner:
 
     # -- $batch ------------------------------------------------------------------------------------
     async def _batch(self, chunk: list[Cmdlet]) -> list[CmdletOutcome]:
-        outcomes = [CmdletOutcome(cmdlet=c) for c in chunk]
-        pending = list(range(len(chunk)))
-        retried: set[int] = set()
-        attempt = 0
-        follow: list[tuple[int, str]] = []  # items whose output has more pages
+        state = _BatchState(chunk)
         await self._resolve()
-        while pending:
-            requests = [
-                {
-                    "id": str(i),
-                    "method": "POST",
-                    "url": self.endpoint,
-                    "headers": await self._headers(chunk[i].name, 1000, item=True),
-                    "body": _body(chunk[i]),
-                }
-                for i in pending
-            ]
-            await self._pacer.acquire(len(pending))
+        try:
+            async for attempt in sends(self.backoff, self.stop, max_sends=self.max_sends):
+                with attempt:
+                    again, wait = await self._batch_round(state)
+                    if again:
+                        state.pending = again
+                        raise Again("items to resend", delay=wait)
+        except Again:
+            pass  # the bound: those items keep their retryable errors
+        for i, link in state.follow:
+            await self._follow(state.outcomes[i], link)
+        return state.outcomes
 
-            async def rebuild(items: list[dict[str, Any]] = requests) -> dict[str, Any]:
-                return {
-                    "requests": [
-                        {**item, "headers": await self._headers(chunk[int(str(item["id"]))].name, 1000, item=True)}
-                        for item in items
-                    ]
-                }
+    async def _batch_round(self, state: _BatchState) -> tuple[list[int], float]:
+        """Send the pending items as one $batch; (the items to send again, the pause before that)."""
+        chunk, outcomes, pending = state.chunk, state.outcomes, state.pending
+        item_headers = {i: await self._headers(chunk[i].name, 1000, item=True) for i in pending}
+        requests = [
+            {"id": str(i), "method": "POST", "url": self.endpoint, "headers": item_headers[i], "body": _body(chunk[i])}
+            for i in pending
+        ]
+        await self._pacer.acquire(len(pending))
 
-            answer, whole_retried = await self._send(
-                self.batch_endpoint, {"requests": requests}, "$batch", 1000, cmdlets=len(pending), rebuild=rebuild
-            )
-            if whole_retried:
-                retried.update(pending)
-            if answer.status >= 400:
-                payload = answer.body if isinstance(answer.body, dict) else {}
-                error = _exchange_error(answer.status, payload, "$batch", answer.request_id)
-                for i in pending:
-                    outcomes[i].error = error
-                    outcomes[i].request_id = answer.request_id
-                return outcomes
-            responses = answer.body.get("responses", []) if isinstance(answer.body, dict) else []
-            by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict)}
-            again: list[int] = []
-            wait = 0.0
-            item_throttled = False
+        async def rebuild() -> dict[str, Any]:
+            for i in pending:  # every item carries the new token too
+                item_headers[i] = await self._headers(chunk[i].name, 1000, item=True)
+            return {"requests": [{**item, "headers": item_headers[int(str(item["id"]))]} for item in requests]}
+
+        budget = self.max_sends - max(state.sent[i] for i in pending)
+        answer, count = await self._send(
+            self.batch_endpoint,
+            {"requests": requests},
+            "$batch",
+            1000,
+            cmdlets=len(pending),
+            rebuild=rebuild,
+            budget=budget,
+        )
+        for i in pending:
+            state.sent[i] += count
+        if answer.status >= 400:
+            payload = answer.body if isinstance(answer.body, dict) else {}
+            error = _exchange_error(answer.status, payload, "$batch", answer.request_id)
             for i in pending:
-                item = by_id.get(str(i))
-                outcome = outcomes[i]
-                outcome.request_id = answer.request_id
-                outcome.answered_at = answer.headers.get("date")
-                if item is None:
-                    # Sent, but the answer says nothing about it: it may or may not have run. Never ok, and
-                    # not re-sent blindly: the next plan reads the tenant first.
-                    outcome.error = ExchangeError(
-                        f"{chunk[i].name}: the $batch answer has no response for this item, so it is not confirmed "
-                        "(it may or may not have run; a new plan reads what happened)",
-                        cmdlet=chunk[i].name,
-                        category="NotConfirmed",
-                        request_id=answer.request_id,
-                    )
-                    continue
-                status = int(item.get("status", 500))
-                raw_body = item.get("body")
-                body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
-                if status in RETRYABLE_STATUS:
-                    headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
-                    delay = _retry_after(headers.get("retry-after"))
-                    if status == 429:
-                        item_throttled = True
-                        self.stats.throttled += 1
-                        if self.on_throttle:
-                            self.on_throttle(delay if delay is not None else 0.0)
-                    else:
-                        self.stats.transient += 1
-                    wait = max(wait, delay if delay is not None else self._backoff(attempt))
-                    again.append(i)
-                    outcome.error = _exchange_error(status, body, chunk[i].name, answer.request_id, retryable=True)
-                    continue
-                if status >= 400:
-                    error = _exchange_error(status, body, chunk[i].name, answer.request_id)
-                    if i in retried and _already(error):
-                        outcome.error = None
-                        outcome.warnings.append(f"Retried after a lost answer; the first attempt took effect: {error}")
-                    else:
-                        outcome.error = error
-                    continue
-                outcome.error = _admin_errors(body, chunk[i].name, answer.request_id)
-                outcome.objects.extend(o for o in body.get("value") or [] if isinstance(o, dict))
-                outcome.warnings.extend(str(w) for w in body.get("@adminapi.warnings") or [])
-                if body.get("@odata.nextLink"):
-                    follow.append((i, str(body["@odata.nextLink"])))
-            self._pacer.accepted(len(pending) - len(again))
-            if not again:
-                break
-            attempt += 1
-            if attempt > self.max_retries:
-                break  # the outcomes of `again` keep their retryable errors
-            self.stats.retries += len(again)
-            retried.update(again)
-            pending = again
-            if item_throttled:
-                self._pacer.throttled(wait)
-            # Jitter on top of Retry-After, so that concurrent batches don't come back in step.
-            await asyncio.sleep(wait + self._backoff(attempt) * 0.5)
-        for i, link in follow:
-            await self._follow(outcomes[i], link)
-        return outcomes
+                outcomes[i].error = error
+                outcomes[i].request_id = answer.request_id
+            return [], 0.0
+        responses = answer.body.get("responses", []) if isinstance(answer.body, dict) else []
+        by_id = {str(r.get("id")): r for r in responses if isinstance(r, dict)}
+        again: list[int] = []
+        wait = 0.0
+        throttled = False
+        pause = False  # a throttled or failed item waits; an item refused for its token is resent at once
+        for i in pending:
+            item = by_id.get(str(i))
+            outcome = outcomes[i]
+            outcome.request_id = answer.request_id
+            outcome.answered_at = answer.headers.get("date")
+            if item is None:
+                # Sent, but the answer says nothing about it: it may or may not have run. Never ok, and
+                # not re-sent blindly: the next plan reads the tenant first.
+                outcome.error = ExchangeError(
+                    f"{chunk[i].name}: the $batch answer has no response for this item, so it is not confirmed "
+                    "(it may or may not have run; a new plan reads what happened)",
+                    cmdlet=chunk[i].name,
+                    category="NotConfirmed",
+                    request_id=answer.request_id,
+                )
+                continue
+            status = int(item.get("status", 500))
+            raw_body = item.get("body")
+            body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
+            headers = httpx.Headers({str(k): str(v) for k, v in (item.get("headers") or {}).items()})
+            if i not in state.renewed and exchange_token_refused(status, headers):
+                # The item's own token was refused (replaced while the batch waited): it did not run, so it is
+                # resent alone, once, with a new token; refused again, that answer stands.
+                state.renewed.add(i)
+                self.stats.token_resends += 1
+                await self._access_token(refused=item_headers[i]["Authorization"].removeprefix("Bearer "))
+                outcome.error = _exchange_error(status, body, chunk[i].name, answer.request_id, retryable=True)
+                again.append(i)
+                continue
+            if status in RETRYABLE_STATUS:
+                delay = retry_after(headers.get("retry-after"))
+                if status == 429:
+                    throttled = True
+                    self.stats.throttled += 1
+                    if self.on_throttle:
+                        self.on_throttle(delay if delay is not None else 0.0)
+                else:
+                    self.stats.transient += 1
+                pause = True
+                wait = max(wait, delay if delay is not None else self.backoff.delay(state.sent[i]))
+                outcome.error = _exchange_error(status, body, chunk[i].name, answer.request_id, retryable=True)
+                again.append(i)
+                continue
+            if status >= 400:
+                error = _exchange_error(status, body, chunk[i].name, answer.request_id)
+                if state.sent[i] > 1 and _already(error):
+                    outcome.error = None
+                    outcome.warnings.append(f"Resent after a lost answer; the first send took effect: {error}")
+                else:
+                    outcome.error = error
+                continue
+            outcome.error = _admin_errors(body, chunk[i].name, answer.request_id)
+            outcome.objects.extend(o for o in body.get("value") or [] if isinstance(o, dict))
+            outcome.warnings.extend(str(w) for w in body.get("@adminapi.warnings") or [])
+            if body.get("@odata.nextLink"):
+                state.follow.append((i, str(body["@odata.nextLink"])))
+        self._pacer.accepted(len(pending) - len(again))
+        again = [i for i in again if state.sent[i] < self.max_sends]  # the bound: the rest keep their errors
+        self.stats.retries += len(again)
+        if throttled:
+            self._pacer.throttled(wait)
+        # Jitter on top of Retry-After, so that concurrent batches don't come back in step.
+        return again, (wait + self.backoff.delay(max(state.sent[i] for i in again)) * 0.5) if again and pause else 0.0
 
     async def _follow(self, outcome: CmdletOutcome, url: str) -> None:
         body = _body(outcome.cmdlet)
@@ -418,92 +460,103 @@ class RestExchangeRunner:
         *,
         cmdlets: int,
         rebuild: Callable[[], Awaitable[Any]] | None = None,
-    ) -> tuple[_Answer, bool]:
-        """POST with retries. Returns the final answer (any status but 401/403) and whether it was retried.
+        budget: int | None = None,
+    ) -> tuple[_Answer, int]:
+        """POST, resent under the floor's policy (at most `budget` sends, never more than MAX_SENDS). Returns the
+        final answer (any status but 401/403) and how many times it was sent.
 
         A token the service no longer honours (401, error="invalid_token") is replaced and the request resent
         once (every cmdlet the product sends is safe to repeat; a $batch body is rebuilt with `rebuild`, its items
-        carry their own Authorization); refused again, it is an authentication failure."""
-        attempt = 0
-        content = json.dumps(body, default=str).encode()
-        batch = url.endswith("$batch")
-        resent = False
-        while True:
-            headers = await self._headers(cmdlet_name, page_size)
-            if batch:
-                headers["Prefer"] = CONTINUE_ON_ERROR
-            await self._limiter.acquire()
-            self.stats.peak_concurrency = max(self.stats.peak_concurrency, self._limiter.in_flight)
-            self.stats.requests += 1
-            self.stats.cmdlets += cmdlets
-            if batch:
-                self.stats.batches += 1
-            throttled = False
-            answer: _Answer | None = None
-            failure: str
-            delay: float | None = None
-            try:
-                response = await self._client.post(url, content=content, headers=headers)
-                raw = response.content
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.stats.transient += 1
-            else:
-                rid = response.headers.get("request-id") or headers["client-request-id"]
-                try:
-                    parsed: Any = json.loads(raw) if raw else {}
-                except ValueError:
-                    parsed = {
-                        "error": {"code": str(response.status_code), "message": raw[:500].decode("utf-8", "replace")}
-                    }
-                answer = _Answer(response.status_code, parsed, response.headers, rid)
-                failure = f"HTTP {response.status_code}"
-                if response.status_code == 429:
-                    throttled = True
-                    self.stats.throttled += 1
-                    delay = _retry_after(response.headers.get("retry-after"))
-                    if self.on_throttle:
-                        self.on_throttle(delay if delay is not None else 0.0)
-                elif response.status_code in (503, 504):
-                    self.stats.transient += 1
-                    delay = _retry_after(response.headers.get("retry-after"))
-            finally:
-                ok = answer is not None and answer.status < 400
-                await self._limiter.release(throttled=throttled, ok=ok)
-            if answer is not None and 300 <= answer.status < 400:
-                self._forget_region()
-                location = answer.headers.get("location") or "no Location"
-                raise TransportError(
-                    f"{self.side}: HTTP {answer.status} for {cmdlet_name}, redirected to {location}: not followed, "
-                    "so nothing is confirmed (a redirected POST must not be re-sent blindly)",
-                    status=answer.status,
-                )
-            if answer is not None and not resent and exchange_token_refused(answer.status, answer.headers):
-                resent = True
-                self.stats.token_resends += 1
-                await self._access_token(refused=headers["Authorization"][7:])
-                if rebuild is not None:
-                    content = json.dumps(await rebuild(), default=str).encode()
-                continue
-            if answer is not None and answer.status in (401, 403):
-                message = _error_text(answer.body) or failure
-                raise TransportError(
-                    f"{self.side}: {failure} for {cmdlet_name}: {message}", status=answer.status, auth=True
-                )
-            if answer is not None and answer.status not in RETRYABLE_STATUS:
-                return answer, attempt > 0
-            if attempt >= self.max_retries:
-                status = answer.status if answer is not None else None
-                raise TransportError(
-                    f"{self.side}: {cmdlet_name} still failing after {attempt + 1} attempts ({failure})", status=status
-                )
-            attempt += 1
-            self.stats.retries += 1
-            await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
+        carry their own Authorization); a new token refused again is an authentication failure (TransportError)."""
+        sending = _Sending(json.dumps(body, default=str).encode())
+        try:
+            async for attempt in sends(self.backoff, self.stop, max_sends=budget or self.max_sends):
+                with attempt:
+                    answer = await self._send_once(url, sending, cmdlet_name, page_size, cmdlets, rebuild)
+                    return answer, sending.sends
+        except Again as last:
+            status = last.answer.status if isinstance(last.answer, _Answer) else None
+            raise TransportError(
+                f"{self.side}: {cmdlet_name} still failing after {sending.sends} attempts ({last.reason})",
+                status=status,
+            ) from None
+        raise AssertionError("unreachable")
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** max(attempt - 1, 0)))
-        return self._random.uniform(ceiling / 2, ceiling)
+    async def _send_once(
+        self,
+        url: str,
+        sending: _Sending,
+        cmdlet_name: str,
+        page_size: int,
+        cmdlets: int,
+        rebuild: Callable[[], Awaitable[Any]] | None,
+    ) -> _Answer:
+        """One POST: its answer, or Again (send it again), or TransportError."""
+        batch = url.endswith("$batch")
+        sending.sends += 1
+        if sending.sends > 1:
+            self.stats.retries += 1
+        headers = await self._headers(cmdlet_name, page_size)
+        if batch:
+            headers["Prefer"] = CONTINUE_ON_ERROR
+        await self._limiter.acquire()
+        self.stats.peak_concurrency = max(self.stats.peak_concurrency, self._limiter.in_flight)
+        self.stats.requests += 1
+        self.stats.cmdlets += cmdlets
+        if batch:
+            self.stats.batches += 1
+        throttled = False
+        answer: _Answer | None = None
+        delay: float | None = None
+        try:
+            response = await self._client.post(url, content=sending.content, headers=headers)
+            raw = response.content
+        except httpx.TransportError as exc:
+            self.stats.transient += 1
+            raise Again(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        else:
+            rid = response.headers.get("request-id") or headers["client-request-id"]
+            try:
+                parsed: Any = json.loads(raw) if raw else {}
+            except ValueError:
+                parsed = {"error": {"code": str(response.status_code), "message": raw[:500].decode("utf-8", "replace")}}
+            answer = _Answer(response.status_code, parsed, response.headers, rid)
+            if response.status_code == 429:
+                throttled = True
+                self.stats.throttled += 1
+                delay = retry_after(response.headers.get("retry-after"))
+                if self.on_throttle:
+                    self.on_throttle(delay if delay is not None else 0.0)
+            elif response.status_code in (503, 504):
+                self.stats.transient += 1
+                delay = retry_after(response.headers.get("retry-after"))
+        finally:
+            ok = answer is not None and answer.status < 400
+            await self._limiter.release(throttled=throttled, ok=ok)
+        failure = f"HTTP {answer.status}"
+        if 300 <= answer.status < 400:
+            self._forget_region()
+            location = answer.headers.get("location") or "no Location"
+            raise TransportError(
+                f"{self.side}: HTTP {answer.status} for {cmdlet_name}, redirected to {location}: not followed, "
+                "so nothing is confirmed (a redirected POST must not be re-sent blindly)",
+                status=answer.status,
+            )
+        if not sending.renewed and exchange_token_refused(answer.status, answer.headers):
+            sending.renewed = True
+            self.stats.token_resends += 1
+            await self._access_token(refused=headers["Authorization"][7:])
+            if rebuild is not None:
+                sending.content = json.dumps(await rebuild(), default=str).encode()
+            raise Again("token refused", delay=0.0, answer=answer)
+        if answer.status in (401, 403):
+            message = _error_text(answer.body) or failure
+            raise TransportError(
+                f"{self.side}: {failure} for {cmdlet_name}: {message}", status=answer.status, auth=True
+            )
+        if answer.status not in RETRYABLE_STATUS:
+            return answer
+        raise Again(failure, delay=delay, answer=answer)
 
     async def _headers(self, cmdlet_name: str, page_size: int, *, item: bool = False) -> dict[str, str]:
         """The header set of a request; a $batch item carries the same set, with continue-on-error added."""
@@ -534,9 +587,7 @@ class RestExchangeRunner:
                 try:
                     access = await self._credential.get_token(self.scope, **options)
                 except Exception as exc:  # azure-identity's ClientAuthenticationError and its kin
-                    raise TransportError(
-                        f"{self.side}: could not get a token for {self.scope}: {exc}", status=401, auth=True
-                    ) from exc
+                    raise TokenUnavailable(f"{self.side}: could not get a token for {self.scope}: {exc}") from exc
                 self._token = (str(access.token), float(access.expires_on))
             return self._token[0]
 
@@ -588,21 +639,6 @@ def _admin_errors(payload: Any, cmdlet: str, request_id: str | None) -> Exchange
     return ExchangeError(
         "; ".join(messages), cmdlet=cmdlet, category=category or "AdminApiError", status=200, request_id=request_id
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: an integer, a decimal (the time-scaled simulator) or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def parse_error(payload: Any) -> tuple[str, str, str]:

@@ -11,24 +11,27 @@ fluent `GraphServiceClient` over the same adapter for code that prefers typed mo
 
 Known traps handled here:
 - `http://` is allowed only for localhost / 127.0.0.1 / ::1 (a simulator); real clouds need https.
-- The SDK's RetryHandler retries POST on 429/503/504. It stays on: a 503 may come after the write
-  took effect, so the retry can meet "already exists"; the product's steps treat that as done.
-- Retry-After in seconds (Graph) or fractional seconds (the time-scaled simulator) is honoured.
+- The SDK's RetryHandler retries POST on 429/503/504, on top of any retry of ours. It stays in the
+  chain but switched off: every resend is decided by the floor's one policy (tenant/retry.py), which
+  bounds how many times a request is sent in all (`retry.MAX_SENDS`) and resends a 503/504 only when
+  that is harmless (a 503 may come after the write took effect).
+- Retry-After in seconds (Graph) or fractional seconds (the time-scaled simulator) is honoured
+  (`retry.retry_after`).
 - `$batch` JSON is built here (msgraph-core 1.5.x's batch helper is unreliable), 20 per request,
   throttled items retried, results in input order.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.kiota_client_factory import KiotaClientFactory
@@ -42,7 +45,8 @@ from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption  # type: ignore[import-untyped]
 
 from m365archive.tenant.graph_types import GraphError, GraphRequest, GraphResponse
-from m365archive.tenant.tokens import fresh_token_claims_b64, graph_token_refused
+from m365archive.tenant.retry import MAX_SENDS, Again, Backoff, StopSignal, retry_after, sends
+from m365archive.tenant.tokens import TokenUnavailable, fresh_token_claims_b64, graph_token_refused
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -54,14 +58,10 @@ _RETRYABLE = frozenset({429, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 
 
-class _RetryHandler(RetryHandler):
-    """The SDK's retry handler, also reading a fractional Retry-After ("0.250") as seconds."""
-
-    def _parse_retry_after(self, retry_after: str) -> float | None:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            return super()._parse_retry_after(retry_after)
+# How long a write is retried while the object it names may not have replicated yet: "tens of seconds,
+# up to a minute or two" (microsoftgraph/msgraph-sdk-dotnet#2772); "15-30 seconds" (Azure/azure-powershell#6493).
+# The pauses double and, over the whole bound of sends, add up to this.
+REPLICATION_BOUND = 180.0
 
 
 def _check_base_url(base_url: str) -> tuple[str, str]:
@@ -76,16 +76,11 @@ def _check_base_url(base_url: str) -> tuple[str, str]:
 
 
 def build_graph_client(
-    base_url: str,
-    credential: AsyncTokenCredential,
-    *,
-    scopes: list[str] | None = None,
-    max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
-    retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+    base_url: str, credential: AsyncTokenCredential, *, scopes: list[str] | None = None
 ) -> tuple[GraphServiceClient, GraphRequestAdapter, httpx.AsyncClient]:
     """A GraphServiceClient for `base_url` (a version root), with the adapter and httpx client under it.
 
-    `retry_delay` is the RetryHandler's base delay when no Retry-After comes (SDK default 3 s).
+    The SDK's RetryHandler is switched off: GraphGateway resends under the floor's one policy.
     """
     origin, host = _check_base_url(base_url)
     auth = AzureIdentityAuthenticationProvider(
@@ -93,13 +88,13 @@ def build_graph_client(
         scopes=scopes or [f"{origin}/.default"],
         allowed_hosts=[host.strip("[]") if host == "[::1]" else host],
     )
-    retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
+    retry = RetryHandlerOption(max_retries=0, should_retry=False)
     options: dict[str, Any] = {
         RetryHandlerOption.get_key(): retry,
         GraphTelemetryHandlerOption.get_key(): GraphTelemetryHandlerOption(api_version=APIVersion.v1),
     }
     middleware = [
-        _RetryHandler(retry) if isinstance(m, RetryHandler) else m
+        RetryHandler(retry) if isinstance(m, RetryHandler) else m
         for m in KiotaClientFactory.get_default_middleware(options)
     ]
     middleware.append(GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]))
@@ -118,16 +113,20 @@ class GraphGateway:
         credential: AsyncTokenCredential,
         *,
         scopes: list[str] | None = None,
-        max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
-        retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+        max_sends: int = MAX_SENDS,
+        retry_delay: float = 3.0,
+        time_scale: float = 1.0,
+        stop: StopSignal | None = None,
     ) -> None:
+        """`retry_delay`: the back-off's first pause when no Retry-After comes (the SDK's default, 3 s);
+        `time_scale` scales the replication-lag pauses (a time-scaled simulator); `stop` ends pauses (Ctrl-C)."""
         self.base_url = base_url.rstrip("/")
         self._origin = _check_base_url(self.base_url)[0]
-        self.client, self._adapter, self._http = build_graph_client(
-            self.base_url, credential, scopes=scopes, max_retries=max_retries, retry_delay=retry_delay
-        )
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
+        self.client, self._adapter, self._http = build_graph_client(self.base_url, credential, scopes=scopes)
+        self.max_sends = min(max_sends, MAX_SENDS)
+        self.backoff = Backoff(retry_delay, 60.0 * min(1.0, time_scale) if retry_delay else 0.0)
+        self.lag_bound = REPLICATION_BOUND * time_scale
+        self.stop = stop or StopSignal()
         self.token_resends = 0  # requests resent once after a refused token
 
     # -- the one way out -----------------------------------------------------------------------
@@ -139,10 +138,16 @@ class GraphGateway:
         headers: dict[str, str] | None = None,
         *,
         resend: bool | None = None,
-    ) -> httpx.Response:
-        """Send one request through the SDK's pipeline. A token Graph no longer honours (401
-        InvalidAuthenticationToken without a claims challenge) is replaced and the request resent once when
-        `resend` allows it (default: reads and idempotent writes); otherwise GraphError, not confirmed."""
+        lag: bool = False,
+        budget: int | None = None,
+    ) -> tuple[httpx.Response, int]:
+        """Send one request through the SDK's pipeline, resent under the floor's policy (tenant/retry.py):
+        429 always; 503/504 and dropped connections when `resend` allows it (default: reads and idempotent
+        writes); a token Graph no longer honours (401 InvalidAuthenticationToken without a claims challenge)
+        once, with a new token, when `resend` allows it, otherwise GraphError, not confirmed; with `lag`, a
+        write answered "does not exist" while what it names replicates. At most `max_sends` sends in all;
+        the last answer is returned with how many sends it took (GraphError for a connection that never
+        answered)."""
         info = RequestInformation()
         info.http_method = Method(method.upper())
         info.url = url if url.startswith(("http://", "https://")) else self.base_url + _encode_path(url)
@@ -153,49 +158,77 @@ class GraphGateway:
             info.headers.try_add("Content-Type", "application/json")
             info.content = json.dumps(body).encode()
         span = self._adapter.start_tracing_span(info, f"m365archive {method.upper()}")
-        attempts = 3 if method.upper() == "GET" else 1
+        sending = _Sending(method.upper(), resend if resend is not None else method.upper() in IDEMPOTENT, lag)
         try:
-            for attempt in range(attempts):
-                try:
-                    response: httpx.Response = await self._adapter.get_http_response_message(info, span)
-                    if graph_token_refused(response):
-                        return await self._token_refused(info, span, method, response, resend)
-                    return response
-                except httpx.TransportError as exc:
-                    # A dropped connection: safe to repeat a read; a write may have happened, so report it.
-                    if attempt + 1 >= attempts:
-                        raise GraphError(0, "ConnectionError", f"{type(exc).__name__}: {exc}") from exc
-                    await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
-            raise AssertionError("unreachable")
+            async for attempt in sends(self.backoff, self.stop, max_sends=budget or self.max_sends):
+                with attempt:
+                    return await self._once(info, span, sending), sending.sends
+        except Again as last:  # the bound: the last answer stands
+            if isinstance(last.answer, httpx.Response):
+                return last.answer, sending.sends
+            raise GraphError(0, "ConnectionError", last.reason, sends=sending.sends) from None
         finally:
             span.end()
+        raise AssertionError("unreachable")
 
-    async def _token_refused(
-        self, info: RequestInformation, span: Any, method: str, response: httpx.Response, resend: bool | None
-    ) -> httpx.Response:
+    async def _once(self, info: RequestInformation, span: Any, sending: _Sending) -> httpx.Response:
+        """One send, and what to do about its answer: return it, or raise Again (send it again)."""
+        sending.sends += 1
+        claims, sending.claims = sending.claims, ""
+        try:
+            response: httpx.Response = await self._adapter.get_http_response_message(info, span, claims)
+        except httpx.TransportError as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if sending.safe:  # a dropped connection: safe to repeat a read; a write may have happened
+                raise Again(text) from exc
+            raise GraphError(0, "ConnectionError", text, sends=sending.sends) from exc
+        except ClientAuthenticationError as exc:
+            raise TokenUnavailable(f"Microsoft Graph: could not get a new token: {_first_line(exc)}") from exc
+        if graph_token_refused(response):
+            return self._token_refused(response, sending)
+        status = response.status_code
+        wait = retry_after(response.headers.get("retry-after"))
+        if status == 429 or (status in _RETRYABLE and sending.safe):
+            raise Again(f"HTTP {status}", delay=wait, answer=response)
+        if sending.lag and _replication_lag(sending.method, response):
+            sending.lag_pauses += 1
+            raise Again("not replicated yet", delay=self._lag_pause(sending.lag_pauses), answer=response)
+        return response
+
+    def _token_refused(self, response: httpx.Response, sending: _Sending) -> httpx.Response:
         """The one place a refused token is handled: a new token (claims request for a token issued now, so
-        the credential skips its cache) and one resend, or GraphError when the request is not safe to repeat."""
-        safe = resend if resend is not None else method.upper() in IDEMPOTENT
-        if not safe:
+        the credential skips its cache) and one resend, or GraphError when the request is not safe to repeat;
+        a new token refused again is the answer (GraphError 401), never a loop."""
+        if sending.renewed:
+            return response
+        if not sending.safe:
             raise GraphError(
                 401,
                 "InvalidAuthenticationToken",
-                f"{_result_message(response)} (the token was refused before its expiry; this {method.upper()} is "
+                f"{_result_message(response)} (the token was refused before its expiry; this {sending.method} is "
                 "not safe to repeat, so it was not resent and is not confirmed: a new plan reads what happened)",
                 response.headers.get("request-id"),
             )
+        sending.renewed = True
+        sending.claims = fresh_token_claims_b64()
         self.token_resends += 1
-        retried: httpx.Response = await self._adapter.get_http_response_message(info, span, fresh_token_claims_b64())
-        return retried
+        raise Again("token refused", delay=0.0, answer=response)
 
-    async def send(self, request: GraphRequest, *, resend: bool | None = None) -> GraphResponse:
-        """Send exactly this request; GraphError on a 4xx/5xx after the SDK's retries. `resend`: whether the
-        request may be sent again after a refused token (default: reads and idempotent writes)."""
-        response = await self._raw(request.method, request.path, request.body, dict(request.headers), resend=resend)
-        return _result(response)
+    def _lag_pause(self, n: int) -> float:
+        """The n-th pause for replication lag: doubling, all of them together the replication bound."""
+        return self.lag_bound * float(2 ** (n - 1)) / float(2 ** (MAX_SENDS - 1) - 1)
+
+    async def send(self, request: GraphRequest, *, resend: bool | None = None, lag: bool = False) -> GraphResponse:
+        """Send exactly this request; GraphError on a 4xx/5xx after the policy's resends (`GraphError.sends`
+        says how many times it went out). `resend`: whether sending it again is harmless (default: reads and
+        idempotent writes); `lag`: resend a write answered "does not exist" while what it names replicates."""
+        response, count = await self._raw(
+            request.method, request.path, request.body, dict(request.headers), resend=resend, lag=lag
+        )
+        return _result(response, sends=count)
 
     async def _get_json(self, path: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        result = _result(await self._raw("GET", path, None, headers))
+        result = _result((await self._raw("GET", path, None, headers))[0])
         return result.body or {}
 
     async def _pages(self, path: str, headers: dict[str, str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
@@ -297,22 +330,32 @@ class GraphGateway:
         results: list[GraphResponse | None] = [None] * len(requests)
         for start in range(0, len(requests), BATCH_SIZE):
             pending = list(range(start, min(start + BATCH_SIZE, len(requests))))
-            for attempt in range(self.max_retries + 1):
-                wait = await self._batch_once(requests, pending, results)
-                pending = [
-                    i
-                    for i in pending
-                    if (r := results[i]) is not None
-                    and (r.status == 429 or (r.status in _RETRYABLE and requests[i].method.upper() == "GET"))
-                ]
-                if not pending or attempt == self.max_retries:
-                    break
-                await asyncio.sleep(wait if wait is not None else self.retry_delay * 2**attempt)
+            sent = dict.fromkeys(pending, 0)  # each item's sends, across resent batches and resent items
+            try:
+                async for attempt in sends(self.backoff, self.stop, max_sends=self.max_sends):
+                    with attempt:
+                        budget = self.max_sends - max(sent[i] for i in pending)
+                        wait, count = await self._batch_once(requests, pending, results, budget)
+                        for i in pending:
+                            sent[i] += count
+                        pending = [
+                            i
+                            for i in pending
+                            if (r := results[i]) is not None
+                            and (r.status == 429 or (r.status in _RETRYABLE and requests[i].method.upper() == "GET"))
+                            and sent[i] < self.max_sends
+                        ]
+                        if pending:
+                            raise Again("items throttled", delay=wait)
+            except Again:
+                pass  # the bound: those items keep their last answers
         return [r if r is not None else GraphResponse(0, None) for r in results]
 
     async def _batch_once(
-        self, requests: list[GraphRequest], indexes: list[int], results: list[GraphResponse | None]
-    ) -> float | None:
+        self, requests: list[GraphRequest], indexes: list[int], results: list[GraphResponse | None], budget: int
+    ) -> tuple[float | None, int]:
+        """One batch of `indexes` (resent as a whole at most `budget` times); (the longest Retry-After among its
+        items, how many times it was sent)."""
         items = []
         for i in indexes:
             req = requests[i]
@@ -325,7 +368,8 @@ class GraphGateway:
                 item["headers"] = headers
             items.append(item)
         safe = all(item["method"] in IDEMPOTENT for item in items)
-        reply = _result(await self._raw("POST", "/$batch", {"requests": items}, resend=safe))
+        answer, count = await self._raw("POST", "/$batch", {"requests": items}, resend=safe, budget=budget)
+        reply = _result(answer, sends=count)
         wait: float | None = None
         for entry in (reply.body or {}).get("responses", []):
             index = int(entry["id"])
@@ -336,16 +380,16 @@ class GraphGateway:
                 body if isinstance(body, dict) else None,
                 request_id=headers.get("request-id") or reply.request_id,
             )
-            if "retry-after" in headers:
-                with contextlib.suppress(ValueError):
-                    wait = max(wait or 0.0, float(headers["retry-after"]))
-        return wait
+            delay = retry_after(headers.get("retry-after"))
+            if delay is not None:
+                wait = max(wait or 0.0, delay)
+        return wait, count
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-def _result(response: httpx.Response) -> GraphResponse:
+def _result(response: httpx.Response, *, sends: int = 1) -> GraphResponse:
     rid = response.headers.get("request-id") or response.headers.get("client-request-id")
     body: Any = None
     if response.content:
@@ -358,8 +402,42 @@ def _result(response: httpx.Response) -> GraphResponse:
         code = str(error.get("code") or "")
         message = str(error.get("message") or response.reason_phrase or f"HTTP {response.status_code}")
         inner = error.get("innerError") or {}
-        raise GraphError(response.status_code, code, message, inner.get("request-id") or rid)
+        raise GraphError(response.status_code, code, message, inner.get("request-id") or rid, sends=sends)
     return GraphResponse(response.status_code, body if isinstance(body, dict) else None, rid)
+
+
+@dataclass
+class _Sending:
+    """One request on its way: how it may be resent, and how often it went out."""
+
+    method: str
+    safe: bool  # sending it again is harmless
+    lag: bool  # resend a write answered "does not exist" while what it names replicates
+    sends: int = 0
+    renewed: bool = False  # a new token was asked for after a refusal
+    claims: str = ""  # the claims request for the next send (a token issued now)
+    lag_pauses: int = 0
+
+
+def _replication_lag(method: str, response: httpx.Response) -> bool:
+    """The answer a write gets while an object it names has not replicated: 404 Request_ResourceNotFound
+    ("Resource '...' does not exist or one of its queried reference-property objects are not present"),
+    or 400 "Not a valid reference update" (microsoftgraph/msgraph-sdk-dotnet#2508)."""
+    if method not in ("POST", "PATCH") or response.status_code not in (400, 404):
+        return False
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        return False
+    code, message = str(error.get("code") or ""), str(error.get("message") or "")
+    if response.status_code == 404:
+        return code == "Request_ResourceNotFound"
+    return "Not a valid reference update" in message
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _result_message(response: httpx.Response) -> str:

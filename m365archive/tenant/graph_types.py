@@ -29,12 +29,13 @@ class GraphResponse:
 class GraphError(Exception):
     """A Graph error response: `status`, Graph's `code` and `message`, the request-id."""
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None, *, sends: int = 1) -> None:
         super().__init__(f"{code}: {message}" if code else message)
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.sends = sends  # how many times the request went out (tenant/retry.py bounds it)
 
     @property
     def not_found(self) -> bool:

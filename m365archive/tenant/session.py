@@ -6,8 +6,6 @@ Endpoints come from the clouds table (real tenants) or from a simulator's discov
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +16,8 @@ from m365archive.engine.plan import Operation, Wait
 from m365archive.engine.runner import ExecResult
 from m365archive.tenant.exchange import Cmdlet, CmdletOutcome, ExchangeRunner, TransportError, has_archive
 from m365archive.tenant.graph_types import GraphError, GraphRequest
+from m365archive.tenant.retry import Interrupted, StopSignal, poll
+from m365archive.tenant.tokens import TokenUnavailable
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -127,10 +127,16 @@ class TenantSession:
         self.app_only = app_only
         # Retry back-off is wall-clock (Graph SDK 3 s base, Exchange 0.5 s); a time-scaled simulator scales it too.
         scale = min(1.0, max(endpoints.time_scale, 0.001))
+        # Set on Ctrl-C (`stop`): every pause before a resend, and every poll of a wait, ends at once.
+        self.stop_signal = StopSignal()
         self.graph: GraphGateway = GraphGateway(
-            endpoints.graph, credential, scopes=[endpoints.graph_scope], retry_delay=3.0 * scale
+            endpoints.graph,
+            credential,
+            scopes=[endpoints.graph_scope],
+            retry_delay=3.0 * scale,
+            time_scale=scale,
+            stop=self.stop_signal,
         )
-        self._scale = scale
         backoff_base, backoff_max = 0.5 * scale, 30.0 * scale
         host_map = dict(endpoints.host_map)
         # X-AnchorMailbox comes from the token (UPN of the user, or the system mailbox for an app): never from
@@ -148,6 +154,7 @@ class TenantSession:
             discover_region=True,  # some tenants are served by another host (exchange_rest.py)
             discovery_path=MODULE_FILE_DISCOVERY,
             host_map=host_map,
+            stop=self.stop_signal,
         )
         self.compliance: ExchangeRunner = RestExchangeRunner(
             endpoints.compliance,
@@ -160,6 +167,7 @@ class TenantSession:
             backoff_max=backoff_max,
             discover_region=True,
             host_map=host_map,
+            stop=self.stop_signal,
         )
         self._onprem = onprem
         self._onprem_factory = onprem_factory
@@ -197,6 +205,10 @@ class TenantSession:
         return self.exchange
 
     # -- Executor ------------------------------------------------------------------
+    def stop(self) -> None:
+        """The run is stopping (Ctrl-C): no pause ends in a resend, no wait polls again."""
+        self.stop_signal.set()
+
     def batch_key(self, op: Operation) -> str | None:
         return op.kind if op.kind in ("exchange", "compliance", "onprem") else None
 
@@ -205,6 +217,10 @@ class TenantSession:
             return await self._graph(op, request)
         try:
             outcome = await self.runner_for(op.kind).invoke(_cmdlet(request))
+        except TokenUnavailable:
+            raise  # no token: nothing more can be sent (exit 5), not one failed change
+        except Interrupted:
+            return _interrupted()
         except TransportError as exc:
             return ExecResult(ok=False, error=f"not confirmed: {exc}")
         return _from_outcome(op, outcome)
@@ -213,36 +229,28 @@ class TenantSession:
         kind = ops[0][0].kind
         try:
             outcomes = await self.runner_for(kind).invoke_many([_cmdlet(req) for _, req in ops])
+        except TokenUnavailable:
+            raise
+        except Interrupted:
+            return [_interrupted() for _ in ops]
         except TransportError as exc:
             # The service kept failing: these changes are not confirmed; the next plan reads what happened.
             return [ExecResult(ok=False, error=f"not confirmed: {exc}") for _ in ops]
         return [_from_outcome(op, out) for (op, _), out in zip(ops, outcomes, strict=True)]
 
     async def _graph(self, op: Operation, request: dict[str, Any]) -> ExecResult:
+        """One Graph change: resent under the floor's policy (tenant/retry.py, at most MAX_SENDS sends), a
+        write right after a create also while what it names replicates ("does not exist", within a bound)."""
         req = GraphRequest(method=request["method"], path=request["path"], body=request.get("body"))
-        resend = _safe_to_resend(op, req)
-        attempt = 0
-        retried = False  # an earlier attempt failed in transit: it may have created the object
-        lag_deadline = time.monotonic() + REPLICATION_BOUND * self._scale
-        lag_delay = 1.0 * self._scale
-        while True:
-            try:
-                response = await self.graph.send(req, resend=resend)
-                return ExecResult(ok=True, body=response.body, request_id=response.request_id)
-            except GraphError as exc:
-                transient = exc.status == 0 or exc.status >= 500
-                if transient and resend and attempt < 3:
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    attempt += 1
-                    retried = True
-                    continue
-                if _replication_lag(req, exc) and time.monotonic() + lag_delay <= lag_deadline:
-                    # A write right after a create can answer "does not exist" until the new object has
-                    # replicated (seconds to minutes): the same request, again, within a bound.
-                    await asyncio.sleep(lag_delay)
-                    lag_delay = min(lag_delay * 2, 15.0 * self._scale)
-                    continue
-                return await self._graph_failure(op, request, exc, transient, retried)
+        try:
+            response = await self.graph.send(req, resend=_safe_to_resend(op, req), lag=True)
+        except Interrupted:
+            return _interrupted()
+        except GraphError as exc:
+            transient = exc.status == 0 or exc.status >= 500
+            # sent more than once: an earlier send may have created the object
+            return await self._graph_failure(op, request, exc, transient, retried=exc.sends > 1)
+        return ExecResult(ok=True, body=response.body, request_id=response.request_id)
 
     async def _graph_failure(
         self, op: Operation, request: dict[str, Any], exc: GraphError, transient: bool, retried: bool = False
@@ -266,17 +274,17 @@ class TenantSession:
         return ExecResult(ok=False, request_id=exc.request_id, error=f"{exc.status} {exc.code}: {exc.message}")
 
     async def wait(self, wait: Wait, resolved_target: str, tick: Callable[[str], None]) -> bool:
-        deadline = time.monotonic() + wait.timeout
-        interval = 0.05
-        started = time.monotonic()
-        while True:
-            if await self._condition(wait.kind, resolved_target):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            tick(f"{wait.description} ({time.monotonic() - started:.0f} s)")
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, 10.0)
+        """Poll the service until it shows what `wait` waits for (the floor's poll policy); False at the
+        timeout, and at once when the run is stopped (the runner tells a stop from a timeout)."""
+        try:
+            return await poll(
+                lambda: self._condition(wait.kind, resolved_target),
+                timeout=wait.timeout,
+                stop=self.stop_signal,
+                tick=lambda elapsed: tick(f"{wait.description} ({elapsed:.0f} s)"),
+            )
+        except Interrupted:
+            return False
 
     async def _condition(self, kind: str, target: str) -> bool:
         if kind == "exchange-mailbox":
@@ -292,22 +300,6 @@ class TenantSession:
         raise ValueError(f"unknown wait kind {kind}")
 
 
-# How long a write is retried while the object it names may not have replicated yet: "tens of seconds,
-# up to a minute or two" (microsoftgraph/msgraph-sdk-dotnet#2772); "15-30 seconds" (Azure/azure-powershell#6493).
-REPLICATION_BOUND = 180.0
-
-
-def _replication_lag(req: GraphRequest, exc: GraphError) -> bool:
-    """The answer a write gets while an object it names has not replicated: 404 Request_ResourceNotFound
-    ("Resource '...' does not exist or one of its queried reference-property objects are not present"),
-    or 400 "Not a valid reference update" (microsoftgraph/msgraph-sdk-dotnet#2508)."""
-    if req.method not in ("POST", "PATCH"):
-        return False
-    return (exc.status == 404 and exc.code == "Request_ResourceNotFound") or (
-        exc.status == 400 and "Not a valid reference update" in exc.message
-    )
-
-
 def req_is_create(request: dict[str, Any]) -> bool:
     """A POST to a collection (a create), not an action such as assignLicense."""
     return request.get("method") == "POST" and bool(request.get("on_conflict_get"))
@@ -317,6 +309,14 @@ def _safe_to_resend(op: Operation, req: GraphRequest) -> bool:
     """A write whose repetition is harmless: PATCH and DELETE set a state, assignLicense adds a licence
     the user may already hold, and a create that answers "already exists" is recognised (ok_if_error)."""
     return req.method in ("PATCH", "DELETE", "GET") or req.path.endswith("/assignLicense") or bool(op.ok_if_error)
+
+
+def _interrupted() -> ExecResult:
+    return ExecResult(
+        ok=False,
+        interrupted=True,
+        error="stopped (Ctrl-C) before it was sent again: not confirmed (a new plan reads what happened)",
+    )
 
 
 def _cmdlet(request: dict[str, Any]) -> Cmdlet:

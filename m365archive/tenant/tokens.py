@@ -9,8 +9,10 @@ revocation) is answered by the gateways: they ask the credential for a new token
 for a token issued now (the shape of Entra's claims challenges, which makes azure-identity/MSAL skip
 their cache) and resend the request once, if it is safe to resend.
 
-The bound: one re-acquire and one resend per request; a resend that is refused again is an
-authentication failure (exit 5), never a loop.
+The bound: one re-acquire and one resend per request (counted in tenant/retry.py's MAX_SENDS); a new
+token refused again is that request's answer (401: an authentication failure, never a loop). A
+credential that can't give a new token is `TokenUnavailable`: nothing more can be sent, so the command
+ends with exit 5, never change by change.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from typing import Any
 
 import httpx
 import jwt
+
+from m365archive.tenant.exchange import TransportError
+
+
+class TokenUnavailable(TransportError):
+    """The credential can't give a token (refused, unreachable): nothing more can be sent to this tenant, so
+    the command stops with exit 5 (AUTH)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=401, auth=True)
 
 
 def token_claims(token: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from m365archive.sim import cmdlets
+from m365archive.sim import cmdlets, tokens
 from m365archive.sim.exchange.core import (
     NOT_FOUND,
     THROTTLING,
@@ -153,6 +154,7 @@ class ExchangeService:
                         f"the maximum is {MAX_BATCH}.",
                     )
                 names: list[str] = []
+                statuses: list[int] = []
                 responses: list[dict[str, Any]] = []
                 knobs = self.state.knobs
                 # OData: without `odata.continue-on-error` a batch stops at its first failed request
@@ -166,6 +168,7 @@ class ExchangeService:
                     query = urlsplit(url).query
                     item_headers = {str(k).lower() for k in (item.get("headers") or {})}
                     headers: dict[str, str] = {}
+                    item_refusal = _item_token_refused(self.state, item) if knobs.batch_item_auth else None
                     if knobs.batch_item_auth and "authorization" not in item_headers:
                         # Unverified: what Exchange answers to an item without Authorization is not documented.
                         status = 401
@@ -175,8 +178,16 @@ class ExchangeService:
                             "System.UnauthorizedAccessException",
                             "The batch item carries no Authorization header (unverified answer).",
                         )
+                    elif item_refusal is not None:
+                        # Unverified: each item's own token is checked as the request's is (a token replaced
+                        # while the batch waited is refused for that item alone, with Exchange's challenge).
+                        status, headers = 401, {"WWW-Authenticate": INVALID_TOKEN_CHALLENGE}
+                        payload = _error_body(
+                            request, "Unauthorized", "System.UnauthorizedAccessException", item_refusal
+                        )
                     else:
                         status, payload, headers = self._run_one(request, service, name, params, query, item)
+                    statuses.append(status)
                     if status < 400:
                         payload = {"@odata.context": self._context_url(request), **payload}
                         if "@odata.nextLink" in payload:
@@ -192,7 +203,7 @@ class ExchangeService:
                     )
                     if status >= 400 and stop_on_error:
                         break  # the items after it are neither run nor answered
-                note(request, cmdlets=names, answered=len(responses))
+                note(request, cmdlets=names, answered=len(responses), itemStatuses=statuses, items=_item_keys(items))
                 return JSONResponse({"responses": responses})
             finally:
                 self.in_flight[service] -= 1
@@ -213,11 +224,7 @@ class ExchangeService:
             status, reason = denied
             resp = _error_response(request, status, "Unauthorized", reason)
             # The challenge's shape as Exchange Online sends it (error="invalid_token"); the JSON body is unverified.
-            resp.headers["WWW-Authenticate"] = (
-                'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
-                'token_types="app_asserted_user_v1 service_asserted_app_v1", '
-                'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"'
-            )
+            resp.headers["WWW-Authenticate"] = INVALID_TOKEN_CHALLENGE
             return resp
         refused = app_only_refusal(self.state, getattr(request.state, "token_claims", None), service)
         if refused is not None:
@@ -508,6 +515,36 @@ def _error_body(request: Request, code: str, exception: str, text: str) -> dict[
             },
         }
     }
+
+
+# The challenge's shape as Exchange Online sends it (error="invalid_token"); the JSON body is unverified.
+INVALID_TOKEN_CHALLENGE = (
+    'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", '
+    'token_types="app_asserted_user_v1 service_asserted_app_v1", '
+    'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="invalid_token"'
+)
+
+
+def _item_token_refused(state: TenantState, item: Any) -> str | None:
+    """Why a $batch item's own bearer token is refused (expired, revoked, not ours), or None."""
+    headers = {str(k).lower(): str(v) for k, v in ((item or {}).get("headers") or {}).items()}
+    value = headers.get("authorization", "")
+    if not value.lower().startswith("bearer "):
+        return None  # an item without a token is the other check's (batch_item_auth)
+    try:
+        tokens.verify(state, value[7:].strip())
+    except tokens.TokenRefused as refused:
+        return refused.reason
+    return None
+
+
+def _item_keys(items: list[Any]) -> list[str]:
+    """Each item's cmdlet and parameters as one text, so the log shows which item was sent when."""
+    keys = []
+    for item in items:
+        name, params = _cmdlet_input((item or {}).get("body") or {} if isinstance(item, dict) else {})
+        keys.append(json.dumps([name, params], sort_keys=True, default=str))
+    return keys
 
 
 def _prefers_continue(prefer: str | None) -> bool:

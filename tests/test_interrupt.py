@@ -21,7 +21,7 @@ def licensed(sim: SimulatedTenant) -> bool:
 
 def test_ctrl_c_during_a_300_second_mailbox_wait_returns_within_10_s_and_journals_it(tmp_path: Path) -> None:
     # Real time (time_scale 1): the catch-all's mailbox appears 300 s after its licence.
-    # (no replication lag: this is about the mailbox wait, and lag retries are not interruptible yet)
+    # (no replication lag: this is about the mailbox wait; tests/test_retry.py stops the lag resends)
     with simulated_tenant("fresh", time_scale=1.0, mailbox_provisioning_delay=300.0, user_replication_delay=0.0) as sim:
         home = tmp_path / "home"
         env = {**os.environ, "M365ARCHIVE_HOME": str(home), "NO_COLOR": "1"}

@@ -185,7 +185,7 @@ class RestExchangeRunner:
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
         self._limiter = AimdLimiter(max_concurrency)
-        self._pacer = RatePacer()
+        self._pacer = RatePacer(sleep=self.stop.pause)  # its pauses end on Ctrl-C too
         self._connection_id = str(uuid.uuid4())
         limits = httpx.Limits(max_connections=max(2, max_concurrency * 2), max_keepalive_connections=max_concurrency)
         if host_map:

@@ -14,8 +14,8 @@ from typing import Any
 from m365archive.engine.checks import Check
 from m365archive.steps.base import StepContext
 from m365archive.tenant.graph_types import GraphError
+from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE as EXCHANGE_ADMINISTRATOR
 
-EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 # What the partner signs in to: Exchange Online (its app id), all of Office 365, or every app.
 EXCHANGE_TARGETS = {"all", "office365", "00000002-0000-0ff1-ce00-000000000000"}
 SECURITY_DEFAULTS_SOURCE = "https://learn.microsoft.com/entra/fundamentals/security-defaults"

@@ -25,8 +25,8 @@ from m365archive.config_template import render
 from m365archive.errors import CommandError, Reason
 from m365archive.licences import plans_granting
 from m365archive.partners import DATA_CONNECTOR_ADMIN_ROLE
+from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE as EXCHANGE_ADMIN_ROLE
 
-EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 HOLD_PLANS = plans_granting("hold")
 PLAN2 = plans_granting("plan2")
 LOGON_TYPES = ("Owner", "Delegate", "Admin")

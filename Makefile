@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check m365archive tests benchmarks
 	$(BIN)/ruff format --check m365archive tests benchmarks
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/vulture
 
 types: $(STAMP)
 	$(BIN)/mypy

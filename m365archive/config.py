@@ -34,7 +34,6 @@ COUNTRIES = frozenset(
     UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""",
     )
 )
-CLOUD_NAMES = ("global", "gcc", "gcc-high", "dod", "china")
 AUDIT_ACTIONS = {
     "owner": {
         "ApplyRecord",

@@ -29,13 +29,6 @@ def plans_granting(grant: str) -> frozenset[str]:
     return frozenset(str(p["id"]).lower() for p in _data()["service_plans"] if grant in p["grants"])
 
 
-def plan_name(plan_id: str) -> str:
-    for plan in _data()["service_plans"]:
-        if str(plan["id"]).lower() == plan_id.lower():
-            return str(plan["name"])
-    return plan_id
-
-
 def sku_grants(sku: dict[str, Any], grant: str) -> bool:
     """Whether a subscribedSku (Graph's shape) carries a service plan granting `grant`."""
     wanted = plans_granting(grant)

@@ -406,13 +406,6 @@ INGESTION_ADVICE = (
     "It's recommended that partners capture this information and log it accordingly at their end."
 )
 
-# Content Search keywords for imported items ("More information").
-CONTENT_SEARCH_QUERIES = {
-    "all third-party data": "kind:externaldata",
-    "one third-party data type": "itemclass:ipm.externaldata.<third-party data type>",
-}
-
-
 # --- Today's route: Microsoft Purview data connectors (design notes) ---------------------------
 
 MappingKind = Literal["email", "bloomberg-uuid", "phone"]
@@ -521,20 +514,6 @@ PARTNER_UNMAPPED_FOLDER = ImportFolder(
     "Inbox", "", "shared/reference/work-with-partner-to-archive-third-party-data.md (and RETIREMENT['url'])"
 )
 
-# Who can create a connector: the Data Connector Admin role, held by default by these role groups
-# (among other Purview role groups).
+# Who can create a connector: the Data Connector Admin role (carried by role groups such as Organization
+# Management, Compliance Administrator and Compliance Data Administrator; the step reads which do).
 DATA_CONNECTOR_ADMIN_ROLE = "Data Connector Admin"
-DATA_CONNECTOR_ADMIN_ROLE_GROUPS = (
-    "Organization Management",
-    "Compliance Administrator",
-    "Compliance Data Administrator",
-)
-PURVIEW_CONNECTOR_FACTS = (
-    "Connectors are created in the Microsoft Purview portal's Data connectors page; no public API or "
-    "cmdlet creates them.",
-    "Items are imported into each mapped user's own mailbox (a connector folder); items whose user "
-    "can't be mapped are not imported.",
-    "Partner connectors need a service principal provisioned for the partner's app id.",
-    "Bloomberg connectors can import only users on Litigation Hold.",
-    "Auditing must be on to see the connector's admin logs.",
-)

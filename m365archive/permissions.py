@@ -58,11 +58,6 @@ class Requirement:
         """The Office 365 Exchange Online application permission app-only runs need, or None."""
         return EXCHANGE_APP_ROLE if self.exchange else None
 
-    @property
-    def exchange_delegated(self) -> str | None:
-        """The Office 365 Exchange Online delegated permission your own app needs, or None."""
-        return EXCHANGE_DELEGATED if self.exchange else None
-
 
 _READ_GRAPH = (
     ("User.Read.All",),

@@ -44,7 +44,6 @@ class ScopeFile:
     wanted: dict[str, int] = field(default_factory=dict)  # lower-cased UPN or object id -> first line
     problems: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, why)
     header: int | None = None  # line number of the header row, if any
-    duplicates: int = 0
 
     @property
     def empty(self) -> bool:
@@ -88,10 +87,7 @@ def read_scope_file(path: str | Path) -> ScopeFile:
             out.problems.append((number, text, why))
             continue
         key = value.lower()
-        if key in out.wanted:
-            out.duplicates += 1
-        else:
-            out.wanted[key] = number
+        out.wanted.setdefault(key, number)  # a UPN listed twice: its first line
     return out
 
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 SERVICE = "m365archive"
-MASK = "********"
 
 
 class NoKeyringError(Exception):
@@ -44,11 +43,6 @@ class NoKeyringError(Exception):
 
 class PasswordFileError(Exception):
     """A password file that is unsafe or unusable."""
-
-
-def mask(value: str | None) -> str:
-    """What every report shows in place of a secret (the same for all values, even empty ones)."""
-    return MASK
 
 
 def catchall_username(tenant_id: str, upn: str) -> str:

@@ -44,7 +44,6 @@ def test_exchange_steps_need_the_exchange_app_role_and_an_entra_role() -> None:
     assert exchange_rows
     for row in exchange_rows:
         assert row.exchange_app_role == "Exchange.ManageAsApp"
-        assert row.exchange_delegated == "Exchange.Manage"
         assert row.entra_roles or row.command.startswith("partner-info"), row
     assert all(r.exchange_app_role is None for r in permissions.TABLE if not r.exchange)
 

@@ -74,3 +74,21 @@ def test_a_given_value_reaches_the_step_that_needs_it_and_a_missing_one_is_its_d
 
     asyncio.run(plan())
     assert seen == [CatchallUser(), CatchallUser(exists=True, mailbox_after=("x",))]
+
+
+def test_no_function_in_steps_is_longer_than_80_lines() -> None:
+    import ast
+    from pathlib import Path
+
+    import m365archive.steps
+
+    root = Path(m365archive.steps.__file__).parent
+    long = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert len(list(root.glob("*.py"))) >= 10  # the files are there to be measured
+    assert long == []

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.app.context import Env, connect, reading
 from m365archive.config import Config
 from m365archive.errors import CommandError, Reason
 from m365archive.partners import (
@@ -152,9 +151,3 @@ async def handoff(
         partner=partner,
         partner_note=partner_note,
     )
-
-
-async def read_handoff(env: Env, config: Config, *, ingestion_endpoint: str | None = None) -> Handoff:
-    async with connect(env, config) as session:
-        with reading():
-            return await handoff(config, session, ingestion_endpoint=ingestion_endpoint)

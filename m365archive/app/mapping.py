@@ -76,10 +76,6 @@ class RowResult:
     mailbox: str
     reason: str = ""
 
-    @property
-    def imported(self) -> bool:
-        return self.status not in NOT_IMPORTED
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "line": self.line,

@@ -230,7 +230,7 @@ async def _stage(ctx: StepContext, sel: Selection, users: Step) -> MailboxSelect
             seen.add(upn.lower())
             return not only or upn.lower() in only
 
-        scratch = replace(ctx, observed={}, csv_rows=[])
+        scratch = replace(ctx, observed={})
         first = await users.run(scratch, {MailboxSelection: MailboxSelection(named)})
         missing = sorted(only - seen)
         if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from m365archive.engine.runner import RunStatus
 from m365archive.errors import CommandError, Reason
 from m365archive.result import ExitCode
 
@@ -23,7 +24,11 @@ FOR_REASON: dict[Reason, ExitCode] = {
     Reason.PLAN_MISMATCH: ExitCode.PLAN_MISMATCH,
 }
 
-APPLY_STATUS = {"success": ExitCode.OK, "partial": ExitCode.PARTIAL, "interrupted": ExitCode.INTERRUPTED}
+APPLY_STATUS = {
+    RunStatus.SUCCESS: ExitCode.OK,
+    RunStatus.PARTIAL: ExitCode.PARTIAL,
+    RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
+}
 
 
 def for_apply(result: ApplyResult) -> ExitCode:

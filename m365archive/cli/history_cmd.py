@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from m365archive.cli.common import Output, call, finish, print_table, state
+from m365archive.engine.runner import RunStatus
 from m365archive.result import ExitCode, Result
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def history(
     else:
         print_table(cli, HEADERS, [_row(r) for r in runs])
         for run in runs:
-            if run.detail and run.status in ("interrupted", "crashed", "error"):
+            if run.detail and run.status in (RunStatus.INTERRUPTED, RunStatus.CRASHED, RunStatus.ERROR):
                 messages.append(f"{run.run_id[:8]} {run.status}: {run.detail}")
     finish(cli, Result("history", ExitCode.OK, data=data, messages=messages))
 

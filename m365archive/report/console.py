@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from m365archive.engine.plan import Plan
-from m365archive.engine.runner import ApplyResult, OutcomeKind
+from m365archive.engine.runner import ApplyResult, OutcomeKind, RunStatus
 from m365archive.report import (
     ACTIONS,
     BAD_OUTCOMES,
@@ -278,7 +278,7 @@ def print_apply_result(console: Console, plan: Plan, result: ApplyResult) -> Non
         console.print(table)
     counts = outcome_counts(plan, result)
     summary = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts[o])
-    style = {"success": "bold green", "partial": "bold yellow"}.get(result.status, "bold red")
+    style = {RunStatus.SUCCESS: "bold green", RunStatus.PARTIAL: "bold yellow"}.get(result.status, "bold red")
     console.print(Text(f"Apply {result.status}: {summary or 'nothing to do'} (run {result.run_id}).", style=style))
 
 

@@ -20,7 +20,6 @@ from m365archive.report import ticket as tickets
 from m365archive.report.ticket import TicketContext
 
 FORMAT_VERSION = "1"
-PERMISSION_KEYS = ("for", "entra_roles", "exchange_role_groups", "graph_delegated", "app_only")
 ENVELOPE_KEYS = ("format_version", "command", "status", "exit_code", "data", "messages", "errors")
 
 

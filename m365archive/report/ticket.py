@@ -108,9 +108,7 @@ def requirements(plan: Plan) -> list[Any]:
     onprem = any(c.operation is not None and c.operation.kind == OperationKind.ONPREM for c in pending)
     retention = any(c.category == "retention-policy" for c in pending)
     rows = []
-    for row in permissions.TABLE:
-        if command not in [part.strip() for part in row.command.split(",")]:
-            continue
+    for row in permissions.for_command(command):
         name = row.step.split(" ")[0]
         if row.step.endswith("(hybrid)"):
             wanted = onprem

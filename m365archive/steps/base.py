@@ -47,7 +47,6 @@ class StepContext:
     operator: str
     observed: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda message: None
-    csv_rows: list[dict[str, str]] = field(default_factory=list)
 
     def observe(self, key: str, value: Any) -> None:
         """Record what was read; the plan's fingerprint is a digest of all of it."""
@@ -108,19 +107,20 @@ def graph_operation(
 
 
 def change(
+    *,
     step: str,
     key: str,
     target: str,
     setting: str,
     before: Any,
     after: Any,
-    op: Operation | None,
-    *,
+    operation: Operation | None,
     side: str,
     action: Action | None = None,
     **extra: Any,
 ) -> Change:
-    """A Change whose action follows from before/after unless given."""
+    """A Change whose action follows from before/after unless given (its id is "<step>/<key>/<target>"; a
+    no-op carries no operation)."""
     if action is None:
         action = Action.NOOP if before == after else (Action.CREATE if before is None else Action.UPDATE)
     return Change(
@@ -131,7 +131,7 @@ def change(
         action=action,
         before=before,
         after=after,
-        operation=op if action is not Action.NOOP else None,
+        operation=operation if action is not Action.NOOP else None,
         side=side,
         **extra,
     )

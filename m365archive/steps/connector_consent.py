@@ -247,10 +247,15 @@ def observed(state: ConsentState) -> dict[str, Any]:
 
 
 async def plan(ctx: StepContext) -> Planned[ConsentReported]:
-    out = StepPlan()
     ctx.progress(f"reading the connector's service principal (app {CONNECTOR_APP_ID})")
     state = await consent_state(ctx.session)
     ctx.observe("connector.consent", observed(state))
+    return consent_plan(state, ctx.session.endpoints)
+
+
+def consent_plan(state: ConsentState, endpoints: Endpoints) -> Planned[ConsentReported]:
+    """Step 5 from the connector's consent as read: a retired route's access to flag, or the manual step."""
+    out = StepPlan()
     target = f"third-party data connector ({CONNECTOR_APP_ID})"
     if state.present:
         out.checks.append(
@@ -275,7 +280,7 @@ async def plan(ctx: StepContext) -> Planned[ConsentReported]:
             )
         )
         return Planned(out, ConsentReported(reported=True))
-    url = consent_url(ctx.session.endpoints)
+    url = consent_url(endpoints)
     out.checks.append(
         Check(
             "connector-consent",
@@ -301,7 +306,7 @@ async def plan(ctx: StepContext) -> Planned[ConsentReported]:
         f"Step 5 (manual, global administrator, retired route): consent to the third-party data connector at "
         f"{url} , or run `m365archive consent grant`; check with `m365archive consent status`."
     )
-    caveat = consent_url_caveat(ctx.session.endpoints)
+    caveat = consent_url_caveat(endpoints)
     if caveat:
         out.instructions.append(f"The consent URL is {caveat}.")
     return Planned(out, ConsentReported(reported=True))

@@ -9,8 +9,11 @@ writes the portal instructions, because no public API or cmdlet creates a data c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from m365archive.config import ConnectorConfig
 from m365archive.engine.checks import Check
 from m365archive.engine.plan import OperationKind, Severity, Wait, WaitKind
 from m365archive.partners import (
@@ -37,7 +40,6 @@ from m365archive.steps.base import (
 from m365archive.tenant.exchange import Cmdlet
 
 NAME = "connector_readiness"
-HANDOFF = "connector_handoff"
 UNIFIED_AUDIT_COMMAND = command("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True})
 NO_CATCHALL = (
     "No catch-all account is created: a Microsoft Purview data connector imports each item into the mapped "
@@ -131,16 +133,24 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
         return
     sp = await ctx.session.graph.service_principal_by_app_id(app_id)
     ctx.observe("connector.service_principal", sp.get("id") if sp else None)
+    out.extend(service_principal_plan(connector, app_id, sp, ctx.config.mailbox_wait_timeout))
+
+
+def service_principal_plan(
+    connector: PurviewConnector, app_id: str, sp: Mapping[str, Any] | None, timeout: float
+) -> StepPlan:
+    """The partner app's service principal as read (None: not there yet) and the change that provisions it."""
+    out = StepPlan()
     before = f"present ({sp.get('displayName') or sp.get('id')})" if sp else None
     out.changes.append(
         change(
-            NAME,
-            "service-principal",
-            app_id,
-            "partner app service principal",
-            "present" if sp else None,
-            "present",
-            graph_operation(
+            step=NAME,
+            key="service-principal",
+            target=app_id,
+            setting="partner app service principal",
+            before="present" if sp else None,
+            after="present",
+            operation=graph_operation(
                 "POST",
                 "/servicePrincipals",
                 {"appId": app_id},
@@ -151,7 +161,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
             wait=Wait(
                 WaitKind.SERVICE_PRINCIPAL,
                 app_id,
-                ctx.config.mailbox_wait_timeout,
+                timeout,
                 f"waiting for the service principal of {app_id} to replicate",
             ),
             warnings=[f"gives {connector.provider}'s app ({app_id}) an identity in this tenant"],
@@ -161,6 +171,7 @@ async def _service_principal(ctx: StepContext, out: StepPlan, connector: Purview
     )
     if sp is not None:
         out.checks.append(Check("partner-app", f"service principal {before} for {app_id}", False, True))
+    return out
 
 
 async def _role_group(ctx: StepContext, out: StepPlan) -> None:
@@ -189,64 +200,99 @@ async def _role_group(ctx: StepContext, out: StepPlan) -> None:
             )
         )
         return
+    out.extend(role_group_plan(cfg, await _read_role_groups(ctx, member, user)))
+
+
+@dataclass(frozen=True)
+class RoleGroups:
+    """What was read about the admin who creates the connector: every role group, and the names of those
+    carrying Data Connector Admin that the admin is a member of."""
+
+    member: str
+    groups: tuple[Mapping[str, Any], ...]
+    holding: tuple[str, ...] = ()
+
+    @property
+    def carrying(self) -> list[Mapping[str, Any]]:
+        return [g for g in self.groups if DATA_CONNECTOR_ADMIN_ROLE in role_names(dict(g))]
+
+
+async def _read_role_groups(ctx: StepContext, member: str, user: Mapping[str, Any]) -> RoleGroups:
     keys = {member.lower(), str(user.get("id", "")).lower(), str(user.get("userPrincipalName", "")).lower()}
     groups = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroup"))
     if groups.error is not None:
         raise groups.error
-    carrying = [g for g in groups.objects if DATA_CONNECTOR_ADMIN_ROLE in role_names(g)]
+    read = RoleGroups(member, tuple(groups.objects))
     holding: list[str] = []
-    for group in carrying:
-        members = await ctx.session.compliance.invoke(Cmdlet("Get-RoleGroupMember", {"Identity": group_id(group)}))
+    for group in read.carrying:
+        members = await ctx.session.compliance.invoke(
+            Cmdlet("Get-RoleGroupMember", {"Identity": group_id(dict(group))})
+        )
         if members.error is not None:
             raise members.error
         if any(keys & _member_keys(m) for m in members.objects):
             holding.append(str(group["Name"]))
-    ctx.observe("connector.role_groups", {"carrying": sorted(str(g["Name"]) for g in carrying), "holding": holding})
-    wanted = cfg.role_group
-    if holding:
-        via = ", ".join(sorted(holding))
+    carrying = sorted(str(g["Name"]) for g in read.carrying)
+    ctx.observe("connector.role_groups", {"carrying": carrying, "holding": holding})
+    return replace(read, holding=tuple(holding))
+
+
+def role_group_plan(cfg: ConnectorConfig, read: RoleGroups) -> StepPlan:
+    """Data Connector Admin: held already, or the configured role group added (or advised)."""
+    out = StepPlan()
+    member = read.member
+    if read.holding:
+        via = ", ".join(sorted(read.holding))
         out.checks.append(
             Check("data-connector-admin", f"Data Connector Admin: {member} holds it through {via}", False, True)
         )
         out.changes.append(
-            change(NAME, "role-group", member, "Data Connector Admin", f"via {via}", f"via {via}", None, side=SCC)
-        )
-        return
+            change(step=NAME, key="role-group", target=member, setting="Data Connector Admin",
+                   before=f"via {via}", after=f"via {via}", operation=None, side=SCC)
+        )  # fmt: skip
+        return out
+    wanted = cfg.role_group
     norm = connector_slug(wanted).replace("-", "")
-    target = next((g for g in groups.objects if connector_slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
-    if target is None or DATA_CONNECTOR_ADMIN_ROLE not in role_names(target):
-        names = ", ".join(sorted(str(g["Name"]) for g in carrying)) or "none"
+    target = next((g for g in read.groups if connector_slug(str(g.get("Name", ""))).replace("-", "") == norm), None)
+    if target is None or DATA_CONNECTOR_ADMIN_ROLE not in role_names(dict(target)):
+        names = ", ".join(sorted(str(g["Name"]) for g in read.carrying)) or "none"
         raise StepError(
             f"connector.role_group {wanted!r} "
             + ("does not exist" if target is None else f"does not carry {DATA_CONNECTOR_ADMIN_ROLE}")
             + f" (role groups that do: {names})"
         )
-    cmd = Cmdlet("Add-RoleGroupMember", {"Identity": group_id(target), "Member": member})
     if cfg.add_role_group_member:
-        out.checks.append(
-            Check(
-                "data-connector-admin",
-                f"Data Connector Admin: {member} will be added to {target['Name']}",
-                False,
-                True,
-            )
+        _add_member(out, member, dict(target))
+    else:
+        _advise_member(
+            out, member, Cmdlet("Add-RoleGroupMember", {"Identity": group_id(dict(target)), "Member": member})
         )
-        out.changes.append(
-            change(
-                NAME,
-                "role-group",
-                member,
-                "Data Connector Admin",
-                None,
-                f"via {target['Name']}",
-                cmdlet_operation(OperationKind.COMPLIANCE, cmd, ["already a member"]),
-                side=SCC,
-                warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
-                rollback=command("Remove-RoleGroupMember", {"Identity": group_id(target), "Member": member}),
-                rollback_note=f"{member} loses every role {target['Name']} carries",
-            )
+    return out
+
+
+def _add_member(out: StepPlan, member: str, target: dict[str, Any]) -> None:
+    cmd = Cmdlet("Add-RoleGroupMember", {"Identity": group_id(target), "Member": member})
+    out.checks.append(
+        Check("data-connector-admin", f"Data Connector Admin: {member} will be added to {target['Name']}", False, True)
+    )
+    out.changes.append(
+        change(
+            step=NAME,
+            key="role-group",
+            target=member,
+            setting="Data Connector Admin",
+            before=None,
+            after=f"via {target['Name']}",
+            operation=cmdlet_operation(OperationKind.COMPLIANCE, cmd, ["already a member"]),
+            side=SCC,
+            warnings=[f"{target['Name']} carries more than Data Connector Admin: {', '.join(role_names(target))}"],
+            rollback=command("Remove-RoleGroupMember", {"Identity": group_id(target), "Member": member}),
+            rollback_note=f"{member} loses every role {target['Name']} carries",
         )
-        return
+    )
+
+
+def _advise_member(out: StepPlan, member: str, cmd: Cmdlet) -> None:
     out.checks.append(
         Check(
             "data-connector-admin",
@@ -279,6 +325,12 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
         raise org.error
     audit_disabled = bool(org.objects and org.objects[0].get("AuditDisabled"))
     ctx.observe("connector.audit", {"unified": unified, "org_audit_disabled": audit_disabled})
+    out.extend(auditing_plan(unified, audit_disabled, ctx.config.audit.enabled))
+
+
+def auditing_plan(unified: bool, audit_disabled: bool, audit_enabled: bool) -> StepPlan:
+    """The unified audit log (checked, never set: its cmdlet is outside the spec) and mailbox auditing."""
+    out = StepPlan()
     out.checks.append(
         Check(
             "audit-log",
@@ -300,22 +352,23 @@ async def _auditing(ctx: StepContext, out: StepPlan) -> None:
                 category="audit",
             )
         )
-    want_disabled = not ctx.config.audit.enabled
+    want_disabled = not audit_enabled
     cmd = Cmdlet("Set-OrganizationConfig", {"AuditDisabled": want_disabled})
     out.changes.append(
         change(
-            NAME,
-            "org-audit",
-            "organization",
-            "AuditDisabled",
-            audit_disabled,
-            want_disabled,
-            cmdlet_operation(OperationKind.EXCHANGE, cmd),
+            step=NAME,
+            key="org-audit",
+            target="organization",
+            setting="AuditDisabled",
+            before=audit_disabled,
+            after=want_disabled,
+            operation=cmdlet_operation(OperationKind.EXCHANGE, cmd),
             side=EXO,
             rollback=command("Set-OrganizationConfig", {"AuditDisabled": audit_disabled}),
             rollback_note="restores the organization's previous mailbox-auditing switch",
         )
     )
+    return out
 
 
 async def handoff(ctx: StepContext) -> StepPlan:

@@ -18,6 +18,7 @@ an earlier run rotated) and LocalSecrets (does this machine's keyring hold an ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,10 +217,29 @@ def _impersonates(assignment: dict[str, Any], acct: Account) -> bool:
 
 
 async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -> StepPlan:
-    out = StepPlan()
     lo = await read_leftovers(ctx, request)
-    _plan_service_principal(ctx, out, lo)
+    tenant_wide = any(lo.accounts[k].tenant_wide_role for k in lo.confirmed if k in lo.accounts)
+    role_id = await _directory_role_id(ctx) if tenant_wide else None
+    return plan_cleanup(lo, Cleanup(ctx.config.tenant.id, ctx.config.mailbox_wait_timeout, request, local, role_id))
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What planning the cleanup takes besides what was read: the tenant (for the local keyring entry), how
+    long to wait for the service principal to go, the operator's request, this machine's keyring, and the
+    Exchange Administrator directoryRole's object id (read when a confirmed account holds the role)."""
+
+    tenant_id: str
+    timeout: float
+    request: CleanupRequest
+    local: LocalSecrets
     role_id: str | None = None
+
+
+def plan_cleanup(lo: Leftovers, how: Cleanup) -> StepPlan:
+    """The removals planned from what was read: the service principal, then each confirmed account."""
+    out = StepPlan()
+    _plan_service_principal(out, lo, how.timeout)
     for key in lo.confirmed:
         acct = lo.accounts.get(key)
         if acct is None:
@@ -227,9 +247,8 @@ async def plan(ctx: StepContext, request: CleanupRequest, local: LocalSecrets) -
                 finding(NAME, key, Severity.INFO, "no such user in the tenant: nothing to clean up", category="absent")
             )
             continue
-        if acct.tenant_wide_role and role_id is None:
-            role_id = await _directory_role_id(ctx)
-        _plan_account(ctx, out, acct, role_id, request, local)
+        for part in ACCOUNT_PARTS:
+            part(out, acct, how)
         _report_other_access(out, acct, lo)
     for key in lo.candidates:
         acct = lo.accounts[key]
@@ -294,27 +313,11 @@ def _report_other_access(out: StepPlan, acct: Account, lo: Leftovers) -> None:
     )
 
 
-def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> None:
+def _plan_service_principal(out: StepPlan, lo: Leftovers, timeout: float) -> None:
     sp = lo.sp
     if sp:
         state = ConsentState(True, sp, lo.grants, lo.app_roles, lo.resources)
-        out.changes.append(revoke_change(state, step=NAME, timeout=ctx.config.mailbox_wait_timeout))
-    else:
-        out.changes.append(
-            change(
-                NAME,
-                "service-principal",
-                CONNECTOR_APP_ID,
-                "connector app service principal (and its grants)",
-                None,
-                None,
-                None,
-                side=GRAPH,
-                action=Action.NOOP,
-                category="consent",
-            )
-        )
-    if sp:
+        out.changes.append(revoke_change(state, step=NAME, timeout=timeout))
         out.findings.append(
             finding(
                 NAME,
@@ -324,6 +327,21 @@ def _plan_service_principal(ctx: StepContext, out: StepPlan, lo: Leftovers) -> N
                 category="kept",
             )
         )
+        return
+    out.changes.append(
+        change(
+            step=NAME,
+            key="service-principal",
+            target=CONNECTOR_APP_ID,
+            setting="connector app service principal (and its grants)",
+            before=None,
+            after=None,
+            operation=None,
+            side=GRAPH,
+            action=Action.NOOP,
+            category="consent",
+        )
+    )
 
 
 async def _directory_role_id(ctx: StepContext) -> str:
@@ -334,51 +352,45 @@ async def _directory_role_id(ctx: StepContext) -> str:
     return str((reply.body or {})["id"])
 
 
-def _plan_account(
-    ctx: StepContext, out: StepPlan, acct: Account, role_id: str | None, request: CleanupRequest, local: LocalSecrets
-) -> None:
-    upn = acct.upn
+def _role(out: StepPlan, acct: Account, how: Cleanup) -> None:
+    """1. The Exchange Administrator role: the tenant-wide assignment removed, scoped ones for review."""
     uid = str(acct.user["id"])
-    rotate = request.rotate
-    # 1. The Exchange Administrator role.
+    held = acct.tenant_wide_role
     op = None
-    if acct.tenant_wide_role and role_id:
+    if held and how.role_id:
         # The documented form (microsoft-graph-docs-contrib directoryrole-delete-member.md), not `$ref?$id=`.
         op = graph_operation(
             "DELETE",
-            f"/directoryRoles/{role_id}/members/{uid}/$ref",
+            f"/directoryRoles/{how.role_id}/members/{uid}/$ref",
             powershell=command(
-                "Remove-MgDirectoryRoleMemberByRef", {"DirectoryRoleId": role_id, "DirectoryObjectId": uid}
+                "Remove-MgDirectoryRoleMemberByRef", {"DirectoryRoleId": how.role_id, "DirectoryObjectId": uid}
             ),
             ok_if_error=["does not exist"],
         )
+    assignment = {"PrincipalId": uid, "RoleDefinitionId": EXCHANGE_ADMIN_ROLE, "DirectoryScopeId": "/"}
     out.changes.append(
         change(
-            NAME,
-            "role",
-            upn,
-            "Exchange Administrator role",
-            "Exchange Administrator" if acct.tenant_wide_role else None,
-            None,
-            op,
+            step=NAME,
+            key="role",
+            target=acct.upn,
+            setting="Exchange Administrator role",
+            before="Exchange Administrator" if held else None,
+            after=None,
+            operation=op,
             side=GRAPH,
-            action=Action.DELETE if acct.tenant_wide_role else Action.NOOP,
+            action=Action.DELETE if held else Action.NOOP,
             category="catchall",
-            rollback=command(
-                "New-MgRoleManagementDirectoryRoleAssignment",
-                {"PrincipalId": uid, "RoleDefinitionId": EXCHANGE_ADMIN_ROLE, "DirectoryScopeId": "/"},
-            )
-            if acct.tenant_wide_role
-            else None,
-            rollback_note="gives the account the Exchange Administrator role back" if acct.tenant_wide_role else "",
+            rollback=command("New-MgRoleManagementDirectoryRoleAssignment", assignment) if held else None,
+            rollback_note="gives the account the Exchange Administrator role back" if held else "",
         )
     )
-    scoped = [a for a in acct.roles if a.get("directoryScopeId", "/") != "/"]
-    for a in scoped:
+    for a in acct.roles:
+        if a.get("directoryScopeId", "/") == "/":
+            continue
         out.findings.append(
             finding(
                 NAME,
-                upn,
+                acct.upn,
                 Severity.HIGH,
                 f"holds Exchange Administrator scoped to {a.get('directoryScopeId')} (assignment {a.get('id')})",
                 "remove it in the Entra admin center: Roles and administrators > Exchange Administrator "
@@ -386,51 +398,21 @@ def _plan_account(
                 category="review",
             )
         )
-    # 2. Sign-in blocked, or the password the partner knows rotated.
-    if rotate:
-        rotated = request.was_rotated(upn)
-        body = {"passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(SECRET_PREFIX + upn)}}
+
+
+def _access(out: StepPlan, acct: Account, how: Cleanup) -> None:
+    """2. Sign-in blocked, or the password the partner knows rotated."""
+    upn, uid = acct.upn, str(acct.user["id"])
+    if not how.request.rotate:
         out.changes.append(
             change(
-                NAME,
-                "password",
-                upn,
-                "password",
-                "rotated by an earlier run" if rotated else "known to the partner",
-                "rotated by an earlier run" if rotated else "rotated (random, not kept anywhere)",
-                graph_operation(
-                    "PATCH",
-                    f"/users/{uid}",
-                    body,
-                    powershell=command(
-                        "Update-MgUser",
-                        {
-                            "UserId": uid,
-                            "PasswordProfile": {
-                                "ForceChangePasswordNextSignIn": False,
-                                "Password": variable("password"),
-                            },
-                        },
-                    ),
-                ),
-                side=GRAPH,
-                sensitive=True,
-                category="catchall",
-                warnings=["The new password is random and kept nowhere: nobody can sign in as this account."],
-                rollback_note="can't be undone: the old password is not kept",
-            )
-        )
-    else:
-        enabled = bool(acct.user.get("accountEnabled", True))
-        out.changes.append(
-            change(
-                NAME,
-                "sign-in",
-                upn,
-                "accountEnabled",
-                enabled,
-                False,
-                graph_operation(
+                step=NAME,
+                key="sign-in",
+                target=upn,
+                setting="accountEnabled",
+                before=bool(acct.user.get("accountEnabled", True)),
+                after=False,
+                operation=graph_operation(
                     "PATCH",
                     f"/users/{uid}",
                     {"accountEnabled": False},
@@ -442,33 +424,69 @@ def _plan_account(
                 rollback_note="the account can sign in again with the password the partner knows",
             )
         )
-    # 2b. Sessions and refresh tokens issued with the password the partner knows stay valid after sign-in is
-    # blocked or the password rotated, until revoked (user-revokesigninsessions): revoke them right after.
-    signin = out.changes[-1]
-    if signin.action is not Action.NOOP:
-        out.changes.append(
-            change(
-                NAME,
-                "revoke-sessions",
-                upn,
-                "sign-in sessions and refresh tokens",
-                "valid (issued with the password the partner knows)",
-                "revoked",
-                graph_operation(
-                    "POST",
-                    f"/users/{uid}/revokeSignInSessions",
-                    powershell=command("Revoke-MgUserSignInSession", {"UserId": uid}),
-                ),
-                side=GRAPH,
-                category="catchall",
-                depends_on=[signin.id],
-                rollback_note="can't be undone, and nothing is lost: whoever may still sign in signs in again",
-            )
+        _revoke_sessions(out, acct)
+        return
+    rotated = how.request.was_rotated(upn)
+    body = {"passwordProfile": {"forceChangePasswordNextSignIn": False, "password": secret(SECRET_PREFIX + upn)}}
+    profile = {"ForceChangePasswordNextSignIn": False, "Password": variable("password")}
+    out.changes.append(
+        change(
+            step=NAME,
+            key="password",
+            target=upn,
+            setting="password",
+            before="rotated by an earlier run" if rotated else "known to the partner",
+            after="rotated by an earlier run" if rotated else "rotated (random, not kept anywhere)",
+            operation=graph_operation(
+                "PATCH",
+                f"/users/{uid}",
+                body,
+                powershell=command("Update-MgUser", {"UserId": uid, "PasswordProfile": profile}),
+            ),
+            side=GRAPH,
+            sensitive=True,
+            category="catchall",
+            warnings=["The new password is random and kept nowhere: nobody can sign in as this account."],
+            rollback_note="can't be undone: the old password is not kept",
         )
-    # 3. The password this machine kept for the partner: a local change, sent only after every change to the
-    # account succeeded (while the tenant still trusts the old password, this copy is the way back in).
+    )
+    _revoke_sessions(out, acct)
+
+
+def _revoke_sessions(out: StepPlan, acct: Account) -> None:
+    """2b. Sessions and refresh tokens issued with the password the partner knows stay valid after sign-in is
+    blocked or the password rotated, until revoked (user-revokesigninsessions): revoke them right after."""
+    signin = out.changes[-1]
+    if signin.action is Action.NOOP:
+        return
+    uid = str(acct.user["id"])
+    out.changes.append(
+        change(
+            step=NAME,
+            key="revoke-sessions",
+            target=acct.upn,
+            setting="sign-in sessions and refresh tokens",
+            before="valid (issued with the password the partner knows)",
+            after="revoked",
+            operation=graph_operation(
+                "POST",
+                f"/users/{uid}/revokeSignInSessions",
+                powershell=command("Revoke-MgUserSignInSession", {"UserId": uid}),
+            ),
+            side=GRAPH,
+            category="catchall",
+            depends_on=[signin.id],
+            rollback_note="can't be undone, and nothing is lost: whoever may still sign in signs in again",
+        )
+    )
+
+
+def _keyring(out: StepPlan, acct: Account, how: Cleanup) -> None:
+    """3. The password this machine kept for the partner: a local change, sent only after every change to the
+    account succeeded (while the tenant still trusts the old password, this copy is the way back in)."""
+    upn = acct.upn
     account_changes = [c.id for c in out.changes if c.target == upn and c.step == NAME and c.action is not Action.NOOP]
-    held = local.held(upn)
+    held = how.local.held(upn)
     if held is None:
         out.findings.append(
             finding(
@@ -482,13 +500,13 @@ def _plan_account(
         )
     out.changes.append(
         change(
-            NAME,
-            "keyring",
-            upn,
-            "password kept in this machine's keyring",
-            "present" if held else None,
-            None,
-            local_operation("delete-keyring-secret", {"tenant": ctx.config.tenant.id, "account": upn})
+            step=NAME,
+            key="keyring",
+            target=upn,
+            setting="password kept in this machine's keyring",
+            before="present" if held else None,
+            after=None,
+            operation=local_operation("delete-keyring-secret", {"tenant": how.tenant_id, "account": upn})
             if held
             else None,
             side=LOCAL,
@@ -497,8 +515,6 @@ def _plan_account(
             depends_on=account_changes if held else [],
         )
     )
-    # 4. What stays: the data, and who can read it.
-    _kept(out, acct)
 
 
 def local_operation(what: str, request: dict[str, Any]) -> Operation:
@@ -510,7 +526,8 @@ def local_operation(what: str, request: dict[str, Any]) -> Operation:
     )
 
 
-def _kept(out: StepPlan, acct: Account) -> None:
+def _kept(out: StepPlan, acct: Account, how: Cleanup) -> None:
+    """4. What stays: the data, and who can read it."""
     upn = acct.upn
     mbx = acct.mailbox
     if mbx is None:
@@ -556,10 +573,16 @@ def _kept(out: StepPlan, acct: Account) -> None:
         )
 
 
+ACCOUNT_PARTS: tuple[Callable[[StepPlan, Account, Cleanup], None], ...] = (_role, _access, _keyring, _kept)
+
+
 async def leftover_findings(ctx: StepContext, consent: ConsentReported, local: LocalSecrets) -> StepPlan:
     """Read-only: the retired route's leftovers as findings with severity (for `status`)."""
+    return leftover_plan(await read_leftovers(ctx, CleanupRequest()), consent, local)
+
+
+def leftover_plan(lo: Leftovers, consent: ConsentReported, local: LocalSecrets) -> StepPlan:
     out = StepPlan()
-    lo = await read_leftovers(ctx, CleanupRequest())
     # partner-ews's connector_consent step already reports the service principal; say it once.
     if lo.sp is not None and not consent.reported:
         out.findings.append(

@@ -7,11 +7,17 @@ and says out loud that the handoff gives an administrator's password away for a 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from m365archive.config import Config
 from m365archive.engine.checks import Check
 from m365archive.engine.plan import Severity
 from m365archive.partners import RETIREMENT, find_partner
 from m365archive.steps.base import StepContext, StepPlan, finding
 from m365archive.steps.signin_policies import catchall_mfa_check
+
+if TYPE_CHECKING:
+    from m365archive.tenant.clouds import Cloud
 
 NAME = "partner_handoff"
 
@@ -19,12 +25,50 @@ NAME = "partner_handoff"
 async def plan(ctx: StepContext) -> StepPlan:
     from m365archive.tenant.clouds import get_cloud
 
+    out = handoff_plan(ctx.config, get_cloud(ctx.session.endpoints.cloud))
+    if ctx.config.catchall:
+        ctx.progress("reading the sign-in policies that apply to the catch-all (Security defaults, Conditional Access)")
+        out.checks.append(await catchall_mfa_check(ctx, ctx.config.catchall.upn))
+    return out
+
+
+def handoff_plan(config: Config, cloud: Cloud) -> StepPlan:
+    """Steps 1 and 4 from the config and the tenant's cloud (nothing is read from the tenant)."""
     out = StepPlan()
-    config = ctx.config
-    cloud = get_cloud(ctx.session.endpoints.cloud)
     upn = config.catchall.upn if config.catchall else "(no catch-all account configured)"
 
-    # Step 1: the partner.
+    _partner(out, config)
+
+    # Step 4: the handoff.
+    if cloud.ingestion_endpoint:
+        endpoint = f"the ingestion endpoint {cloud.ingestion_endpoint}"
+    else:
+        endpoint = (
+            f"an ingestion endpoint (none is documented for {cloud.title}: pass one with "
+            "`partner-info --ingestion-endpoint URL`)"
+        )
+    out.instructions.append(
+        f"Step 4 (manual): give the partner {endpoint} and the sign-in of {upn}. "
+        "`m365archive partner-info` writes the packet; `--include-secret --out FILE` adds the password "
+        "in a file only you can read."
+    )
+    out.findings.append(
+        finding(
+            NAME,
+            upn,
+            Severity.HIGH,
+            f"Step 4 hands the password of an Exchange Administrator to a third party, for a route Microsoft "
+            f"retired on {RETIREMENT['date']}",
+            "hand it over only if an audit requires the documented procedure; rotate it afterwards with "
+            "`m365archive credentials rotate`",
+            category="handoff",
+        )
+    )
+    return out
+
+
+def _partner(out: StepPlan, config: Config) -> None:
+    """Step 1: the partner chosen in the config, checked against the reference page's list."""
     if config.partner:
         partner = find_partner(config.partner)
         if partner:
@@ -71,33 +115,3 @@ async def plan(ctx: StepContext) -> StepPlan:
                 'find one with `m365archive partners --source <data source>` and set `partner = "..."`',
             )
         )
-
-    # Step 4: the handoff.
-    if cloud.ingestion_endpoint:
-        endpoint = f"the ingestion endpoint {cloud.ingestion_endpoint}"
-    else:
-        endpoint = (
-            f"an ingestion endpoint (none is documented for {cloud.title}: pass one with "
-            "`partner-info --ingestion-endpoint URL`)"
-        )
-    out.instructions.append(
-        f"Step 4 (manual): give the partner {endpoint} and the sign-in of {upn}. "
-        "`m365archive partner-info` writes the packet; `--include-secret --out FILE` adds the password "
-        "in a file only you can read."
-    )
-    if config.catchall:
-        ctx.progress("reading the sign-in policies that apply to the catch-all (Security defaults, Conditional Access)")
-        out.checks.append(await catchall_mfa_check(ctx, upn))
-    out.findings.append(
-        finding(
-            NAME,
-            upn,
-            Severity.HIGH,
-            f"Step 4 hands the password of an Exchange Administrator to a third party, for a route Microsoft "
-            f"retired on {RETIREMENT['date']}",
-            "hand it over only if an audit requires the documented procedure; rotate it afterwards with "
-            "`m365archive credentials rotate`",
-            category="handoff",
-        )
-    )
-    return out

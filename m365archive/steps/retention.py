@@ -10,6 +10,12 @@ from m365archive.steps.base import SCC, change, cmdlet_operation
 from m365archive.tenant.exchange import Cmdlet
 
 
+def hold_duration(value: Any) -> str:
+    """A Litigation Hold duration as the config says it: Exchange shows '2555.00:00:00' or 'Unlimited'."""
+    text = str(value or "Unlimited")
+    return "Unlimited" if text.lower() == "unlimited" else text.split(".")[0]
+
+
 def location_names(policy: dict[str, Any] | None, key: str = "ExchangeLocation") -> set[str]:
     """A retention policy's locations, lower case. Each location is an object read through `.Name`
     (Microsoft365DSC SCRetentionCompliancePolicy: `$policy.ExchangeLocation.Name`; Microsoft's
@@ -31,8 +37,8 @@ def new_policy(
 ) -> list[Change]:
     """A new retention policy covering `mailboxes`, and its rule keeping items for `duration`."""
     policy = change(
-        step, "retention-policy", name, "retention policy", None, after,
-        cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionCompliancePolicy",
+        step=step, key="retention-policy", target=name, setting="retention policy", before=None, after=after,
+        operation=cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionCompliancePolicy",
                                               {"Name": name, "ExchangeLocation": mailboxes})),
         side=SCC, category="retention-policy", depends_on=list(deps or []),
         rollback=command("Remove-RetentionCompliancePolicy", {"Identity": name}),
@@ -40,8 +46,8 @@ def new_policy(
         "delay hold first (source: Microsoft Purview 'Manage mailboxes on delay hold')",
     )  # fmt: skip
     rule = change(
-        step, "retention-rule", name, "retention rule", None, duration,
-        cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionComplianceRule", {
+        step=step, key="retention-rule", target=name, setting="retention rule", before=None, after=duration,
+        operation=cmdlet_operation(OperationKind.COMPLIANCE, Cmdlet("New-RetentionComplianceRule", {
             "Name": f"{name} rule", "Policy": name, "RetentionDuration": duration,
             "RetentionComplianceAction": "Keep"})),
         side=SCC, category="retention-policy", depends_on=[policy.id],

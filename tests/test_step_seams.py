@@ -108,7 +108,7 @@ def mailbox(state: MailboxState, user: CatchallUser, cfg: Config | None = None) 
 def test_a_mailbox_still_to_come_is_planned_with_a_new_mailboxs_values_after_its_licence() -> None:
     user = CatchallUser(exists=False, mailbox_after=("catchall_account/license/x",))
     changes, planned = mailbox(MailboxState(), user)
-    assert (changes["hidden"].before, changes["hidden"].after) == ("(new mailbox) False", True)
+    assert (changes["hidden"].before, changes["hidden"].after) == ("(new mailbox) off", True)
     assert changes["hidden"].action is Action.UPDATE
     assert changes["auto-expanding-archive"].depends_on == [
         "catchall_account/license/x",
@@ -201,11 +201,13 @@ def test_cleanup_removes_the_role_blocks_sign_in_then_deletes_the_local_password
         "service-principal": Action.NOOP,
         "role": Action.DELETE,
         "sign-in": Action.UPDATE,
+        "revoke-sessions": Action.UPDATE,
         "keyring": Action.DELETE,
     }
     role = changes["role"].operation
     assert role is not None and role.request["path"] == "/directoryRoles/r1/members/u1/$ref"
-    assert changes["keyring"].depends_on == [changes["role"].id, changes["sign-in"].id]
+    assert changes["revoke-sessions"].depends_on == [changes["sign-in"].id]
+    assert changes["keyring"].depends_on == [changes[k].id for k in ("role", "sign-in", "revoke-sessions")]
     assert changes["keyring"].operation is not None and changes["keyring"].operation.kind is OperationKind.LOCAL
 
 
@@ -273,7 +275,7 @@ def test_on_premises_archives_are_enabled_unless_already_waiting_for_sync() -> N
     from m365archive.steps.user_mailboxes import onprem_plan
 
     out = onprem_plan(["A@x.com", "b@x.com", "c@x.com"], {"a@x.com": "None", "b@x.com": "HostedPending"})
-    assert [(c.target, c.before, c.after) for c in out.changes] == [("A@x.com", "None", "HostedProvisioned")]
+    assert [(c.target, c.before, c.after) for c in out.changes] == [("A@x.com", False, True)]
     assert [(f.target, f.category) for f in out.findings] == [
         ("b@x.com", "pending-directory-sync"),
         ("c@x.com", "needs-on-premises"),

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from m365archive.steps.catchall_mailbox import hold_duration
 from m365archive.steps.connector_consent import consent_state
 from m365archive.steps.connector_readiness import group_id, role_name
-from m365archive.steps.retention import location_names
+from m365archive.steps.retention import hold_duration, location_names
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.session import TenantSession
 from m365archive.wellknown import CONNECTOR_APP_ID

@@ -317,3 +317,229 @@ def render_markdown() -> str:
         "Administrator for Security & Compliance).",
     ]
     return "\n".join(lines) + "\n"
+
+
+# --- what a principal holds against what a run needs (preflight, and setup's plan-time checks) ------------
+
+# Entra built-in role template ids (Microsoft Entra built-in roles reference,
+# https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference).
+ENTRA_ROLE_TEMPLATES: dict[str, str] = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "License Administrator": "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
+    "Exchange Administrator": "29232cdf-9323-42fd-ade2-1d097af3e4de",
+    "Exchange Recipient Administrator": "31392ffb-586c-42d1-9346-e59415a2cc4e",
+    "Compliance Administrator": "17315797-102d-40b4-93e0-432062caca18",
+    "Compliance Data Administrator": "e6d1a23a-da11-4be4-9570-befc86d067a7",
+    "Cloud Application Administrator": "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "Application Administrator": "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+}
+ROLE_NAMES_BY_TEMPLATE = {v: k for k, v in ENTRA_ROLE_TEMPLATES.items()}
+GLOBAL_ADMIN = "Global Administrator"
+
+# Entra roles whose holders Exchange Online and Security & Compliance count as members of a role group (through
+# the TenantAdmins_*, ExchangeServiceAdmins_*, GlobalReaders_*, ComplianceAdmins_* groups that are members of it):
+# https://learn.microsoft.com/exchange/permissions-exo/permissions-exo ("Global roles in Microsoft Entra ID allow
+# you to manage ... Exchange Online"); the per-role mapping is unverified by Microsoft (Microsoft365DSC's
+# settings.json pair Global Reader with View-Only Organization Management and Exchange Administrator with
+# Organization Management).
+ROLE_GROUPS_OF_ENTRA_ROLE: dict[str, tuple[str, ...]] = {
+    "Global Administrator": ("Organization Management",),
+    "Exchange Administrator": ("Organization Management",),
+    "Global Reader": ("View-Only Organization Management",),
+    "Compliance Administrator": ("Compliance Administrator",),
+    "Exchange Recipient Administrator": ("Recipient Management",),
+}
+# Role groups whose members can do everything another's can (Exchange's built-in role groups).
+ROLE_GROUP_COVERS: dict[str, tuple[str, ...]] = {
+    "Organization Management": ("View-Only Organization Management", "Recipient Management", "View-Only Recipients"),
+    "View-Only Organization Management": ("View-Only Recipients",),
+}
+# Role groups that live in Security & Compliance (the others are Exchange Online's, or on premises).
+COMPLIANCE_STEPS = ("retention", "connector_readiness")
+COMPLIANCE_ROLE_GROUPS = ("Compliance Administrator", "Compliance Data Administrator")
+
+HAVE, MISSING, ELIGIBLE, UNKNOWN = "have", "missing", "eligible", "can't tell"
+# The permission kinds of a need, in the order preflight lists them.
+KINDS = ("graph-permission", "exchange-permission", "entra-role", "role-group", "service-principal")
+# The resource apps a run's tokens are for (first-party service principals every tenant has).
+RESOURCE_APPS = {
+    "Microsoft Graph": "00000003-0000-0000-c000-000000000000",
+    "Office 365 Exchange Online": "00000002-0000-0ff1-ce00-000000000000",
+}
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a run needs: any one of `names` (a permission, an Entra role, a role group, an app id)."""
+
+    kind: str
+    names: Alternatives
+    side: str = ""  # role groups: "exchange-online", "compliance" or "on-premises"
+    entra: Alternatives = ()  # role groups: Entra roles that do as well (the row's Entra roles)
+    steps: tuple[str, ...] = ()  # the table rows' "command / step: does" that need it
+
+    @property
+    def label(self) -> str:
+        text = " or ".join(self.names)
+        if self.kind == "role-group":
+            where = {"compliance": "Security & Compliance", "on-premises": "on-premises Exchange"}.get(
+                self.side, "Exchange Online"
+            )
+            return f"{text} ({where} role group)"
+        return text
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the signed-in principal holds, as read (None: it could not be read)."""
+
+    app_only: bool
+    graph: frozenset[str] | None  # the Graph token's scp (delegated) or roles (application)
+    exchange: frozenset[str] | None  # the Exchange token's scp or roles
+    roles: frozenset[str] | None  # active Entra roles (names)
+    eligible: frozenset[str] | None  # Entra roles PIM lists as eligible, not active
+    role_groups: dict[str, frozenset[str] | None]  # side -> role groups the principal is a member of
+    service_principals: dict[str, bool | None]  # app id -> present
+    own_client: bool = True  # signed in through an app whose delegated permissions the config names
+
+
+def _higher(name: str) -> set[str]:
+    """Permissions that include `name` (its ReadWrite form; Graph's permissions reference lists them as higher
+    privileged alternatives on each API page)."""
+    out = {name}
+    if ".Read." in name:
+        out.add(name.replace(".Read.", ".ReadWrite."))
+    return out
+
+
+def needs_for_rows(rows: list[Requirement], *, app_only: bool) -> list[Need]:
+    """The needs of these rows for a delegated or an app-only sign-in, each once, with the rows that need it."""
+    merged: dict[tuple[str, Alternatives, str, Alternatives], list[str]] = {}
+
+    def add(kind: str, names: Alternatives, where: str, side: str = "", entra: Alternatives = ()) -> None:
+        merged.setdefault((kind, names, side, entra), [])
+        if where not in merged[(kind, names, side, entra)]:
+            merged[(kind, names, side, entra)].append(where)
+
+    for row in rows:
+        where = f"{row.command} / {row.step}: {row.does}"
+        graph = row.graph_application if app_only else row.graph_delegated
+        for alternatives in graph:
+            add("graph-permission", alternatives, where)
+        if graph:
+            add("service-principal", ("Microsoft Graph",), where)
+        if row.exchange:
+            add("exchange-permission", (EXCHANGE_APP_ROLE if app_only else EXCHANGE_DELEGATED,), where)
+            add("service-principal", ("Office 365 Exchange Online",), where)
+        onprem = "hybrid" in row.step or row.command.startswith("preflight --onprem")
+        if onprem:
+            for alternatives in row.exchange_role_groups:
+                add("role-group", alternatives, where, "on-premises")
+            continue
+        if app_only or not row.exchange_role_groups:
+            for alternatives in row.entra_roles:
+                add("entra-role", alternatives, where)
+            continue
+        entra = tuple(name for alternatives in row.entra_roles for name in alternatives)
+        for alternatives in row.exchange_role_groups:
+            compliance = row.step in COMPLIANCE_STEPS or alternatives[0] in COMPLIANCE_ROLE_GROUPS
+            add("role-group", alternatives, where, "compliance" if compliance else "exchange-online", entra)
+    needs = [Need(kind, names, side, entra, tuple(steps)) for (kind, names, side, entra), steps in merged.items()]
+    return sorted(needs, key=lambda n: KINDS.index(n.kind))
+
+
+def _role_verdict(names: Alternatives, held: Held) -> tuple[str, str]:
+    wanted = (*names, GLOBAL_ADMIN)
+    if held.roles is not None:
+        have = next((n for n in wanted if n in held.roles), None)
+        if have:
+            return HAVE, have
+    if held.eligible is not None:
+        eligible = next((n for n in wanted if n in held.eligible), None)
+        if eligible:
+            return ELIGIBLE, eligible
+    if held.roles is None:
+        return UNKNOWN, "the principal's directory roles could not be read"
+    return MISSING, "" if held.eligible is not None else "PIM eligibility could not be read"
+
+
+def evaluate(need: Need, held: Held) -> tuple[str, str]:
+    """(verdict, what satisfies it or why it can't be told) for one need."""
+    if need.kind in ("graph-permission", "exchange-permission"):
+        granted = held.graph if need.kind == "graph-permission" else held.exchange
+        if granted is None:
+            return UNKNOWN, "no token could be read for this resource"
+        for name in need.names:
+            found = next((g for g in sorted(granted) if g in _higher(name)), None)
+            if found:
+                return HAVE, found
+        if need.kind == "exchange-permission" and not held.app_only and not held.own_client:
+            # Microsoft's Exchange Online PowerShell client: which delegated scopes its tokens carry is undocumented.
+            return (
+                UNKNOWN,
+                "signed in through Microsoft's Exchange Online PowerShell client, whose scopes are undocumented",
+            )
+        return MISSING, ""
+    if need.kind == "entra-role":
+        return _role_verdict(need.names, held)
+    if need.kind == "service-principal":
+        present = held.service_principals.get(RESOURCE_APPS.get(need.names[0], need.names[0]))
+        if present is None:
+            return UNKNOWN, "the service principal could not be read"
+        return (HAVE, need.names[0]) if present else (MISSING, "")
+    return _role_group_verdict(need, held)
+
+
+def _entra_grants(role: str, need: Need) -> bool:
+    """Whether holding Entra role `role` does what membership of the need's role group does."""
+    return role in need.entra or role == GLOBAL_ADMIN or _covers(ROLE_GROUPS_OF_ENTRA_ROLE.get(role, ()), need)
+
+
+def _role_group_verdict(need: Need, held: Held) -> tuple[str, str]:
+    groups = held.role_groups.get(need.side)
+    member = next((g for g in sorted(groups or ()) if _covers((g,), need)), None)
+    if need.side == "on-premises":  # Entra roles grant nothing on premises
+        if groups is None:
+            return UNKNOWN, "on-premises rights are checked by `m365archive preflight --onprem`"
+        return (HAVE, f"member of {member}") if member else (MISSING, "")
+    candidates = (*need.entra, GLOBAL_ADMIN, *ROLE_GROUPS_OF_ENTRA_ROLE)
+    active = next((r for r in candidates if held.roles and r in held.roles and _entra_grants(r, need)), None)
+    if active:
+        return HAVE, f"Entra role {active}"
+    if member:
+        return HAVE, f"member of {member}"
+    eligible = next((r for r in candidates if held.eligible and r in held.eligible and _entra_grants(r, need)), None)
+    if eligible:
+        return ELIGIBLE, f"Entra role {eligible}"
+    if groups is None:
+        return UNKNOWN, "the role group's members could not be read"
+    return MISSING, "" if held.eligible is not None else "PIM eligibility could not be read"
+
+
+def entra_role_for(need: Need) -> str:
+    """The Entra role to assign instead of a role-group membership: the one Exchange counts into that group."""
+    for role, groups in ROLE_GROUPS_OF_ENTRA_ROLE.items():
+        if role != GLOBAL_ADMIN and any(_norm(g) in {_norm(n) for n in need.names} for g in groups):
+            return role
+    return need.entra[0] if need.entra else ""
+
+
+def _norm(name: str) -> str:
+    return name.replace(" ", "").replace("-", "").lower()
+
+
+def _covers(groups: tuple[str, ...], need: Need) -> bool:
+    """Whether membership of any of `groups` (names as read: "OrganizationManagement" or "Organization Management")
+    satisfies the need."""
+    wanted = {_norm(n) for n in need.names}
+    for group in groups:
+        if _norm(group) in wanted:
+            return True
+        covered = next((c for k, c in ROLE_GROUP_COVERS.items() if _norm(k) == _norm(group)), ())
+        if any(_norm(c) in wanted for c in covered):
+            return True
+    return False

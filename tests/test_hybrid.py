@@ -140,8 +140,7 @@ def test_preflight_onprem_wrong_password_and_unreachable(
     assert not verdict.ok and f"127.0.0.1:{closed} is not reachable" in verdict.detail
 
 
-def test_preflight_needs_a_check_and_an_onprem_table(hybrid: SimulatedTenant) -> None:
-    assert m365(hybrid.url, "preflight").code == ExitCode.USAGE
+def test_preflight_onprem_needs_an_onprem_table(hybrid: SimulatedTenant) -> None:
     no_onprem = m365(hybrid.url, "preflight", "--onprem")
     assert no_onprem.code == ExitCode.USAGE and "[onprem]" in no_onprem.stderr
 

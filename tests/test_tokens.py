@@ -292,10 +292,19 @@ def test_setup_with_too_few_scopes_is_refused_by_the_service(tmp_path: Path) -> 
     with simulated_tenant(
         "fresh", time_scale=0.001, principal_scopes=("User.Read.All", "Organization.Read.All")
     ) as sim:
+        # setup's plan-time permission check stops it before the service has to (exit 7, nothing sent) ...
         run = m365(sim.url, "setup", "--yes", "--password-file", str(tmp_path / "pw"))
-        assert run.code != ExitCode.OK
-        assert sim.state.user_by_upn(CATCHALL) is None
-        assert any(e["status"] == 403 for e in sim.requests if e.get("service") == "graph")
+        assert run.code == ExitCode.PREREQUISITE, run.stdout + run.stderr
+        assert "User.ReadWrite.All missing" in run.stdout + run.stderr
+        assert sim.state.user_by_upn(CATCHALL) is None and sim.writes() == []
+        # ... and the service refuses the write itself all the same
+        answer = httpx.post(
+            f"{sim.url}/v1.0/users",
+            json={"accountEnabled": True, "displayName": "x", "mailNickname": "x", "userPrincipalName": CATCHALL},
+            headers={"Authorization": f"Bearer {bearer(sim, GRAPH)}"},
+            timeout=30,
+        )
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "Authorization_RequestDenied"
 
 
 def _app_only_call(sim: SimulatedTenant) -> int:

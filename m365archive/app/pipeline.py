@@ -126,6 +126,11 @@ class Procedure:
         """Advisory checks only a dry run adds (e.g. where a secret would be kept)."""
         return []
 
+    async def access_checks(self, session: TenantSession, plan: Plan) -> list[Check]:
+        """Checks of what the signed-in principal holds against what the plan's changes need (preflight's
+        verdicts): blocking when something is missing or only eligible, advisory when it can't be told."""
+        return []
+
     def before_apply(self, plan: Plan) -> None:
         """After confirmation, right before the first write."""
 
@@ -332,6 +337,7 @@ async def run(
         if saved is not None:
             binding = await validate_saved(procedure, env, config, session, saved)
             plan = binding.plan
+            plan.checks += await procedure.access_checks(session, plan)
             ui.say(f"Plan digest: {saved.digest}")
             if binding.message:
                 ui.say(binding.message)
@@ -342,6 +348,7 @@ async def run(
                 if exc.plan is not None:  # the report still says what failed, and that nothing is sent
                     save(procedure, stamp(exc.plan, config, procedure), replace(options, plan_out=None, csv=None))
                 raise
+            plan.checks += await procedure.access_checks(session, plan)
             if options.dry_run:  # after stamp: reading the plan's secrets seals its digest
                 plan.checks += procedure.dry_run_checks(plan)
         save(procedure, plan, options)
@@ -351,6 +358,7 @@ async def run(
             result.outcome = Outcome.NO_CHANGES
         ui.show_plan(plan)
         blocked = blocking_failures(plan.checks)
+        plan.appliable = plan.appliable and not blocked
         if blocked:  # reported and saved for the ticket (marked not appliable); nothing is sent
             result.outcome = Outcome.BLOCKED
             result.errors = [c.title for c in blocked]

@@ -1,12 +1,13 @@
-"""Preflight checks before a run: can we reach, sign in to, and act on on-premises Exchange?"""
+"""Preflight checks before a run: what the signed-in principal holds against what a run needs, and whether
+on-premises Exchange can be reached, signed in to and acted on. Reads only."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from m365archive.powershell import command
 from m365archive.tenant.exchange import Cmdlet, TransportError
 
 if TYPE_CHECKING:
@@ -35,12 +36,23 @@ async def tcp_reachable(host: str, port: int, timeout: float = 10.0) -> Verdict:
     return Verdict("connectivity", True, f"{host}:{port} accepts connections")
 
 
-async def onprem_checks(runner: Any, host: str, port: int) -> list[Verdict]:
+# The management role that holds Enable-RemoteMailbox and Set-RemoteMailbox (Recipient Management and Organization
+# Management are assigned it).
+ARCHIVE_ROLE = "Mail Recipients"
+
+
+def account_names(username: str) -> set[str]:
+    """The forms Exchange may name an account in EffectiveUserName: DOMAIN\\user -> user, user@domain -> user."""
+    name = username.rpartition("\\")[2]
+    return {username.lower(), name.lower(), name.split("@")[0].lower()}
+
+
+async def onprem_checks(runner: Any, host: str, port: int, username: str = "") -> list[Verdict]:
     """Connectivity, then authentication and session, then the rights m365archive needs.
 
-    The rights check asks Enable-RemoteMailbox for an identity that does not exist: Exchange's RBAC
-    only exposes the cmdlets a role grants, so "couldn't be found" proves the right and changes nothing,
-    while "not recognized" means the role is missing.
+    The rights check is a read: Get-ManagementRoleAssignment -Role 'Mail Recipients' -GetEffectiveUsers lists
+    every user who effectively holds the role that carries Enable-RemoteMailbox (through role groups too); the
+    signed-in account must be among them. Nothing is changed.
     """
     verdicts = [await tcp_reachable(host, port)]
     if not verdicts[0].ok:
@@ -55,24 +67,30 @@ async def onprem_checks(runner: Any, host: str, port: int) -> list[Verdict]:
         verdicts.append(Verdict("read remote mailboxes", False, read.error.message))
         return verdicts
     verdicts.append(Verdict("read remote mailboxes", True, "Get-RemoteMailbox answered"))
-    probe = f"m365archive-preflight-{uuid.uuid4()}"
-    write = await runner.invoke(Cmdlet("Enable-RemoteMailbox", {"Identity": probe, "Archive": True}))
-    if write.error is None or write.error.not_found:
+    probe = Cmdlet("Get-ManagementRoleAssignment", {"Role": ARCHIVE_ROLE, "GetEffectiveUsers": True})
+    rights = await runner.invoke(probe)
+    if rights.error is not None:
+        verdicts.append(
+            Verdict("enable archives", False, f"{probe.powershell()} failed: {rights.error.message} (can't tell)")
+        )
+        return verdicts
+    names = account_names(username)
+    holding = [o for o in rights.objects if str(o.get("EffectiveUserName", "")).lower() in names]
+    if holding:
+        via = str(holding[0].get("RoleAssigneeName") or holding[0].get("Name") or "")
         verdicts.append(
             Verdict(
-                "enable archives",
-                True,
-                "Enable-RemoteMailbox is granted (probed with an identity that does not exist: nothing changed)",
+                "enable archives", True, f"{username} holds the {ARCHIVE_ROLE} role (Enable-RemoteMailbox) via {via}"
             )
         )
     else:
+        remedy = command("Add-RoleGroupMember", {"Identity": "Recipient Management", "Member": username})
         verdicts.append(
             Verdict(
                 "enable archives",
                 False,
-                f"Enable-RemoteMailbox is not available: "
-                f"{write.error.message} (the Recipient Management role "
-                "grants it)",
+                f"{username} does not hold the {ARCHIVE_ROLE} role that Enable-RemoteMailbox needs; "
+                f"in the Exchange Management Shell: {remedy}",
             )
         )
     return verdicts
@@ -102,6 +120,6 @@ async def onprem(env: Env, config: Config) -> list[Verdict]:
         parsed = urlparse(endpoints.onprem_url)
         host, port = parsed.hostname or host, parsed.port or port
     try:
-        return await onprem_checks(runner, host, port)
+        return await onprem_checks(runner, host, port, cfg.username or "")
     finally:
         await runner.aclose()

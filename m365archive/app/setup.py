@@ -117,6 +117,15 @@ class Setup(Procedure):
             return []
         return [password_store_check(self.env.password_file, blocking=False)]
 
+    async def access_checks(self, session: TenantSession, plan: Plan) -> list[Check]:
+        """What the plan's pending changes need against what the principal holds (the reads `preflight` makes)."""
+        from m365archive.app.access import check_access, rows_for_plan
+
+        if not plan.pending:
+            return []
+        report = await check_access(session, self.config, rows_for_plan(plan), "setup")
+        return report.checks()
+
     def secrets(self, plan: Plan) -> SecretStore:
         store = SecretStore(self.env, self.config)
         store.prepare(secret_names(plan))

@@ -362,7 +362,66 @@ def _set(state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], 
     return []  # Set- writes nothing to the pipeline
 
 
+# The on-premises role groups and the management roles each is assigned (Exchange Server's built-in role groups;
+# only the roles m365archive asks about). Enable-RemoteMailbox is in the Mail Recipients role.
+ONPREM_ROLE_GROUP_ROLES: dict[str, tuple[str, ...]] = {
+    "Organization Management": (
+        "Mail Recipients",
+        "Mail Recipient Creation",
+        "Role Management",
+        "View-Only Recipients",
+    ),
+    "Recipient Management": ("Mail Recipients", "Mail Recipient Creation", "View-Only Recipients"),
+    "View-Only Organization Management": ("View-Only Recipients", "View-Only Configuration"),
+}
+ASSIGNMENT_TYPES = [
+    "Deserialized.Microsoft.Exchange.Management.RbacTasks.ExchangeRoleAssignmentPresentation",
+    "Deserialized.Microsoft.Exchange.Data.Directory.ADPresentationObject",
+    "Deserialized.Microsoft.Exchange.Data.ConfigurableObject",
+    "Deserialized.System.Object",
+]
+
+
+def _role_assignments(
+    state: TenantState, pipeline: Any, cmdlet: str, bound: dict[str, Any], machine: str
+) -> list[RemoteMailbox]:
+    """Get-ManagementRoleAssignment [-Role R] [-GetEffectiveUsers]: the role assignments of the role groups the
+    on-premises accounts belong to (knob onprem_role_groups); with -GetEffectiveUsers one object per user who
+    effectively holds the assignment, named in EffectiveUserName. A read: it changes nothing."""
+    wanted = str(bound.get("Role") or "").lower()
+    users = [account.rpartition("\\")[2] for account in state.onprem_users]
+    org = state.domain.split(".")[0]
+    for group in state.knobs.onprem_role_groups:
+        for role in ONPREM_ROLE_GROUP_ROLES.get(group, ()):
+            if wanted and role.lower() != wanted:
+                continue
+            for user in users if bound.get("GetEffectiveUsers") else [""]:
+                obj = PSObject()
+                obj.PSObject.type_names = list(ASSIGNMENT_TYPES)
+                name = f"{role}-{group}"
+                obj.PSObject.to_string = name
+                for key, value in (
+                    ("Name", name),
+                    ("Identity", name),
+                    ("Role", role),
+                    ("RoleAssigneeName", group),
+                    ("RoleAssigneeType", "RoleGroup"),
+                    ("AssignmentMethod", "RoleGroup" if user else "Direct"),
+                    ("EffectiveUserName", user or "All Group Members"),
+                    ("RoleAssignee", f"{org}.local/Microsoft Exchange Security Groups/{group}"),
+                    ("Enabled", True),
+                    ("RoleAssignmentDelegationType", "Regular"),
+                    ("RecipientWriteScope", "Organization"),
+                    ("ConfigWriteScope", "OrganizationConfig"),
+                    ("IsValid", True),
+                ):
+                    add_note_property(obj, key, value)
+                pipeline.write_output(obj)
+    return []
+
+
 _HANDLERS = {
+    "get-managementroleassignment": _role_assignments,
     "get-remotemailbox": _get,
     "enable-remotemailbox": _enable,
     "set-remotemailbox": _set,

@@ -79,6 +79,9 @@ BUILTIN_ROLES = {
     "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
     "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
     "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
+    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+    "4d6ac14f-3453-41d0-bef9-a3e0c569773a": "License Administrator",
 }
 ROLE_BY_NAME = {name.lower(): rid for rid, name in BUILTIN_ROLES.items()}
 
@@ -201,6 +204,8 @@ def build_state(data: dict[str, Any]) -> TenantState:
     }
     for name, roles in DEFAULT_ROLE_GROUPS.items():
         state.role_groups[name] = RoleGroup(name=name, guid=new_id(), roles=list(roles))
+    ensure_resource_sp(state, "graph")  # first-party service principals every tenant has
+    ensure_resource_sp(state, "exchange")
     if state.signed_in_user:
         _ensure_operator(state, tenant)
     for entry in data.get("users", []):
@@ -310,6 +315,8 @@ def _knob_values(raw: dict[str, Any]) -> dict[str, Any]:
         "principal_roles",
         "conditional_access_policies",
         "application_impersonation_assignees",
+        "principal_eligible_roles",
+        "onprem_role_groups",
     ):
         if key in out and out[key] is not None:
             out[key] = tuple(out[key])

@@ -394,6 +394,9 @@ class Knobs:
     # tickets are verified with it (needs the gssapi package; `make test-kerberos`). "" = no key: every
     # Kerberos ticket is refused.
     onprem_keytab: str = ""
+    # The on-premises role groups every on-premises account is a member of (Get-ManagementRoleAssignment answers
+    # from them): Organization Management grants Enable-RemoteMailbox (role Mail Recipients).
+    onprem_role_groups: tuple[str, ...] = ("Organization Management",)
     # Security & Compliance: the front door redirects to the tenant's regional host, which alone serves
     # (False: the front door, and the loopback /scc mount, serve directly).
     scc_regional_redirect: bool = True
@@ -427,6 +430,10 @@ class Knobs:
     # simulator's default consented set, tokens.DEFAULT_SCOPES) and Entra roles (by display name).
     principal_scopes: tuple[str, ...] | None = None
     principal_roles: tuple[str, ...] = ("Global Administrator",)
+    # Entra roles the principal is only eligible for through Privileged Identity Management (by display name):
+    # listed by roleEligibilityScheduleInstances, absent from the token's `wids` and from transitiveMemberOf
+    # until activated.
+    principal_eligible_roles: tuple[str, ...] = ()
     # Graph refuses writes the token's scopes/roles don't allow (False: any valid token may write).
     permission_check: bool = True
     # A mailbox provisioned now reads AuditEnabled False: auditing on by default does not flip it

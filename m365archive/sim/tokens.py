@@ -82,6 +82,22 @@ def _resource(scope: str) -> str:
     return first.rsplit("/", 1)[0] if first.startswith("http") else first
 
 
+def principal_oid(state: TenantState) -> str:
+    """The object id of the scenario's signed-in principal: the operator's user object, or the app's service
+    principal (the `oid` of its tokens)."""
+    if state.signed_in_user:
+        user = state.user_by_upn(state.signed_in_user)
+        return user.id if user else str(uuid.uuid5(uuid.NAMESPACE_URL, state.signed_in_user))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, SIMULATOR_APP_ID + state.tenant_id))
+
+
+def principal_role_templates(state: TenantState, *, eligible: bool = False) -> list[str]:
+    """The principal's active Entra roles (`wids`, transitiveMemberOf), or with `eligible` the roles PIM lists
+    as eligible only, as role template ids (knobs `principal_roles`, `principal_eligible_roles`)."""
+    names = state.knobs.principal_eligible_roles if eligible else state.knobs.principal_roles
+    return [ROLE_TEMPLATES.get(r, r) for r in names]
+
+
 def issue(state: TenantState, scope: str) -> tuple[str, int]:
     """(access token, expires_in seconds) for the scenario's principal and the scope's resource."""
     k = state.knobs
@@ -91,7 +107,7 @@ def issue(state: TenantState, scope: str) -> tuple[str, int]:
     exchange = not any(g in resource for g in ("graph.microsoft", "microsoftgraph"))
     granted = k.principal_scopes if k.principal_scopes is not None else DEFAULT_SCOPES
     for_resource = [s for s in granted if s.startswith(EXCHANGE_PREFIXES) == exchange]
-    wids = [ROLE_TEMPLATES.get(r, r) for r in k.principal_roles]
+    wids = principal_role_templates(state)
     uti = uuid.uuid4().hex
     claims: dict[str, Any] = {
         "aud": resource,
@@ -103,17 +119,16 @@ def issue(state: TenantState, scope: str) -> tuple[str, int]:
         "uti": uti,
         "wids": wids,
     }
-    user = state.user_by_upn(state.signed_in_user) if state.signed_in_user else None
     if state.signed_in_user:
         claims.update(
-            oid=user.id if user else str(uuid.uuid5(uuid.NAMESPACE_URL, state.signed_in_user)),
+            oid=principal_oid(state),
             upn=state.signed_in_user,
             idtyp="user",
             scp=" ".join(s for s in for_resource if s != "Exchange.ManageAsApp"),
         )
     else:
         claims.update(
-            oid=str(uuid.uuid5(uuid.NAMESPACE_URL, SIMULATOR_APP_ID + state.tenant_id)),
+            oid=principal_oid(state),
             appid=SIMULATOR_APP_ID,
             idtyp="app",
             roles=[s for s in for_resource if s != "Exchange.Manage"],

@@ -287,6 +287,16 @@ class GraphGateway:
         query = _query(filter=f"principalId eq '{_odata_str(principal_id)}'")
         return await self._collect("/roleManagement/directory/roleEligibilityScheduleInstances" + query)
 
+    async def directory_roles_of(self, principal_id: str | None) -> list[dict[str, Any]]:
+        """The directory roles a principal holds now, directly or through groups (PIM-activated ones while
+        active): the signed-in user's (`None`: /me) or a service principal's (transitiveMemberOf)."""
+        if principal_id is not None and not _GUID.match(principal_id):
+            raise ValueError(f"{principal_id!r} is not an object id (GUID)")
+        owner = "/me" if principal_id is None else f"/servicePrincipals/{principal_id}"
+        return await self._collect(
+            owner + "/transitiveMemberOf/graph.directoryRole" + _query(select=["roleTemplateId", "displayName"])
+        )
+
     async def verified_domains(self) -> list[str]:
         """The tenant's verified domain names (organization.verifiedDomains; readable with User.Read)."""
         orgs = await self._collect("/organization" + _query(select=["verifiedDomains"]))

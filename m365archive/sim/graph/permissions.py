@@ -44,26 +44,41 @@ RULES: list[tuple[frozenset[str], re.Pattern[str], str | None, tuple[str, ...], 
     ),
     (frozenset({"POST", "PATCH", "DELETE"}), re.compile(r"^/servicePrincipals"), None, APPS, APPS),
 ]
-# Reads that need a permission the product's other reads don't: the sign-in policies (identitysecuritydefaults-
-# enforcementpolicy-get, conditionalaccessroot-list-policies: Policy.Read.All least privileged).
-READ_RULES: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+# Reads checked (the others are not: unverified which answer what): (path, permissions any one of which is
+# needed, Entra roles a delegated caller must also hold one of, or none). The sign-in policies
+# (identitysecuritydefaultsenforcementpolicy-get, conditionalaccessroot-list-policies: Policy.Read.All least
+# privileged); PIM eligibilities (rbacapplication-list-roleeligibilityscheduleinstances, "Permissions").
+ELIGIBILITY_READ = (
+    "RoleEligibilitySchedule.Read.Directory",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.Read.All",
+    "RoleEligibilitySchedule.ReadWrite.Directory",
+    "RoleManagement.ReadWrite.Directory",
+)
+# ...and in delegated access the signed-in user must hold one of these Entra roles (same page).
+ELIGIBILITY_READ_ROLES = frozenset(
+    ROLE_TEMPLATES[r] for r in ("Global Administrator", "Global Reader", "Privileged Role Administrator")
+) | {
+    "5d6b6bb7-de71-4623-b4af-96380a352509",  # Security Reader
+    "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f",  # Security Operator
+    "194ae4cb-b126-40b2-bd5b-6091b380977d",  # Security Administrator
+}
+READ_RULES: list[tuple[re.Pattern[str], tuple[str, ...], frozenset[str]]] = [
     (
         re.compile(r"^/policies/identitySecurityDefaultsEnforcementPolicy$"),
         ("Policy.Read.All", "Policy.ReadWrite.SecurityDefaults"),
+        frozenset(),
     ),
-    # PIM eligibilities (rbacapplication-list-roleeligibilityscheduleinstances: RoleEligibilitySchedule.Read.Directory
-    # least privileged, RoleManagement.Read.Directory and the ReadWrite ones higher).
+    (
+        re.compile(r"^/identity/conditionalAccess/policies"),
+        ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"),
+        frozenset(),
+    ),
     (
         re.compile(r"^/roleManagement/directory/roleEligibilityScheduleInstances"),
-        (
-            "RoleEligibilitySchedule.Read.Directory",
-            "RoleManagement.Read.Directory",
-            "RoleManagement.Read.All",
-            "RoleEligibilitySchedule.ReadWrite.Directory",
-            "RoleManagement.ReadWrite.Directory",
-        ),
+        ELIGIBILITY_READ,
+        ELIGIBILITY_READ_ROLES,
     ),
-    (re.compile(r"^/identity/conditionalAccess/policies"), ("Policy.Read.All", "Policy.ReadWrite.ConditionalAccess")),
 ]
 SENSITIVE = ("passwordProfile", "accountEnabled")
 PRIVILEGED_AUTH = {ROLE_TEMPLATES["Privileged Authentication Administrator"], ROLE_TEMPLATES["Global Administrator"]}
@@ -78,8 +93,11 @@ def denied(state: TenantState, claims: dict[str, Any] | None, method: str, path:
     app = claims.get("idtyp") == "app"
     held = set(claims.get("roles") or []) if app else set(str(claims.get("scp") or "").split())
     if method == "GET":
-        needs = [alternatives for pattern, alternatives in READ_RULES if pattern.search(path)]
-        return DENIED if any(not held & set(alternatives) for alternatives in needs) else None
+        wids = set(claims.get("wids") or [])
+        for pattern, needs, roles in READ_RULES:
+            if pattern.search(path) and (not held & set(needs) or (roles and not app and not wids & roles)):
+                return DENIED
+        return None
     if method not in ("POST", "PATCH", "DELETE", "PUT"):
         return None
     fields = set(body) if isinstance(body, dict) else set()

@@ -66,6 +66,24 @@ def eligibility_instances(state: Any) -> list[dict[str, Any]]:
                 "endDateTime": None,
             }
         )
+    # The signed-in principal's (knob principal_eligible_roles), whatever kind of principal it is.
+    from m365archive.sim.tokens import principal_oid, principal_role_templates
+
+    oid = principal_oid(state)
+    for template in principal_role_templates(state, eligible=True):
+        out.append(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{oid}/{template}")),
+                "principalId": oid,
+                "roleDefinitionId": template,
+                "directoryScopeId": "/",
+                "appScopeId": None,
+                "memberType": "Direct",
+                "roleEligibilityScheduleId": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{oid}/{template}")),
+                "startDateTime": "2024-01-01T00:00:00Z",
+                "endDateTime": None,
+            }
+        )
     return out
 
 
@@ -272,3 +290,34 @@ class RolesMixin(GraphCore):
         for aid in doomed:
             del self.state.role_assignments[aid]
         return Reply(204)
+
+    # -- the signed-in principal's roles (preflight) ------------------------------------------------
+    def principal_roles_of(self, principal_id: str) -> list[str]:
+        """Role templates a principal holds now: the signed-in principal's from its knobs (what its tokens'
+        `wids` say), anyone else's from the directory's role assignments."""
+        from m365archive.sim.tokens import principal_oid, principal_role_templates
+
+        if principal_id.lower() == principal_oid(self.state).lower():
+            return [t for t in principal_role_templates(self.state) if t in self.state.role_definitions]
+        assigned = {
+            a.role_definition_id
+            for a in self.state.role_assignments.values()
+            if a.principal_id == principal_id and a.directory_scope_id == "/"
+        }
+        return [t for t in self.state.role_definitions if t in assigned]
+
+    def _member_of_roles(self, ctx: Ctx, principal_id: str) -> Reply:
+        templates = self.principal_roles_of(principal_id)
+        return self.page(ctx, "directoryRoles", lambda: templates, self.directory_role_json, directory=False)
+
+    def me_directory_roles(self, ctx: Ctx) -> Reply:
+        """GET /me/transitiveMemberOf/graph.directoryRole: the directory roles the signed-in user holds, directly
+        or through groups (an app-only token has no /me: 400, as Graph answers)."""
+        claims = getattr(ctx.request.state, "token_claims", None) or {}
+        if claims.get("idtyp") == "app":
+            raise bad_request("/me request is only valid with delegated authentication flow.")
+        return self._member_of_roles(ctx, str(claims.get("oid") or ""))
+
+    def sp_directory_roles(self, ctx: Ctx) -> Reply:
+        """GET /servicePrincipals/{id}/transitiveMemberOf/graph.directoryRole."""
+        return self._member_of_roles(ctx, ctx.params["service_principal_id"])

@@ -45,6 +45,11 @@ class GraphService(
                 "/roleManagement/directory/roleAssignments",
                 {"GET": self.list_role_assignments, "POST": self.create_role_assignment},
             ),
+            ("/me/transitiveMemberOf/graph.directoryRole", {"GET": self.me_directory_roles}),
+            (
+                "/servicePrincipals/{service_principal_id}/transitiveMemberOf/graph.directoryRole",
+                {"GET": self.sp_directory_roles},
+            ),
             (
                 "/roleManagement/directory/roleEligibilityScheduleInstances",
                 {"GET": self.list_eligibility_instances},

@@ -13,6 +13,7 @@ from m365archive.cli import (
     config_cmd,
     consent_cmd,
     credentials_cmd,
+    doctor_cmd,
     history_cmd,
     init_cmd,
     legacy_cmd,
@@ -110,6 +111,7 @@ verify_cmd.register(app)
 show_cmd.register(app)
 preflight_cmd.register(app)
 capture_cmd.register(app)
+doctor_cmd.register(app)
 signin_cmd.register(app)
 app.add_typer(sim_cmd.app, name="sim")
 partners_cmd.register(app)

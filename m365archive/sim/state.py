@@ -439,6 +439,8 @@ class Knobs:
     # A mailbox provisioned now reads AuditEnabled False: auditing on by default does not flip it
     # (exchange-facts `audit_enabled`). True: new mailboxes read AuditEnabled True.
     new_mailbox_audit_enabled: bool = False
+    # Get-Mailbox shows ArchiveGuid (the archive's identity the product reads; False: the property is left out).
+    archive_guid_exposed: bool = True
     # Share of active archives whose Get-Mailbox ArchiveStatus reads None (0: always consistent).
     archive_status_none_share: float = 0.25
     # A retention policy's distribution stays Pending this long after New/Set; a Set meanwhile is refused

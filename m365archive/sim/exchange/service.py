@@ -417,6 +417,8 @@ class ExchangeService:
             "PersistedCapabilities": self.capabilities(user),
         }
         obj.update(self.mailbox_settings.get(mbx.guid, {}))
+        if not self.state.knobs.archive_guid_exposed:  # a service that left the archive's GUID out
+            obj.pop("ArchiveGuid", None)
         return obj
 
     def capabilities(self, user: User | None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,13 @@ def test_doctor_holds_on_every_built_in_scenario_with_reads_only_and_a_redacted_
         _only_reads(sim)
 
 
-def _retention_policy(sim: SimulatedTenant) -> None:
+def _retention_policy(sim: SimulatedTenant) -> Callable[[], None]:
     upn = next(u.user_principal_name for u in sim.state.users.values() if u.id in sim.state.mailboxes)
     sim.state.retention_policies["Doctor"] = RetentionPolicy(name="Doctor", guid="p-1", exchange_locations=[upn])
+    return lambda: sim.state.retention_policies.pop("Doctor")
 
 
-def _unknown_plan(sim: SimulatedTenant) -> None:
+def _unknown_plan(sim: SimulatedTenant) -> Callable[[], None]:
     kiosk = Sku(
         "80b2d799-d2ba-4d2a-8842-fb0d0f3a4b82",
         "EXCHANGEDESKLESS",
@@ -116,6 +118,7 @@ def _unknown_plan(sim: SimulatedTenant) -> None:
         [("4a82b400-a79f-41a4-b4e2-e94f5787b113", "EXCHANGE_S_DESKLESS")],
     )
     sim.state.skus[kiosk.sku_id] = kiosk
+    return lambda: sim.state.skus.pop(kiosk.sku_id)
 
 
 FLIPS: list[tuple[dict[str, Any], Any, str]] = [
@@ -132,17 +135,31 @@ FLIPS: list[tuple[dict[str, Any], Any, str]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[SimulatedTenant]:
+    """One `fresh` tenant for the flips below: each turns its knob off and puts it back (doctor only reads)."""
+    with simulated_tenant("fresh", time_scale=0.001) as sim:
+        yield sim
+
+
 @pytest.mark.parametrize(("knobs", "setup", "probe"), FLIPS, ids=[f[2] for f in FLIPS])
 def test_turning_a_behaviour_off_makes_exactly_its_probe_differ(
-    knobs: dict[str, Any], setup: Any, probe: str, tmp_path: Path
+    shared: SimulatedTenant, knobs: dict[str, Any], setup: Any, probe: str, tmp_path: Path
 ) -> None:
-    with simulated_tenant("fresh", time_scale=0.001, **knobs) as sim:
-        if setup is not None:
-            setup(sim)
-        code, verdicts = _doctor(sim, tmp_path)
+    before = {name: getattr(shared.state.knobs, name) for name in knobs}
+    for name, value in knobs.items():
+        setattr(shared.state.knobs, name, value)
+    undo = setup(shared) if setup is not None else None
+    try:
+        code, verdicts = _doctor(shared, tmp_path)
         assert {k for k, v in verdicts.items() if v == "differs"} == {probe}, verdicts
         assert code == ExitCode.FINDINGS
-        _only_reads(sim)
+        _only_reads(shared)
+    finally:
+        for name, value in before.items():
+            setattr(shared.state.knobs, name, value)
+        if undo is not None:
+            undo()
 
 
 def test_retention_locations_hold_when_a_policy_has_locations(tmp_path: Path) -> None:

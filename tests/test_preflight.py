@@ -5,6 +5,7 @@ simulator, whose knobs give the principal its scopes and roles."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,33 +96,51 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[SimulatedTenant]:
+    """One `fresh` tenant for the cases below: each sets the principal's knobs and puts them back (every command
+    signs in anew, so the tokens follow the knobs; nothing here writes)."""
+    with simulated_tenant("fresh", time_scale=0.001) as sim:
+        yield sim
+
+
 @pytest.mark.parametrize(("knobs", "missing"), CASES, ids=[f"case{i}" for i in range(len(CASES))])
 def test_each_missing_need_is_reported_with_its_remedy_exit_7_and_blocks_setup(
-    knobs: dict[str, Any], missing: set[str], tmp_path: Path
+    shared: SimulatedTenant, knobs: dict[str, Any], missing: set[str], tmp_path: Path
 ) -> None:
-    with simulated_tenant("fresh", time_scale=0.001, **knobs) as sim:
-        code, data = _preflight(sim)
-        found = _by_verdict(data, "missing")
-        assert set(found) == missing
-        assert code == (ExitCode.PREREQUISITE if missing else ExitCode.OK)
-        for need in found.values():
-            if need["kind"] in ("graph-permission", "exchange-permission"):
-                assert "/v2.0/adminconsent?client_id=" in need["remedy"]
-                assert need["alternatives"][0] in need["remedy"]  # the consent URL asks for that permission
-            elif need["kind"] == "entra-role":
-                assert need["remedy"].startswith("New-MgRoleManagementDirectoryRoleAssignment -PrincipalId '")
-            else:
-                assert "Add-RoleGroupMember -Identity '" in need["remedy"]
-                assert "-Member 'admin@contoso.onmicrosoft.com'" in need["remedy"]
-        # setup --dry-run makes the same verdicts blocking checks of its plan, and sends nothing
-        plan = tmp_path / "plan.json"
-        run = m365(sim.url, "setup", "--dry-run", "--plan-out", str(plan), "--password-file", str(tmp_path / "pw"))
-        assert run.code == (ExitCode.PREREQUISITE if missing else ExitCode.OK), run.stdout + run.stderr
-        checks = json.loads(plan.read_text())["checks"]
-        blocking = [c for c in checks if c["id"].startswith("permission/") and c["blocking"] and not c["passed"]]
-        assert {c["title"].split(": ", 1)[1].split(" ", 1)[1].rsplit(" missing", 1)[0] for c in blocking} == missing
-        assert all(c["remedy"] == found[_need_of(c)]["remedy"] for c in blocking)
-        assert sim.writes() == []
+    before = {name: getattr(shared.state.knobs, name) for name in knobs}
+    for name, value in knobs.items():
+        setattr(shared.state.knobs, name, value)
+    try:
+        _missing_case(shared, missing, tmp_path)
+    finally:
+        for name, value in before.items():
+            setattr(shared.state.knobs, name, value)
+
+
+def _missing_case(sim: SimulatedTenant, missing: set[str], tmp_path: Path) -> None:
+    code, data = _preflight(sim)
+    found = _by_verdict(data, "missing")
+    assert set(found) == missing
+    assert code == (ExitCode.PREREQUISITE if missing else ExitCode.OK)
+    for need in found.values():
+        if need["kind"] in ("graph-permission", "exchange-permission"):
+            assert "/v2.0/adminconsent?client_id=" in need["remedy"]
+            assert need["alternatives"][0] in need["remedy"]  # the consent URL asks for that permission
+        elif need["kind"] == "entra-role":
+            assert need["remedy"].startswith("New-MgRoleManagementDirectoryRoleAssignment -PrincipalId '")
+        else:
+            assert "Add-RoleGroupMember -Identity '" in need["remedy"]
+            assert "-Member 'admin@contoso.onmicrosoft.com'" in need["remedy"]
+    # setup --dry-run makes the same verdicts blocking checks of its plan, and sends nothing
+    plan = tmp_path / "plan.json"
+    run = m365(sim.url, "setup", "--dry-run", "--plan-out", str(plan), "--password-file", str(tmp_path / "pw"))
+    assert run.code == (ExitCode.PREREQUISITE if missing else ExitCode.OK), run.stdout + run.stderr
+    checks = json.loads(plan.read_text())["checks"]
+    blocking = [c for c in checks if c["id"].startswith("permission/") and c["blocking"] and not c["passed"]]
+    assert {_need_of(c) for c in blocking} == missing
+    assert all(c["remedy"] == found[_need_of(c)]["remedy"] for c in blocking)
+    assert sim.writes() == []
 
 
 def _need_of(check: dict[str, Any]) -> str:

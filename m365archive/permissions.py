@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE
+
 Alternatives = tuple[str, ...]  # any one of these is enough
 
 # The Office 365 Exchange Online (00000002-0000-0ff1-ce00-000000000000) permissions the admin API needs.
@@ -330,7 +332,7 @@ ENTRA_ROLE_TEMPLATES: dict[str, str] = {
     "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
     "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
     "License Administrator": "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
-    "Exchange Administrator": "29232cdf-9323-42fd-ade2-1d097af3e4de",
+    "Exchange Administrator": EXCHANGE_ADMINISTRATOR_ROLE,
     "Exchange Recipient Administrator": "31392ffb-586c-42d1-9346-e59415a2cc4e",
     "Compliance Administrator": "17315797-102d-40b4-93e0-432062caca18",
     "Compliance Data Administrator": "e6d1a23a-da11-4be4-9570-befc86d067a7",

@@ -139,9 +139,9 @@ def rows_for_plan(plan: Plan) -> list[perms.Requirement]:
 
 
 def _claims(token: str) -> dict[str, Any]:
-    from m365archive.app.context import _claims as decode
+    from m365archive.tenant.tokens import token_claims
 
-    return decode(token)
+    return token_claims(token)
 
 
 async def _token_claims(session: TenantSession, scope: str) -> dict[str, Any] | None:
@@ -315,7 +315,7 @@ class _Remedies:
         return f"{e.login.rstrip('/')}/{e.tenant_id}/v2.0/adminconsent?{query}"
 
     def for_need(self, need: perms.Need, verdict: str, via: str) -> str:
-        from m365archive.tenant.auth import EXCHANGE_POWERSHELL_CLIENT_ID, GRAPH_POWERSHELL_CLIENT_ID
+        from m365archive.wellknown import EXCHANGE_POWERSHELL_CLIENT_ID, GRAPH_POWERSHELL_CLIENT_ID
 
         e = self.session.endpoints
         if verdict == perms.UNKNOWN:

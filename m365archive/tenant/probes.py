@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from m365archive.tenant.exchange_rest import APP_ANCHOR, CONTINUE_ON_ERROR, MODULE_VERSION, anchor_for
+from m365archive.tenant.exchange_rest import CONTINUE_ON_ERROR, MODULE_VERSION, anchor_for
 from m365archive.tenant.hostmap import HostMapTransport
 
 if TYPE_CHECKING:
@@ -34,14 +34,9 @@ class Answer:
 
 
 def _claims(token: str) -> dict[str, Any]:
-    import base64
+    from m365archive.tenant.tokens import token_claims
 
-    try:
-        payload = token.split(".")[1]
-        data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return data
-    except (IndexError, ValueError):
-        return {}
+    return token_claims(token)
 
 
 class ServiceProbe:
@@ -68,9 +63,6 @@ class ServiceProbe:
         """The X-AnchorMailbox the product sends (the user's UPN, or the system mailbox for an app)."""
         token = await self.token(self.endpoints.exchange_scope)
         return anchor_for(_claims(token), self.endpoints.tenant_id)
-
-    def app_anchor(self) -> str:
-        return f"{APP_ANCHOR}{self.endpoints.tenant_id}"
 
     async def headers(
         self, cmdlet: str, *, scope: str | None = None, anchor: str | None = None, prefer: str | None = None

@@ -27,3 +27,20 @@ EXCHANGE_POWERSHELL_CLIENT_ID = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
 EXCHANGE_APP_SYSTEM_MAILBOX = "bb558c35-97f1-4cb9-8ff7-d53741dc928c"
 # What Get-Mailbox shows as ArchiveGuid for a mailbox without an archive.
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
+
+# Entra built-in role template ids (Microsoft Entra built-in roles reference,
+# https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference).
+ENTRA_ROLE_TEMPLATES: dict[str, str] = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "License Administrator": "4d6ac14f-3453-41d0-bef9-a3e0c569773a",
+    "Exchange Administrator": EXCHANGE_ADMINISTRATOR_ROLE,
+    "Exchange Recipient Administrator": "31392ffb-586c-42d1-9346-e59415a2cc4e",
+    "Compliance Administrator": "17315797-102d-40b4-93e0-432062caca18",
+    "Compliance Data Administrator": "e6d1a23a-da11-4be4-9570-befc86d067a7",
+    "Cloud Application Administrator": "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "Application Administrator": "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+}

@@ -14,11 +14,13 @@ GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 
 def test_no_product_module_repeats_a_well_known_id() -> None:
     # the null GUID is also how a message shows the shape of a GUID
-    table = {
-        value.lower()
-        for name, value in vars(wellknown).items()
-        if name.isupper() and GUID.fullmatch(value) and value != wellknown.NULL_GUID
-    }
+    values = [
+        value
+        for name, entry in vars(wellknown).items()
+        if name.isupper()
+        for value in (entry.values() if isinstance(entry, dict) else [entry])
+    ]
+    table = {v.lower() for v in values if isinstance(v, str) and GUID.fullmatch(v) and v != wellknown.NULL_GUID}
     assert len(table) >= 5
     repeated = []
     for path in sorted(PRODUCT.rglob("*.py")):

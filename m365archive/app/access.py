@@ -20,6 +20,7 @@ from m365archive.engine.checks import Check
 from m365archive.powershell import command
 from m365archive.tenant.exchange import Cmdlet, TransportError
 from m365archive.tenant.graph_types import GraphError
+from m365archive.wellknown import ENTRA_ROLE_TEMPLATES
 
 if TYPE_CHECKING:
     from m365archive.config import Config
@@ -360,7 +361,7 @@ class _Remedies:
         return self._role_line(role)
 
     def _role_line(self, role: str) -> str:
-        template = perms.ENTRA_ROLE_TEMPLATES.get(role, role)
+        template = ENTRA_ROLE_TEMPLATES.get(role, role)
         return command(
             "New-MgRoleManagementDirectoryRoleAssignment",
             {"PrincipalId": self.oid, "RoleDefinitionId": template, "DirectoryScopeId": "/"},

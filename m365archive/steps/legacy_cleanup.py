@@ -29,7 +29,7 @@ from m365archive.steps.connector_consent import ConsentState, consent_state, rev
 from m365archive.steps.seams import CleanupRequest, ConsentReported, LocalSecrets
 from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.graph_types import GraphError, GraphRequest
-from m365archive.wellknown import CONNECTOR_APP_ID
+from m365archive.wellknown import CONNECTOR_APP_ID, ENTRA_ROLE_TEMPLATES
 from m365archive.wellknown import EXCHANGE_ADMINISTRATOR_ROLE as EXCHANGE_ADMIN_ROLE
 
 NAME = "legacy_cleanup"
@@ -38,7 +38,7 @@ FINDINGS = "legacy_leftovers"
 USER_FIELDS = ["id", "userPrincipalName", "displayName", "accountEnabled", "assignedLicenses"]
 ROLE_NAMES = {
     EXCHANGE_ADMIN_ROLE: "Exchange Administrator",
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    ENTRA_ROLE_TEMPLATES["Global Administrator"]: "Global Administrator",
 }
 SECRET_PREFIX = "legacy-password/"
 CLEANUP = "m365archive legacy cleanup"

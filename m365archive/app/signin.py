@@ -99,12 +99,8 @@ async def _tokens(credential: Any, resources: list[tuple[str, str]]) -> list[Tok
         try:
             token = await credential.get_token(scope)
         except Exception as exc:  # azure-identity raises many types; each means "no token for this"
-            from azure.identity import CredentialUnavailableError
+            from azure.identity import AuthenticationRequiredError  # azure-identity >= 1.17 has it
 
-            try:
-                from azure.identity import AuthenticationRequiredError
-            except ImportError:  # pragma: no cover - every supported azure-identity has it
-                AuthenticationRequiredError = CredentialUnavailableError  # type: ignore[misc,assignment]
             if isinstance(exc, AuthenticationRequiredError):
                 problem = "not signed in: run `m365archive login`"
             else:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from m365archive.steps.catchall_account import USER_FIELDS  # the catch-all step reads the same fields
 from m365archive.steps.connector_consent import consent_state
 from m365archive.steps.connector_readiness import group_id, role_name
 from m365archive.steps.retention import hold_duration, location_names
@@ -22,15 +23,6 @@ from m365archive.tenant.exchange import Cmdlet, has_archive
 from m365archive.tenant.session import TenantSession
 from m365archive.wellknown import CONNECTOR_APP_ID
 
-USER_FIELDS = [
-    "id",
-    "userPrincipalName",
-    "displayName",
-    "usageLocation",
-    "accountEnabled",
-    "assignedLicenses",
-    "onPremisesSyncEnabled",
-]
 SP_FIELDS = ["id", "appId", "displayName", "servicePrincipalType"]
 PAGE_USERS = 999
 PAGE_MAILBOXES = 1000
